@@ -1,0 +1,3 @@
+"""scumble: Stable Diffusion from the command line."""
+
+__version__ = "0.1.0"

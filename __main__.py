@@ -1,0 +1,3 @@
+from scumble.cli.app import main
+
+main()

@@ -1,0 +1,83 @@
+"""The `scumble` command: subcommands registered here, and the one boundary where errors become messages."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from scumble import __version__
+from scumble.pipelines.errors import ScumbleError
+
+from . import listings, txt2img
+from .render import error_line
+
+
+def _debug() -> bool:
+    return os.environ.get("SCUMBLE_DEBUG", "") not in ("", "0")
+
+
+class ScumbleGroup(TyperGroup):
+    """Turns domain errors into one line on stderr and an exit code (2 usage, 1 run time)."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except ScumbleError as exc:
+            if _debug():
+                raise
+            error_line(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
+            if _debug():
+                raise
+            error_line(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (run with --debug for the traceback)")
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=ScumbleGroup,
+    name="scumble",
+    help="Stable Diffusion from the command line: generate, edit and animate, on a GPU or the CPU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"scumble {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    if debug:
+        os.environ["SCUMBLE_DEBUG"] = "1"
+
+
+app.command("txt2img", no_args_is_help=True)(txt2img.txt2img)
+app.command("info")(listings.info)
+app.command("models")(listings.models)
+app.command("schedulers")(listings.schedulers_cmd)
+app.command("presets")(listings.presets_cmd)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:  # `scumble ... | head` closed the pipe: not an error worth a traceback
+        sys.stderr.close()
+        sys.exit(1)

@@ -1,0 +1,31 @@
+"""Glue every subcommand shares: presets over defaults, and loading the engine."""
+
+from __future__ import annotations
+
+import typer
+
+from scumble.pipelines.errors import UsageError
+
+
+def apply_preset(ctx: typer.Context, command: str, values: dict, preset: str | None) -> dict:
+    """Fill options the user did not type from the preset; explicit flags always win."""
+    if not preset:
+        return values
+    from scumble import presets
+
+    merged = dict(values)
+    for key, value in presets.for_command(preset, command).items():
+        if key not in values:
+            raise UsageError(f"--preset {preset}: {command} has no option {key!r}")
+        source = ctx.get_parameter_source(key)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            merged[key] = value
+    return merged
+
+
+def load_engine(model: str, config: str | None, allow_pickle: bool, device: str, dtype: str, offload: str, vae_tiling: bool, attention_slicing: bool):
+    from scumble.pipelines.device import make_runtime
+    from scumble.pipelines.engine import Engine
+
+    runtime = make_runtime(device, dtype, offload, vae_tiling, attention_slicing)
+    return Engine.load(model, runtime, config=config, allow_pickle=allow_pickle)

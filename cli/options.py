@@ -1,0 +1,63 @@
+"""Every option that more than one subcommand takes, declared once as an Annotated alias."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+MODEL_PANEL = "Model and hardware"
+SAMPLING_PANEL = "Sampling"
+OUTPUT_PANEL = "Output"
+
+# ---------------------------------------------------------------- model and hardware
+Model = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="SCUMBLE_MODEL",
+        help="Built-in model name, a diffusers folder, a .safetensors checkpoint, or a hub id.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+Config = Annotated[
+    Optional[str],
+    typer.Option(
+        "--config",
+        help="Architecture for a single-file checkpoint: sd15, sd15-inpaint, sd2-base, sd2-v, sdxl, or a diffusers folder. Guessed from the file when absent.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+AllowPickle = Annotated[
+    bool,
+    typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt/.pth checkpoints (still loaded weights-only).", rich_help_panel=MODEL_PANEL),
+]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps (auto: cuda, then mps, then cpu).", rich_help_panel=MODEL_PANEL)]
+Dtype = Annotated[str, typer.Option("--dtype", help="auto, fp32, fp16 or bf16 (auto: fp16 on a GPU, fp32 on the CPU).", rich_help_panel=MODEL_PANEL)]
+Offload = Annotated[str, typer.Option("--offload", help="none, model or sequential CPU offload (CUDA only, for small GPUs).", rich_help_panel=MODEL_PANEL)]
+VaeTiling = Annotated[bool, typer.Option("--vae-tiling", help="Decode in tiles to save GPU memory at large sizes.", rich_help_panel=MODEL_PANEL)]
+AttentionSlicing = Annotated[bool, typer.Option("--attention-slicing", help="Compute attention in slices to save memory.", rich_help_panel=MODEL_PANEL)]
+
+# ---------------------------------------------------------------- sampling
+NegativePrompt = Annotated[str, typer.Option("--negative-prompt", "-n", help="What the image should not show.", rich_help_panel=SAMPLING_PANEL)]
+Steps = Annotated[int, typer.Option("--steps", "-s", min=1, max=1000, help="Denoising steps.", rich_help_panel=SAMPLING_PANEL)]
+Cfg = Annotated[float, typer.Option("--cfg", "--guidance-scale", min=0.0, max=100.0, help="Classifier-free guidance scale.", rich_help_panel=SAMPLING_PANEL)]
+Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed of the first image (image i gets seed+i). Random when absent; always reported.", rich_help_panel=SAMPLING_PANEL)]
+Width = Annotated[int, typer.Option("--width", "-W", help="Width in pixels, a multiple of 8 (0: the model's native size).", rich_help_panel=SAMPLING_PANEL)]
+Height = Annotated[int, typer.Option("--height", "-H", help="Height in pixels, a multiple of 8 (0: the model's native size).", rich_help_panel=SAMPLING_PANEL)]
+Scheduler = Annotated[str, typer.Option("--scheduler", "--sampler", help="Sampler, diffusers-style or A1111 name (see `scumble schedulers`); empty: the model's own.", rich_help_panel=SAMPLING_PANEL)]
+NoiseSchedule = Annotated[str, typer.Option("--noise-schedule", help="How noise levels are spaced: default, karras, exponential or beta.", rich_help_panel=SAMPLING_PANEL)]
+BatchSize = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.", rich_help_panel=SAMPLING_PANEL)]
+Preset = Annotated[Optional[str], typer.Option("--preset", help="A named bundle of defaults (see `scumble presets`); explicit flags win.", rich_help_panel=SAMPLING_PANEL)]
+
+# ---------------------------------------------------------------- output
+Output = Annotated[
+    Optional[str],
+    typer.Option("--output", "-o", help="A .png file, a folder (names from --name), or - for standard output. Default: outputs/.", rich_help_panel=OUTPUT_PANEL),
+]
+NamePattern = Annotated[str, typer.Option("--name", help="File-name pattern inside an output folder; fields {index}, {seed}, {prompt}.", rich_help_panel=OUTPUT_PANEL)]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist.", rich_help_panel=OUTPUT_PANEL)]
+SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Leave out images whose output file already exists (resume a batch).", rich_help_panel=OUTPUT_PANEL)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.", rich_help_panel=OUTPUT_PANEL)]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON line per written image (path, seed, settings) on stdout.", rich_help_panel=OUTPUT_PANEL)]

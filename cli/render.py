@@ -1,0 +1,86 @@
+"""What the user sees: a progress bar on stderr, JSON lines on stdout, a summary at the end."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+stderr = Console(stderr=True, highlight=False)
+
+
+def error_line(message: str) -> None:
+    # Plain print, not rich: the message may contain [brackets] that rich would read as markup.
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def warning_line(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+class ConsoleReporter:
+    """Reports a run: a rich progress bar over images and steps when stderr is a terminal."""
+
+    def __init__(self, quiet: bool = False, json_lines: bool = False):
+        self.quiet = quiet
+        self.json_lines = json_lines
+        self.progress: Progress | None = None
+        self._images = self._steps = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+        return False
+
+    def start(self, total_images: int, steps: int) -> None:
+        if self.quiet or not sys.stderr.isatty() or total_images == 0:
+            return
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=stderr,
+            transient=True,
+        )
+        self.progress.start()
+        self._images = self.progress.add_task("images", total=total_images)
+        self._steps = self.progress.add_task("steps", total=steps)
+
+    def step(self, done: int, total: int) -> None:
+        if self.progress:
+            self.progress.update(self._steps, completed=done, total=total)
+
+    def image_done(self, result) -> None:
+        if self.progress and not result.skipped:
+            self.progress.advance(self._images)
+        if self.json_lines and not result.skipped:
+            print(json.dumps({"path": result.path, "seed": result.seed, "settings": result.record}), flush=True)
+        elif not self.quiet and result.path:
+            verb = "skipped (exists)" if result.skipped else "wrote"
+            self._print(f"{verb} {result.path} (seed {result.seed})")
+
+    def image_failed(self, label: str, message: str) -> None:
+        self._print(f"error: {label}: {message}" if label not in message else f"error: {message}")
+
+    def _print(self, text: str) -> None:
+        if self.progress:
+            self.progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def summary(self, summary) -> None:
+        if self.quiet and not summary.failed:
+            return
+        parts = [f"{len(summary.written)} written"]
+        if summary.skipped:
+            parts.append(f"{len(summary.skipped)} skipped")
+        if summary.failed:
+            parts.append(f"{len(summary.failed)} failed")
+        print(f"{', '.join(parts)} in {summary.seconds:.1f}s", file=sys.stderr, flush=True)

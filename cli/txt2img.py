@@ -1,0 +1,96 @@
+"""scumble txt2img: parse, call the core, render."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import options as opt
+from .common import apply_preset, load_engine
+from .render import ConsoleReporter
+
+TimestepSpacing = Annotated[str, typer.Option("--timestep-spacing", help="leading, trailing or linspace; empty: the model's own.", rich_help_panel=opt.SAMPLING_PANEL)]
+
+
+def txt2img(
+    ctx: typer.Context,
+    prompt: Annotated[Optional[str], typer.Argument(help="What to draw. Omit when using --prompt-file or --replay.", show_default=False)] = None,
+    negative_prompt: opt.NegativePrompt = "",
+    prompt_file: Annotated[Optional[str], typer.Option("--prompt-file", help="One prompt a line; - reads standard input.", rich_help_panel=opt.SAMPLING_PANEL)] = None,
+    replay: Annotated[Optional[Path], typer.Option("--replay", help="Regenerate this image from its metadata, pixel-identical.", rich_help_panel=opt.SAMPLING_PANEL)] = None,
+    steps: opt.Steps = 20,
+    cfg: opt.Cfg = 7.0,
+    seed: opt.Seed = None,
+    width: opt.Width = 0,
+    height: opt.Height = 0,
+    scheduler: opt.Scheduler = "",
+    noise_schedule: opt.NoiseSchedule = "default",
+    timestep_spacing: TimestepSpacing = "",
+    batch_size: opt.BatchSize = 1,
+    count: Annotated[int, typer.Option("--count", min=1, help="Images per prompt.", rich_help_panel=opt.SAMPLING_PANEL)] = 1,
+    preset: opt.Preset = None,
+    output: opt.Output = None,
+    name: opt.NamePattern = "{index:05}-{seed}-{prompt}",
+    overwrite: opt.Overwrite = False,
+    skip_existing: opt.SkipExisting = False,
+    quiet: opt.Quiet = False,
+    json_lines: opt.Json = False,
+    model: opt.Model = "scumble-mini",
+    config: opt.Config = None,
+    allow_pickle: opt.AllowPickle = False,
+    device: opt.Device = "auto",
+    dtype: opt.Dtype = "auto",
+    offload: opt.Offload = "none",
+    vae_tiling: opt.VaeTiling = False,
+    attention_slicing: opt.AttentionSlicing = False,
+) -> None:
+    """Generate images from a text prompt."""
+    from scumble.pipelines import runs
+    from scumble.pipelines.engine import Sampling
+    from scumble.pipelines.errors import UsageError
+
+    v = apply_preset(ctx, "txt2img", dict(steps=steps, cfg=cfg, scheduler=scheduler, noise_schedule=noise_schedule, timestep_spacing=timestep_spacing, width=width, height=height, batch_size=batch_size, negative_prompt=negative_prompt), preset)
+    if json_lines and output == "-":
+        raise UsageError("--json and -o - both want standard output; choose one")
+    sources = [x for x in (prompt is not None and "PROMPT", prompt_file and "--prompt-file", replay and "--replay") if x]
+    if len(sources) != 1:
+        raise UsageError("give exactly one of PROMPT, --prompt-file or --replay" + (f" (got {' and '.join(sources)})" if sources else ""))
+
+    engine = load_engine(model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing)
+    with ConsoleReporter(quiet, json_lines) as reporter:
+        if replay:
+            summary = runs.replay(engine, replay, output, overwrite, reporter)
+        else:
+            prompts = [prompt] if prompt is not None else read_prompt_file(prompt_file)
+            request = runs.Txt2ImgRequest(
+                prompts=tuple((p, v["negative_prompt"]) for p in prompts),
+                sampling=Sampling(v["steps"], v["cfg"], v["width"], v["height"], v["scheduler"], v["noise_schedule"], v["timestep_spacing"]),
+                count=count,
+                seed=seed,
+                batch_size=v["batch_size"],
+                output=output,
+                name_pattern=name,
+                overwrite=overwrite,
+                skip_existing=skip_existing,
+            )
+            summary = runs.run_txt2img(engine, request, reporter)
+    reporter.summary(summary)
+    raise typer.Exit(summary.exit_code)
+
+
+def read_prompt_file(path: str) -> list[str]:
+    from scumble.pipelines.errors import InputError, UsageError
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(f"--prompt-file {path}: no such file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--prompt-file {path}: cannot read it ({exc})") from exc
+    prompts = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise UsageError(f"--prompt-file {path}: holds no prompts (one a line; # starts a comment)")
+    return prompts

@@ -1,0 +1,224 @@
+"""The Engine owns one loaded model's components and runs txt2img, img2img and inpaint on them.
+
+Loading happens once; the task pipelines are diffusers siblings built with `from_pipe`, which
+shares the same tokenizer, text encoder, UNet and VAE objects instead of loading them again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import device as devices
+from . import schedulers, sources
+from .errors import ModelError, UsageError
+from .sources import ModelSource
+
+StepCallback = Callable[[int, int], None]  # (step just finished, steps in all)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Settings that every image of one run shares."""
+
+    steps: int = 20
+    cfg: float = 7.0
+    width: int = 0  # 0: the model's native size
+    height: int = 0
+    scheduler: str = ""  # "": the model's own scheduler
+    noise_schedule: str = "default"
+    timestep_spacing: str = ""  # "": the model's own
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image to make: what distinguishes it from the others in its run."""
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+    index: int = 0
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def quiet_libraries() -> None:
+    """Our own progress bar and one-line errors replace the libraries' load bars, warnings and notices."""
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(diffusers|transformers)\.")
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+
+def dtype_kwarg(dtype: torch.dtype) -> dict:
+    """diffusers 0.42 renamed `torch_dtype` to `dtype`; older releases know only the old name."""
+    import diffusers
+    from packaging.version import Version
+
+    return {"dtype": dtype} if Version(diffusers.__version__) >= Version("0.42") else {"torch_dtype": dtype}
+
+
+def _load_failure(source: ModelSource, exc: Exception) -> ModelError:
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return ModelError(f"could not load {source.describe()}: {first}")
+
+
+def load_pipeline(source: ModelSource, runtime: devices.Runtime, config: str | None = None, allow_pickle: bool = False):
+    """Build the txt2img pipeline for `source`, offline unless the source is a hub id not yet cached."""
+    quiet_libraries()
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    dtype = dtype_kwarg(runtime.dtype)
+    try:
+        if source.kind in ("builtin", "folder"):
+            folder = Path(source.location)
+            sources.check_components(folder)
+            if source.family == "sdxl":
+                return StableDiffusionXLPipeline.from_pretrained(folder, **dtype, local_files_only=True)
+            return StableDiffusionPipeline.from_pretrained(folder, **dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+        if source.kind == "single_file":
+            path = Path(source.location)
+            keys = sources.checkpoint_keys(path, allow_pickle)
+            folder = sources.config_folder(config, keys)
+            cls = StableDiffusionXLPipeline if "xl" in folder.name or "XL" in (folder / "model_index.json").read_text() else StableDiffusionPipeline
+            extra = {} if cls is StableDiffusionXLPipeline else {"safety_checker": None, "requires_safety_checker": False}
+            return cls.from_single_file(str(path), config=str(folder), local_files_only=True, **dtype, **extra)
+        return _load_hub(source, dtype)
+    except (ModelError, UsageError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - diffusers/transformers raise anything from OSError to KeyError on bad folders
+        raise _load_failure(source, exc) from exc
+
+
+def _load_hub(source: ModelSource, dtype: dict):
+    from diffusers import AutoPipelineForText2Image
+
+    tried = []
+    try:
+        return AutoPipelineForText2Image.from_pretrained(source.location, **dtype, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001
+        tried.append(f"the local cache ({_first_line(exc)})")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        tried.append("no download (HF_HUB_OFFLINE is set)")
+    else:
+        try:
+            return AutoPipelineForText2Image.from_pretrained(source.location, **dtype)
+        except Exception as exc:  # noqa: BLE001
+            tried.append(f"downloading ({_first_line(exc)})")
+    raise ModelError(f"--model {source.location}: could not load this hub id; tried " + "; ".join(tried))
+
+
+def _first_line(exc: Exception) -> str:
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return text[:160]
+
+
+class Engine:
+    """One model, loaded once, serving every task."""
+
+    def __init__(self, pipe, source: ModelSource, runtime: devices.Runtime):
+        self.source = source
+        self.runtime = runtime
+        self._pipes = {"txt2img": devices.place(pipe, runtime)}
+        self._default_scheduler_config = dict(pipe.scheduler.config)
+        self._default_scheduler_class = type(pipe.scheduler).__name__
+        self._scheduler_key: tuple[str, str] | None = None
+        self._hash: str | None = None
+        pipe.set_progress_bar_config(disable=True)
+
+    @classmethod
+    def load(cls, model: str, runtime: devices.Runtime, config: str | None = None, allow_pickle: bool = False) -> "Engine":
+        source = sources.resolve(model)
+        pipe = load_pipeline(source, runtime, config, allow_pickle)
+        family = "sdxl" if "XL" in type(pipe).__name__ else "sd"
+        source = ModelSource(source.kind, source.location, source.name, family)
+        return cls(pipe, source, runtime)
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def components(self) -> dict:
+        return self._pipes["txt2img"].components
+
+    @property
+    def native_size(self) -> int:
+        pipe = self._pipes["txt2img"]
+        return pipe.unet.config.sample_size * pipe.vae_scale_factor
+
+    @property
+    def model_hash(self) -> str:
+        if self._hash is None:
+            self._hash = sources.weights_hash(self.source)
+        return self._hash
+
+    def default_scheduler_name(self) -> str:
+        spec = schedulers.scheduler_for_class(self._default_scheduler_class, self._default_scheduler_config)
+        return spec.name if spec else self._default_scheduler_class
+
+    def pipeline(self, task: str):
+        if task not in self._pipes:
+            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+            auto = {"img2img": AutoPipelineForImage2Image, "inpaint": AutoPipelineForInpainting}[task]
+            pipe = auto.from_pipe(self._pipes["txt2img"])
+            pipe.set_progress_bar_config(disable=True)
+            self._pipes[task] = pipe
+        return self._pipes[task]
+
+    def use_scheduler(self, sampling: Sampling) -> str:
+        """Switch every task pipeline to the run's scheduler (the model's own for ""); return its table name."""
+        name = sampling.scheduler or self.default_scheduler_name()
+        key = (name, sampling.noise_schedule, sampling.timestep_spacing)
+        if key != self._scheduler_key:
+            scheduler = schedulers.make_scheduler(name, sampling.noise_schedule, self._default_scheduler_config, sampling.timestep_spacing)
+            for pipe in self._pipes.values():
+                pipe.scheduler = scheduler
+            self._scheduler_key = key
+        return schedulers.find_scheduler(name).name
+
+    # ---------------------------------------------------------------- tasks
+
+    def check_size(self, width: int, height: int) -> tuple[int, int]:
+        width, height = width or self.native_size, height or self.native_size
+        for flag, value in (("--width", width), ("--height", height)):
+            if value <= 0 or value % 8:
+                lower, upper = max(8, value // 8 * 8), (value // 8 + 1) * 8
+                raise UsageError(f"{flag} {value}: must be a positive multiple of 8 (nearest: {lower} or {upper})")
+        return width, height
+
+    def txt2img(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None):
+        """Generate one forward batch: every job shares the sampling settings, each has its own prompt and seed."""
+        pipe = self.pipeline("txt2img")
+        width, height = self.check_size(sampling.width, sampling.height)
+        self.use_scheduler(sampling)
+        if sampling.steps < 1:
+            raise UsageError(f"--steps {sampling.steps}: must be at least 1")
+
+        def callback(_pipe, step, _timestep, kwargs):
+            if on_step:
+                on_step(step + 1, sampling.steps)
+            return kwargs
+
+        with torch.inference_mode():
+            result = pipe(
+                prompt=[j.prompt for j in jobs],
+                negative_prompt=[j.negative_prompt for j in jobs],
+                num_inference_steps=sampling.steps,
+                guidance_scale=sampling.cfg,
+                width=width,
+                height=height,
+                generator=[devices.generator(j.seed) for j in jobs],
+                callback_on_step_end=callback,
+            )
+        return result.images

@@ -1,0 +1,119 @@
+"""Where results go: file names that stay inside the output folder, and writes that are all or nothing."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ScumbleError, UsageError
+
+IMAGE_SUFFIXES = (".png",)
+DEFAULT_FOLDER = Path("outputs")
+DEFAULT_PATTERN = "{index:05}-{seed}-{prompt}"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(text: str, limit: int = 60) -> str:
+    """A file-name-safe fragment: no separators, no leading dots, never empty."""
+    cleaned = _UNSAFE.sub("_", text.strip()).strip("._-")
+    cleaned = re.sub(r"_+", "_", cleaned)[:limit].rstrip("._-")
+    return cleaned or "image"
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Either one named file, standard output, or a folder filled by a name pattern."""
+
+    kind: str  # file | stdout | folder
+    path: Path | None = None
+    pattern: str = DEFAULT_PATTERN
+
+    @classmethod
+    def from_option(cls, output: str | None, count: int, pattern: str = DEFAULT_PATTERN) -> "OutputPlan":
+        if output == "-":
+            if count != 1:
+                raise UsageError(f"-o -: standard output takes one image, but this run makes {count}")
+            return cls("stdout")
+        if output is None:
+            return cls("folder", DEFAULT_FOLDER, pattern)
+        path = Path(output).expanduser()
+        if output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix:
+            return cls("folder", path, pattern)
+        if path.suffix.lower() not in IMAGE_SUFFIXES and not _is_special(path):
+            raise UsageError(f"-o {output}: images are written as PNG; name a .png file, a folder, or - for standard output")
+        if count != 1:
+            raise UsageError(f"-o {output} names one file, but this run makes {count} images; give a folder instead (-o {path.with_suffix('')}/)")
+        return cls("file", path)
+
+    def target(self, **fields) -> Path | None:
+        """The path for one image (None for stdout); pattern fields are made safe first."""
+        if self.kind == "stdout":
+            return None
+        if self.kind == "file":
+            return self.path
+        safe = {k: slug(v) if isinstance(v, str) else v for k, v in fields.items()}
+        try:
+            name = self.pattern.format(**safe)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UsageError(f"--name {self.pattern!r}: bad pattern ({exc}); fields are {', '.join(sorted(fields))}") from exc
+        name = "/".join(slug(part, 120) for part in name.split("/") if part not in ("", ".", ".."))
+        target = (self.path / (name + ".png")).resolve()
+        if not target.is_relative_to(self.path.resolve()):
+            raise UsageError(f"--name {self.pattern!r}: would write outside {self.path}")
+        return target
+
+
+def _is_special(path: Path) -> bool:
+    """A device, fifo or socket: written to directly, never replaced."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def encode_png(image, text: dict[str, str] | None = None) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value) if not value.isascii() else info.add_text(key, value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_bytes(data: bytes, path: Path | None, overwrite: bool = False) -> None:
+    """Write atomically (temp file in the same folder, then rename); devices and pipes are written directly."""
+    if path is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    if _is_special(path):
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return
+    if path.exists() and not overwrite:
+        raise ScumbleError(f"{path}: already exists (pass --overwrite to replace it)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScumbleError(f"{path.parent}: cannot create the output folder ({exc.strerror})") from exc
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ScumbleError(f"{path}: could not write ({exc.strerror or exc})") from exc

@@ -1,0 +1,133 @@
+"""Tiny random-weight models built in the tests, in the style of diffusers' get_dummy_components.
+
+They run the exact loading and sampling code a real checkpoint runs, in milliseconds, offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _tokenizer(folder: Path):
+    from transformers import CLIPTokenizer
+
+    from scumble.training import world
+    from scumble.training.tokenizer import write_tokenizer
+
+    write_tokenizer(folder, world.caption_corpus(2000, seed=1))
+    return CLIPTokenizer.from_pretrained(folder)
+
+
+def _text_encoder(vocab_size: int, hidden: int = 32, projection: bool = False):
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    config = CLIPTextConfig(
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+        hidden_size=hidden,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=vocab_size,
+        projection_dim=32,
+    )
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
+
+
+def _vae():
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(
+        block_out_channels=[8, 16],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=32,
+    )
+
+
+def build_sd(folder: Path, in_channels: int = 4, prediction_type: str = "epsilon") -> Path:
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+    tokenizer = _tokenizer(folder / "_tok")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=in_channels,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=4,
+        attention_head_dim=4,
+    )
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", prediction_type=prediction_type, steps_offset=1)
+    pipe = StableDiffusionPipeline(
+        vae=_vae(),
+        text_encoder=_text_encoder(len(tokenizer)),
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def build_sdxl(folder: Path) -> Path:
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    tokenizer = _tokenizer(folder / "_tok")
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
+        cross_attention_dim=64,  # the two text encoders' hidden sizes, concatenated
+        norm_num_groups=4,
+    )
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, timestep_spacing="leading")
+    pipe = StableDiffusionXLPipeline(
+        vae=_vae(),
+        text_encoder=_text_encoder(len(tokenizer)),
+        text_encoder_2=_text_encoder(len(tokenizer), projection=True),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+    )
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def pixels(path):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))

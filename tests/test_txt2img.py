@@ -1,0 +1,179 @@
+"""txt2img end to end through the CLI, on tiny random-weight models."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import pixels
+
+
+def test_writes_png_of_requested_size_with_metadata(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, "-W", 48, "-H", 32, "--steps", 3, "--seed", 7, "-o", "out.png")
+    assert result.exit_code == 0, result.stderr
+    image = Image.open(tmp_path / "out.png")
+    assert image.size == (48, 32)
+    params = image.text["parameters"]
+    assert params.splitlines()[0] == "a red circle"
+    assert "Steps: 3" in params and "Seed: 7" in params and "Size: 48x32" in params and "Sampler: Euler" in params
+    record = json.loads(image.text["scumble"])
+    assert record["seed"] == 7 and record["steps"] == 3 and record["model"]["kind"] == "folder"
+    assert "seed 7" in result.stderr
+
+
+def test_same_seed_same_pixels_and_other_seed_differs(run_cli, tiny_sd, tmp_path):
+    for name, seed in (("a.png", 3), ("b.png", 3), ("c.png", 4)):
+        assert run_cli("txt2img", "a blue star", "--model", tiny_sd, "--steps", 2, "--seed", seed, "-o", name).exit_code == 0
+    a, b, c = (pixels(tmp_path / n) for n in ("a.png", "b.png", "c.png"))
+    assert np.array_equal(a, b)
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 1.0
+
+
+def test_folder_output_names_seeds_and_batches(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "a green square", "--model", tiny_sd, "--steps", 2, "--seed", 100, "--count", 3, "--batch-size", 2, "-o", "out/")
+    assert result.exit_code == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["00000-100-a_green_square.png", "00001-101-a_green_square.png", "00002-102-a_green_square.png"]
+    record = json.loads(Image.open(tmp_path / "out" / names[1]).text["scumble"])
+    assert record["batch"] == {"size": 2, "position": 1, "prompts": ["a green square"] * 2, "negative_prompts": ["", ""], "seeds": [100, 101]}
+
+
+def test_replay_is_pixel_identical_even_from_inside_a_batch(run_cli, tiny_sd, tmp_path):
+    assert run_cli("txt2img", "a pink hexagon", "--model", tiny_sd, "--steps", 3, "--seed", 11, "--count", 2, "--batch-size", 2, "--scheduler", "dpmpp_2m", "--noise-schedule", "karras", "-o", "batch/").exit_code == 0
+    original = tmp_path / "batch" / "00001-12-a_pink_hexagon.png"
+    result = run_cli("txt2img", "--replay", original, "--model", tiny_sd, "-o", "again.png")
+    assert result.exit_code == 0, result.stderr
+    assert np.array_equal(pixels(original), pixels(tmp_path / "again.png"))
+    assert "Schedule type: Karras" in Image.open(original).text["parameters"]
+
+
+def test_stdout_gets_png_bytes(run_cli, tiny_sd):
+    result = run_cli("txt2img", "a cat", "--model", tiny_sd, "--steps", 1, "--seed", 1, "-o", "-", "-q")
+    assert result.exit_code == 0
+    image = Image.open(io.BytesIO(result.stdout_bytes))
+    assert image.format == "PNG" and image.size == (32, 32)
+
+
+def test_json_lines_on_stdout(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "a dog", "--model", tiny_sd, "--steps", 1, "--seed", 5, "--count", 2, "-o", "j/", "--json")
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["seed"] for line in lines] == [5, 6]
+    assert all((tmp_path / "j").joinpath(line["path"]).exists() for line in lines)
+    assert lines[0]["settings"]["prompt"] == "a dog"
+
+
+def test_prompt_file_from_stdin_and_random_seed_reported(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "--prompt-file", "-", "--model", tiny_sd, "--steps", 1, "-o", "p/", "--json", input="first prompt\n# a comment\n\nsecond prompt\n")
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["settings"]["prompt"] for line in lines] == ["first prompt", "second prompt"]
+    assert lines[1]["seed"] == lines[0]["seed"] + 1
+
+
+def test_existing_file_is_not_overwritten(run_cli, tiny_sd, tmp_path):
+    target = tmp_path / "keep.png"
+    target.write_bytes(b"precious")
+    result = run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 1, "-o", target)
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr and "--overwrite" in result.stderr
+    assert target.read_bytes() == b"precious"
+    assert run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 1, "-o", target, "--overwrite").exit_code == 0
+    assert Image.open(target).format == "PNG"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".keep")] == []
+
+
+def test_skip_existing_only_makes_what_is_missing(run_cli, tiny_sd, tmp_path):
+    assert run_cli("txt2img", "y", "--model", tiny_sd, "--steps", 1, "--seed", 0, "--count", 3, "-o", "s/").exit_code == 0
+    victim = tmp_path / "s" / "00001-1-y.png"
+    kept = (tmp_path / "s" / "00000-0-y.png").stat().st_mtime_ns
+    victim.unlink()
+    result = run_cli("txt2img", "y", "--model", tiny_sd, "--steps", 1, "--seed", 0, "--count", 3, "-o", "s/", "--skip-existing", "--json")
+    assert result.exit_code == 0
+    assert [json.loads(line)["seed"] for line in result.stdout.splitlines()] == [1]
+    assert victim.exists() and (tmp_path / "s" / "00000-0-y.png").stat().st_mtime_ns == kept
+
+
+def test_size_not_multiple_of_eight_names_nearest(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "x", "--model", tiny_sd, "-W", 100)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --width 100: must be a positive multiple of 8 (nearest: 96 or 104)"
+    assert list(tmp_path.glob("outputs/*")) == []
+
+
+def test_unknown_scheduler_lists_choices(run_cli, tiny_sd):
+    result = run_cli("txt2img", "x", "--model", tiny_sd, "--scheduler", "warp9")
+    assert result.exit_code == 2
+    assert "unknown scheduler 'warp9'" in result.stderr and "dpmpp_2m" in result.stderr and "unipc" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_noise_schedule_the_scheduler_cannot_do(run_cli, tiny_sd):
+    result = run_cli("txt2img", "x", "--model", tiny_sd, "--scheduler", "ddim", "--noise-schedule", "karras")
+    assert result.exit_code == 2
+    assert "scheduler ddim cannot space its noise levels that way" in result.stderr and "euler" in result.stderr
+
+
+def test_a1111_sampler_names_work(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 2, "--scheduler", "DPM++ 2M SDE", "--seed", 1, "-o", "a.png")
+    assert result.exit_code == 0, result.stderr
+    assert "Sampler: DPM++ 2M SDE" in Image.open(tmp_path / "a.png").text["parameters"]
+
+
+def test_preset_fills_defaults_but_explicit_flags_win(run_cli, tiny_sd, tmp_path):
+    assert run_cli("txt2img", "x", "--model", tiny_sd, "--preset", "fast", "--seed", 1, "-o", "p.png").exit_code == 0
+    record = json.loads(Image.open(tmp_path / "p.png").text["scumble"])
+    assert (record["steps"], record["scheduler"]) == (12, "dpmpp_2m")
+    assert run_cli("txt2img", "x", "--model", tiny_sd, "--preset", "fast", "--steps", 3, "--seed", 1, "-o", "q.png").exit_code == 0
+    assert json.loads(Image.open(tmp_path / "q.png").text["scumble"])["steps"] == 3
+
+
+def test_user_preset_from_config_folder(run_cli, tiny_sd, tmp_path):
+    folder = tmp_path / ".config" / "scumble" / "presets"
+    folder.mkdir(parents=True)
+    (folder / "mine.toml").write_text('description = "two steps"\nsteps = 2\ncfg = 3.5\n')
+    listing = run_cli("presets")
+    assert "mine" in listing.stdout and "two steps" in listing.stdout
+    assert run_cli("txt2img", "x", "--model", tiny_sd, "--preset", "mine", "--seed", 1, "-o", "m.png").exit_code == 0
+    record = json.loads(Image.open(tmp_path / "m.png").text["scumble"])
+    assert (record["steps"], record["cfg"]) == (2, 3.5)
+
+
+def test_unknown_preset(run_cli, tiny_sd):
+    result = run_cli("txt2img", "x", "--model", tiny_sd, "--preset", "nope")
+    assert result.exit_code == 2 and "unknown preset 'nope'" in result.stderr and "turbo" in result.stderr
+
+
+def test_prompt_cannot_escape_output_folder(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "../../x", "--model", tiny_sd, "--steps", 1, "--seed", 2, "-o", "inside/", "--json")
+    assert result.exit_code == 0
+    written = (tmp_path / "inside").resolve()
+    path = (tmp_path / json.loads(result.stdout)["path"]).resolve()
+    assert path.parent == written and path.name == "00000-2-x.png"
+
+
+def test_sdxl_goes_through_the_same_core(run_cli, tiny_sdxl, tmp_path):
+    result = run_cli("txt2img", "a yellow star", "--model", tiny_sdxl, "--steps", 2, "--seed", 3, "-W", 40, "-H", 32, "-o", "xl.png")
+    assert result.exit_code == 0, result.stderr
+    assert Image.open(tmp_path / "xl.png").size == (40, 32)
+    again = run_cli("txt2img", "--replay", "xl.png", "--model", tiny_sdxl, "-o", "xl2.png")
+    assert again.exit_code == 0
+    assert np.array_equal(pixels(tmp_path / "xl.png"), pixels(tmp_path / "xl2.png"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--steps", "0"], "--steps"),
+    (["--seed", "-1"], "--seed -1: must be between 0"),
+    (["--device", "cuda"], "--device cuda: no CUDA device"),
+    (["--dtype", "fp16", "--device", "cpu"], "--dtype fp16: half precision is not supported on the CPU"),
+    (["--offload", "model"], "--offload model"),
+])
+def test_bad_options_give_one_line(run_cli, tiny_sd, tmp_path, args, message):
+    result = run_cli("txt2img", "x", "--model", tiny_sd, *args)
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()

@@ -1,0 +1,416 @@
+"""Rebuild the built-in model from scratch: `python -m scumble.training.recipe`.
+
+Phases, each checkpointed under --work so a killed run resumes where it stopped:
+  1. tokenizer  a CLIP-format BPE vocabulary learned from the world's captions
+  2. vae        AutoencoderKL (8x downsampling) on random crops, L1 + edge loss
+  3. latents    the training set encoded once (posterior means)
+  4. unet       UNet2DConditionModel and CLIPTextModel trained jointly, with EMA
+  5. export     a diffusers folder that StableDiffusionPipeline.from_pretrained loads
+
+Every random draw is a function of (seed, phase, step), so a resumed run takes the same path
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import adherence, world
+from .tokenizer import write_tokenizer
+
+# SD 1.x noise schedule: the built-in model must behave like a real checkpoint under every scheduler.
+BETA_START, BETA_END, TRAIN_TIMESTEPS = 0.00085, 0.012, 1000
+
+
+@dataclass
+class Recipe:
+    seed: int = 0
+    size: int = world.SIZE
+    vae_steps: int = 1500
+    vae_batch: int = 24
+    vae_crop: int = 64
+    vae_lr: float = 1e-3
+    dataset: int = 60000
+    unet_steps: int = 9000
+    batch: int = 64
+    unet_lr: float = 1e-3
+    text_lr: float = 3e-4
+    warmup: int = 300
+    ema_decay: float = 0.999
+    uncond_rate: float = 0.1
+    min_snr_gamma: float = 5.0
+    # The seed paper's input scaling b: latents are scaled to std b (not 1), which shifts logSNR
+    # by 2 log b toward noise, so a flat background's mean no longer survives to t = T.
+    input_scale: float = 0.5
+    eval_every: int = 1000
+    eval_prompts: int = 40
+    checkpoint_every: int = 250
+    threads: int = 0
+
+    @classmethod
+    def smoke(cls) -> "Recipe":
+        return cls(size=64, vae_steps=4, vae_batch=4, vae_crop=32, dataset=64, unet_steps=4, batch=8, warmup=2, eval_every=4, eval_prompts=2, checkpoint_every=2)
+
+
+# ---------------------------------------------------------------- architectures
+
+
+def vae_config(size: int) -> dict:
+    return dict(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        block_out_channels=[64, 64, 64, 64],  # narrower first levels learned flat colours 3-6x slower in probes
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=size,
+    )
+
+
+def text_config(vocab_size: int) -> dict:
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+        projection_dim=128,
+    )
+
+
+def unet_config(size: int) -> dict:
+    return dict(
+        sample_size=size // 8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=[64, 128, 128],
+        down_block_types=["CrossAttnDownBlock2D"] * 3,
+        up_block_types=["CrossAttnUpBlock2D"] * 3,
+        cross_attention_dim=128,
+        attention_head_dim=4,
+        norm_num_groups=32,
+    )
+
+
+def scheduler_config() -> dict:
+    return dict(
+        _class_name="EulerDiscreteScheduler",
+        num_train_timesteps=TRAIN_TIMESTEPS,
+        beta_start=BETA_START,
+        beta_end=BETA_END,
+        beta_schedule="scaled_linear",
+        prediction_type="epsilon",
+        timestep_spacing="leading",
+        steps_offset=1,
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+# ---------------------------------------------------------------- phases
+
+
+def train_vae(r: Recipe, work: Path):
+    from diffusers import AutoencoderKL
+
+    final = work / "vae"
+    if (final / "config.json").exists():
+        return AutoencoderKL.from_pretrained(final)
+    torch.manual_seed(r.seed)
+    vae = AutoencoderKL(**vae_config(r.size))
+    opt = torch.optim.AdamW(vae.parameters(), lr=r.vae_lr, weight_decay=0.0)
+    ckpt_path = work / "vae.ckpt"
+    start = 0
+    if ckpt := load_checkpoint(ckpt_path):
+        vae.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        start = ckpt["step"]
+        log(f"vae: resumed at step {start}")
+    vae.train()
+    t0 = time.time()
+    for step in range(start, r.vae_steps):
+        rng = np.random.default_rng([r.seed, 1, step])
+        crops = []
+        for i in range(r.vae_batch):
+            img = world.make_sample(int(rng.integers(1 << 40)), size=r.size).image
+            y, x = rng.integers(0, r.size - r.vae_crop + 1, 2)
+            crops.append(img[y : y + r.vae_crop, x : x + r.vae_crop])
+        x = to_tensor(np.stack(crops))
+        for g in opt.param_groups:
+            g["lr"] = r.vae_lr * lr_factor(step, r.vae_steps, 100)
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=torch.Generator().manual_seed(step))).sample
+        l1 = (recon - x).abs().mean()
+        # Edges carry the shapes: penalise gradient differences so outlines stay sharp.
+        edge = (torch.diff(recon, dim=-1) - torch.diff(x, dim=-1)).abs().mean() + (torch.diff(recon, dim=-2) - torch.diff(x, dim=-2)).abs().mean()
+        kl = posterior.kl().mean() / x[0].numel()
+        loss = l1 + edge + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == r.vae_steps - 1:
+            log(f"vae step {step}/{r.vae_steps} l1 {l1.item():.4f} edge {edge.item():.4f} kl {kl.item():.3f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
+        if (step + 1) % r.checkpoint_every == 0:
+            save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path)
+    vae.eval()
+    vae.save_pretrained(final)
+    return vae
+
+
+def encode_dataset(r: Recipe, work: Path, vae) -> tuple[torch.Tensor, list[int], float]:
+    from safetensors.torch import load_file, save_file
+
+    path = work / "latents.safetensors"
+    if path.exists():
+        data = load_file(path)
+        return data["latents"], data["seeds"].tolist(), float(data["scale"])
+    seeds = list(range(1_000_000 + r.seed * 10_000_000, 1_000_000 + r.seed * 10_000_000 + r.dataset))
+    chunks = []
+    with torch.no_grad():
+        for i in range(0, len(seeds), 64):
+            images = np.stack([world.make_sample(s, size=r.size).image for s in seeds[i : i + 64]])
+            chunks.append(vae.encode(to_tensor(images)).latent_dist.mean)
+            if i % 6400 == 0:
+                log(f"latents {i}/{len(seeds)}")
+    latents = torch.cat(chunks)
+    scale = r.input_scale / latents.std().item()
+    save_file({"latents": latents.contiguous(), "seeds": torch.tensor(seeds), "scale": torch.tensor(scale)}, path)
+    log(f"latents: {tuple(latents.shape)}, raw std {latents.std().item():.3f}, scaling_factor {scale:.4f}")
+    return latents, seeds, scale
+
+
+def caption_for(seed: int, variant: int) -> str:
+    """A fresh wording of sample `seed`'s scene: the picture stays, the sentence varies per epoch."""
+    sample_rnd = random.Random(seed)
+    if sample_rnd.random() < 0.2:
+        scene = world.random_landscape(sample_rnd)
+        return world.caption_landscape(scene, random.Random(seed * 7919 + variant))
+    scene = world.random_shape_scene(sample_rnd)
+    return world.caption_shapes(scene, random.Random(seed * 7919 + variant))
+
+
+def build_pipeline(tokenizer, text_encoder, unet, vae, scale: float):
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    vae.register_to_config(scaling_factor=scale)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler.from_config(scheduler_config()),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def evaluate(pipe, r: Recipe, count: int, guidance: float = 5.0, steps: int = 20) -> dict[str, float]:
+    targets = adherence.held_out_targets(count, seed=r.seed)
+    results = []
+    with torch.no_grad():
+        for i in range(0, len(targets), 16):
+            chunk = targets[i : i + 16]
+            gens = [torch.Generator().manual_seed(1000 + i + j) for j in range(len(chunk))]
+            images = pipe([t.prompt for t in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gens, height=r.size, width=r.size, output_type="np").images
+            for t, img in zip(chunk, images):
+                results.append(adherence.score(t, adherence.read_picture((img * 255).round().astype(np.uint8))))
+    return adherence.summarize(results)
+
+
+def prompt_influence(unet, text_encoder, tokenizer, latents: torch.Tensor, scale: float) -> float:
+    """How much the UNet's output moves between two different prompts, relative to its size."""
+    ids = tokenizer(["a red circle on a blue background", "a white star at the top on a green background"], padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.no_grad():
+        emb = text_encoder(ids)[0]
+        x = torch.randn(latents[:1].shape, generator=torch.Generator().manual_seed(0)).repeat(2, 1, 1, 1)
+        out = unet(x, torch.tensor([800, 800]), emb).sample
+    return ((out[0] - out[1]).norm() / out[0].norm()).item()
+
+
+def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[int], scale: float):
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers.training_utils import EMAModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(work / "tokenizer")
+    torch.manual_seed(r.seed + 1)
+    unet = UNet2DConditionModel(**unet_config(r.size))
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(len(tokenizer))))
+    ema_unet = EMAModel(unet.parameters(), decay=r.ema_decay, use_ema_warmup=True)
+    ema_text = EMAModel(text_encoder.parameters(), decay=r.ema_decay, use_ema_warmup=True)
+    opt = torch.optim.AdamW(
+        [{"params": unet.parameters(), "lr": r.unet_lr, "base": r.unet_lr}, {"params": text_encoder.parameters(), "lr": r.text_lr, "base": r.text_lr}],
+        weight_decay=1e-2,
+    )
+    noise_sched = DDPMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_start=BETA_START, beta_end=BETA_END, beta_schedule="scaled_linear")
+    alphas = noise_sched.alphas_cumprod
+    snr = alphas / (1 - alphas)
+    ckpt_path = work / "unet.ckpt"
+    start, history = 0, []
+    if ckpt := load_checkpoint(ckpt_path):
+        unet.load_state_dict(ckpt["unet"])
+        text_encoder.load_state_dict(ckpt["text"])
+        ema_unet.load_state_dict(ckpt["ema_unet"])
+        ema_text.load_state_dict(ckpt["ema_text"])
+        opt.load_state_dict(ckpt["opt"])
+        start, history = ckpt["step"], json.loads(ckpt["history"])
+        log(f"unet: resumed at step {start}")
+    scaled = latents * scale
+    t0 = time.time()
+    for step in range(start, r.unet_steps):
+        unet.train()
+        text_encoder.train()
+        gen = torch.Generator().manual_seed(r.seed * 1_000_003 + step)
+        idx = torch.randint(0, len(seeds), (r.batch,), generator=gen)
+        x0 = scaled[idx]
+        drop = torch.rand(r.batch, generator=gen) < r.uncond_rate
+        captions = ["" if d else caption_for(seeds[i], step) for i, d in zip(idx.tolist(), drop.tolist())]
+        ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, TRAIN_TIMESTEPS, (r.batch,), generator=gen)
+        xt = noise_sched.add_noise(x0, noise, t)
+        pred = unet(xt, t, text_encoder(ids)[0]).sample
+        weight = torch.clamp(snr[t], max=r.min_snr_gamma) / snr[t]  # min-SNR: stop easy low-noise steps dominating
+        loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        for g in opt.param_groups:
+            g["lr"] = g["base"] * lr_factor(step, r.unet_steps, r.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(text_encoder.parameters()), 1.0)
+        opt.step()
+        ema_unet.step(unet.parameters())
+        ema_text.step(text_encoder.parameters())
+        done = step + 1
+        if step % 50 == 0:
+            log(f"unet step {step}/{r.unet_steps} loss {loss.item():.4f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
+        if done % r.eval_every == 0 or done == r.unet_steps:
+            pipe = build_pipeline(tokenizer, *ema_copies(unet, text_encoder, ema_unet, ema_text), vae, scale)
+            influence = prompt_influence(pipe.unet, pipe.text_encoder, tokenizer, latents, scale)
+            scores = evaluate(pipe, r, r.eval_prompts)
+            history.append({"step": done, "loss": loss.item(), "influence": influence, **scores})
+            log(f"eval @ {done}: influence {influence:.3f} " + " ".join(f"{k} {v:.0f}%" for k, v in scores.items()))
+        if done % r.checkpoint_every == 0 or done == r.unet_steps:
+            save_atomic(
+                {
+                    "unet": unet.state_dict(),
+                    "text": text_encoder.state_dict(),
+                    "ema_unet": ema_unet.state_dict(),
+                    "ema_text": ema_text.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": done,
+                    "history": json.dumps(history),
+                },
+                ckpt_path,
+            )
+    return build_pipeline(tokenizer, *ema_copies(unet, text_encoder, ema_unet, ema_text), vae, scale), history
+
+
+def ema_copies(unet, text_encoder, ema_unet, ema_text):
+    import copy
+
+    u, te = copy.deepcopy(unet).eval(), copy.deepcopy(text_encoder).eval()
+    ema_unet.copy_to(u.parameters())
+    ema_text.copy_to(te.parameters())
+    return te, u
+
+
+def export(pipe, r: Recipe, out: Path, history: list, work: Path) -> None:
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.unet.to(torch.float16)
+    pipe.vae.to(torch.float16)  # diffusers upcasts on load; halves the package size
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    pipe.unet.to(torch.float32)
+    pipe.vae.to(torch.float32)
+    (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps({k: v for k, v in scheduler_config().items() if k != "_class_name"} | {"_class_name": "EulerDiscreteScheduler"}, indent=2))
+    (tmp / "recipe.json").write_text(json.dumps({"recipe": asdict(r), "history": history}, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    log(f"exported to {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "models" / "scumble-mini")
+    parser.add_argument("--work", type=Path, default=None, help="checkpoint folder (default ~/.cache/scumble/recipe/seed-N)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="a few steps at a tiny size, to check the recipe runs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    args = parser.parse_args(argv)
+    r = replace(Recipe.smoke() if args.smoke else Recipe(), seed=args.seed)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if not hasattr(r, key):
+            parser.error(f"--set: unknown recipe field {key!r}")
+        r = replace(r, **{key: type(getattr(r, key))(value)})
+    if r.threads:
+        torch.set_num_threads(r.threads)
+    work = args.work or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scumble" / "recipe" / (f"seed-{r.seed}" + ("-smoke" if args.smoke else ""))
+    work.mkdir(parents=True, exist_ok=True)
+    recorded = work / "recipe.json"
+    if recorded.exists() and json.loads(recorded.read_text()) != asdict(r):
+        print(f"error: {work} holds a run with other settings; pass another --work or delete it", file=sys.stderr)
+        return 2
+    recorded.write_text(json.dumps(asdict(r), indent=2))
+    log(f"recipe {asdict(r)} in {work}")
+    if not (work / "tokenizer" / "vocab.json").exists():
+        log(f"tokenizer: {write_tokenizer(work / 'tokenizer', world.caption_corpus(20000, seed=r.seed))} tokens")
+    vae = train_vae(r, work)
+    latents, seeds, scale = encode_dataset(r, work, vae)
+    pipe, history = train_unet(r, work, vae, latents, seeds, scale)
+    export(pipe, r, args.out, history, work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

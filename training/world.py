@@ -1,0 +1,332 @@
+"""The built-in model's world: procedurally drawn shapes and landscape scenes, with captions.
+
+Everything here is numpy and OpenCV, seeded, and cheap (well under a millisecond a picture),
+so the training set, the held-out evaluation prompts and the test sketches all come from one
+place and can be rebuilt bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+SIZE = 128
+
+# Far apart in RGB so that a nearest-colour reading of a generated picture is unambiguous.
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 50),
+    "blue": (30, 70, 225),
+    "yellow": (245, 225, 30),
+    "orange": (250, 140, 20),
+    "purple": (135, 40, 175),
+    "pink": (250, 140, 200),
+    "white": (245, 245, 245),
+    "black": (15, 15, 15),
+    "cyan": (40, 210, 225),
+}
+SHAPES = ("circle", "square", "triangle", "star", "diamond", "hexagon")
+POSITIONS = ("center", "left", "right", "top", "bottom")
+SIZES = ("small", "large")
+
+# Object centres as fractions of the canvas.
+POSITION_CENTERS = {
+    "center": (0.5, 0.5),
+    "left": (0.25, 0.5),
+    "right": (0.75, 0.5),
+    "top": (0.5, 0.25),
+    "bottom": (0.5, 0.75),
+}
+SIZE_RADII = {"small": 0.11, "large": 0.19}  # circumradius as a fraction of the canvas
+
+_POSITION_PHRASES = {
+    "center": ["in the center", "in the middle", "at the center", "centered"],
+    "left": ["on the left", "at the left", "to the left", "on the left side"],
+    "right": ["on the right", "at the right", "to the right", "on the right side"],
+    "top": ["at the top", "near the top", "in the upper part", "at the top of the picture"],
+    "bottom": ["at the bottom", "near the bottom", "in the lower part", "at the bottom of the picture"],
+}
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    color: str
+    shape: str
+    position: str
+    size: str
+
+
+@dataclass(frozen=True)
+class ShapeScene:
+    background: str
+    objects: tuple[ShapeObject, ...]
+
+
+@dataclass(frozen=True)
+class Landscape:
+    time: str  # day | sunset | night
+    body: str  # sun | moon | none
+    ground: str  # sea | hills | mountains
+    body_x: float = 0.5
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # HxWx3 uint8 RGB
+    caption: str
+    scene: ShapeScene | Landscape = field(repr=False)
+
+
+# ---------------------------------------------------------------- held-out split
+
+
+def combo_key(color: str, shape: str, position: str, background: str) -> str:
+    return f"{color}|{shape}|{position}|{background}"
+
+
+def is_held_out(color: str, shape: str, position: str, background: str) -> bool:
+    """One whole caption combination in eleven never appears in training (stable across runs)."""
+    digest = hashlib.sha256(combo_key(color, shape, position, background).encode()).digest()
+    return digest[0] % 11 == 0
+
+
+def held_out_combos() -> list[tuple[str, str, str, str]]:
+    return [
+        (c, s, p, b)
+        for c in COLORS
+        for s in SHAPES
+        for p in POSITIONS
+        for b in COLORS
+        if c != b and is_held_out(c, s, p, b)
+    ]
+
+
+# ---------------------------------------------------------------- drawing
+
+
+def _polygon(shape: str, cx: float, cy: float, r: float) -> np.ndarray:
+    if shape == "square":
+        h = r / math.sqrt(2)
+        pts = [(cx - h, cy - h), (cx + h, cy - h), (cx + h, cy + h), (cx - h, cy + h)]
+    elif shape == "triangle":
+        pts = [(cx + r * math.cos(a), cy + 0.15 * r + r * math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)]
+    elif shape == "diamond":
+        pts = [(cx, cy - r), (cx + 0.75 * r, cy), (cx, cy + r), (cx - 0.75 * r, cy)]
+    elif shape == "hexagon":
+        pts = [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 7)[:-1]]
+    elif shape == "star":
+        pts = []
+        for k in range(10):
+            a = -math.pi / 2 + k * math.pi / 5
+            rr = r if k % 2 == 0 else 0.45 * r
+            pts.append((cx + rr * math.cos(a), cy + rr * math.sin(a)))
+    else:
+        raise ValueError(f"not a polygon shape: {shape}")
+    return np.array(pts, dtype=np.float64)
+
+
+def draw_object(canvas: np.ndarray, obj: ShapeObject, jitter: tuple[float, float] = (0.0, 0.0), scale: float = 1.0) -> None:
+    """Draw one filled shape, anti-aliased, in place (coordinates in 1/16 pixel for sub-pixel placement)."""
+    h, w = canvas.shape[:2]
+    fx, fy = POSITION_CENTERS[obj.position]
+    cx, cy = (fx + jitter[0]) * w, (fy + jitter[1]) * h
+    r = SIZE_RADII[obj.size] * scale * min(w, h)
+    color = COLORS[obj.color]
+    shift = 4
+    if obj.shape == "circle":
+        cv2.circle(canvas, (round(cx * 16), round(cy * 16)), round(r * 0.85 * 16), color, -1, cv2.LINE_AA, shift)
+    else:
+        pts = np.round(_polygon(obj.shape, cx, cy, r) * 16).astype(np.int32)
+        cv2.fillPoly(canvas, [pts], color, cv2.LINE_AA, shift)
+
+
+def render_shapes(scene: ShapeScene, rng: np.random.Generator | None = None, size: int = SIZE) -> np.ndarray:
+    canvas = np.empty((size, size, 3), np.uint8)
+    canvas[:] = COLORS[scene.background]
+    for obj in scene.objects:
+        jitter = (0.0, 0.0) if rng is None else tuple(rng.uniform(-0.04, 0.04, 2))
+        scale = 1.0 if rng is None else float(rng.uniform(0.9, 1.1))
+        draw_object(canvas, obj, jitter, scale)
+    return canvas
+
+
+_SKY = {
+    "day": ((90, 160, 240), (175, 215, 250)),
+    "sunset": ((70, 50, 120), (250, 150, 60)),
+    "night": ((5, 10, 35), (25, 35, 80)),
+}
+_BODY = {"sun": {"day": (255, 240, 120), "sunset": (255, 200, 60), "night": (255, 240, 120)}, "moon": {"day": (235, 235, 235), "sunset": (240, 230, 210), "night": (235, 235, 220)}}
+_GROUND = {
+    "sea": {"day": (30, 90, 170), "sunset": (60, 50, 110), "night": (10, 20, 50)},
+    "hills": {"day": (60, 150, 60), "sunset": (70, 80, 50), "night": (15, 40, 20)},
+    "mountains": {"day": (110, 110, 125), "sunset": (90, 60, 80), "night": (30, 30, 45)},
+}
+
+
+def render_landscape(scene: Landscape, rng: np.random.Generator | None = None, size: int = SIZE) -> np.ndarray:
+    rng = rng or np.random.default_rng(0)
+    top, bottom = (np.array(c, np.float32) for c in _SKY[scene.time])
+    ramp = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
+    canvas = (top * (1 - ramp) + bottom * ramp).repeat(size, axis=1).astype(np.uint8)
+    horizon = int(size * rng.uniform(0.55, 0.68))
+    if scene.time == "night":
+        for x, y in rng.integers(0, [size, horizon], size=(int(rng.integers(8, 20)), 2)):
+            canvas[y, x] = (230, 230, 230)
+    if scene.body != "none":
+        cx = int(scene.body_x * size)
+        cy = int(horizon * (0.75 if scene.time == "sunset" else 0.35))
+        cv2.circle(canvas, (cx, cy), int(size * 0.08), _BODY[scene.body][scene.time], -1, cv2.LINE_AA)
+        if scene.body == "moon":  # a crescent: bite out a disc in the sky colour
+            cv2.circle(canvas, (cx + int(size * 0.035), cy - int(size * 0.02)), int(size * 0.07), tuple(int(v) for v in canvas[max(cy - int(size * 0.12), 0), 0]), -1, cv2.LINE_AA)
+    ground = _GROUND[scene.ground][scene.time]
+    xs = np.arange(size)
+    if scene.ground == "sea":
+        canvas[horizon:] = ground
+        for y in range(horizon + 3, size, 6):
+            cv2.line(canvas, (int(rng.integers(0, size // 2)), y), (int(rng.integers(size // 2, size)), y), tuple(min(255, v + 35) for v in ground), 1, cv2.LINE_AA)
+    elif scene.ground == "hills":
+        phase, freq = rng.uniform(0, 2 * math.pi), rng.uniform(1.5, 3.0)
+        ys = horizon + (np.sin(xs / size * freq * math.pi + phase) * size * 0.06).astype(int)
+        pts = np.concatenate([np.stack([xs, ys], 1), [[size - 1, size - 1], [0, size - 1]]]).astype(np.int32)
+        cv2.fillPoly(canvas, [pts], ground, cv2.LINE_AA)
+    else:
+        peaks = sorted(rng.uniform(0, 1, int(rng.integers(2, 4))))
+        pts = [(0, horizon + size // 10)]
+        for p in peaks:
+            pts += [(int(p * size), int(horizon - size * rng.uniform(0.18, 0.32))), (int(min(p + 0.17, 1.0) * size), horizon + size // 12)]
+        pts += [(size - 1, horizon + size // 10), (size - 1, size - 1), (0, size - 1)]
+        cv2.fillPoly(canvas, [np.array(pts, np.int32)], ground, cv2.LINE_AA)
+    return canvas
+
+
+# ---------------------------------------------------------------- captions
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _object_phrase(obj: ShapeObject, rnd: random.Random, with_size: bool, with_position: bool) -> str:
+    noun = f"{obj.size} {obj.color} {obj.shape}" if with_size else f"{obj.color} {obj.shape}"
+    phrase = f"{_article(noun)} {noun}"
+    if with_position:
+        phrase += " " + rnd.choice(_POSITION_PHRASES[obj.position])
+    return phrase
+
+
+def caption_shapes(scene: ShapeScene, rnd: random.Random, full: bool = False) -> str:
+    """A plain-English caption; unless `full`, size and position are sometimes left unsaid."""
+    say_size = full or rnd.random() < 0.8
+    say_position = full or rnd.random() < 0.9
+    objects = " and ".join(_object_phrase(o, rnd, say_size, say_position) for o in scene.objects)
+    bg = scene.background
+    if full:
+        return f"{objects} on {_article(bg)} {bg} background"
+    template = rnd.choice(
+        [
+            "{o} on {a} {b} background",
+            "{o} on {b}",
+            "{o}, {b} background",
+            "{o} against {a} {b} background",
+            "{a} {b} background with {o}",
+            "a picture of {o} on {b}",
+        ]
+    )
+    return template.format(o=objects, a=_article(bg), b=bg)
+
+
+def caption_landscape(scene: Landscape, rnd: random.Random) -> str:
+    time_word = {"day": rnd.choice(["day", "daytime", "a sunny day"]), "sunset": rnd.choice(["sunset", "dusk"]), "night": rnd.choice(["night", "nighttime"])}[scene.time]
+    ground = {"sea": rnd.choice(["the sea", "the ocean"]), "hills": rnd.choice(["hills", "green hills", "rolling hills"]), "mountains": rnd.choice(["mountains", "a mountain range"])}[scene.ground]
+    body = {"sun": "the sun", "moon": "the moon", "none": ""}[scene.body]
+    sky = f"{body} in the sky" if body else "a clear sky"
+    template = rnd.choice(
+        [
+            "a landscape of {g} at {t} with {s}",
+            "{g} at {t}, {s}",
+            "{s} over {g} at {t}",
+            "a {t} scene with {g} and {s}",
+        ]
+    )
+    if scene.time == "day" and time_word == "a sunny day":
+        template = template.replace("at {t}", "on {t}").replace("a {t} scene", "a scene on {t}")
+    return template.format(g=ground, t=time_word, s=sky)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def random_shape_scene(rnd: random.Random, two_object_rate: float = 0.15, allow_held_out: bool = False) -> ShapeScene:
+    while True:
+        background = rnd.choice(list(COLORS))
+        first = ShapeObject(rnd.choice([c for c in COLORS if c != background]), rnd.choice(SHAPES), rnd.choice(POSITIONS), rnd.choice(SIZES))
+        if allow_held_out or not is_held_out(first.color, first.shape, first.position, background):
+            break
+    objects = [first]
+    if rnd.random() < two_object_rate:
+        pairs = {"left": "right", "right": "left", "top": "bottom", "bottom": "top", "center": rnd.choice(["left", "right"])}
+        objects = [ShapeObject(first.color, first.shape, "left" if first.position == "center" else first.position, "small")]
+        colors = [c for c in COLORS if c not in (background, first.color)]
+        objects.append(ShapeObject(rnd.choice(colors), rnd.choice(SHAPES), pairs[objects[0].position], "small"))
+    return ShapeScene(background, tuple(objects))
+
+
+def random_landscape(rnd: random.Random) -> Landscape:
+    return Landscape(rnd.choice(["day", "sunset", "night"]), rnd.choice(["sun", "moon", "none"]), rnd.choice(["sea", "hills", "mountains"]), rnd.uniform(0.2, 0.8))
+
+
+def make_sample(seed: int, landscape_rate: float = 0.2, size: int = SIZE) -> Sample:
+    """The training sample for `seed`: the same seed gives the same picture and caption everywhere."""
+    rnd = random.Random(seed)
+    rng = np.random.default_rng(seed)
+    if rnd.random() < landscape_rate:
+        scene = random_landscape(rnd)
+        return Sample(render_landscape(scene, rng, size), caption_landscape(scene, rnd), scene)
+    scene = random_shape_scene(rnd)
+    return Sample(render_shapes(scene, rng, size), caption_shapes(scene, rnd), scene)
+
+
+def caption_corpus(count: int = 20000, seed: int = 0) -> list[str]:
+    """Captions as the model will see them, for building the tokenizer's vocabulary."""
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(count):
+        if rnd.random() < 0.2:
+            out.append(caption_landscape(random_landscape(rnd), rnd))
+        else:
+            out.append(caption_shapes(random_shape_scene(rnd, allow_held_out=True), rnd))
+    return out
+
+
+# ---------------------------------------------------------------- sketches (img2img demos and tests)
+
+
+def rough_sketch(obj: ShapeObject, background: str = "white", seed: int = 0, size: int = SIZE) -> np.ndarray:
+    """A hand-drawn-looking version of a shape: a wobbly outline and an uneven scribbled fill."""
+    rng = np.random.default_rng(seed)
+    canvas = np.empty((size, size, 3), np.uint8)
+    canvas[:] = COLORS[background]
+    fx, fy = POSITION_CENTERS[obj.position]
+    cx, cy, r = fx * size, fy * size, SIZE_RADII[obj.size] * size
+    if obj.shape == "circle":
+        angles = np.linspace(0, 2 * math.pi, 40)
+        pts = np.stack([cx + 0.85 * r * np.cos(angles), cy + 0.85 * r * np.sin(angles)], 1)
+    else:
+        pts = _polygon(obj.shape, cx, cy, r)
+    pts = pts + rng.normal(0, r * 0.07, pts.shape)
+    color = np.array(COLORS[obj.color], np.int32)
+    fill = tuple(int(v) for v in np.clip(color + rng.integers(-40, 40, 3), 0, 255))
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [pts.astype(np.int32)], 255)
+    for y in range(0, size, 3):  # scribbled strokes, clipped to the outline
+        if rng.random() < 0.8:
+            stroke = np.zeros_like(mask)
+            cv2.line(stroke, (0, y + int(rng.integers(-2, 3))), (size, y + int(rng.integers(-2, 3))), 255, 2)
+            canvas[(stroke > 0) & (mask > 0)] = fill
+    cv2.polylines(canvas, [pts.astype(np.int32)], True, tuple(int(v) for v in color // 2), 2, cv2.LINE_AA)
+    return canvas
