@@ -6,6 +6,7 @@ shares the same tokenizer, text encoder, UNet and VAE objects instead of loading
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,17 +83,15 @@ def load_pipeline(source: ModelSource, runtime: devices.Runtime, config: str | N
     dtype = dtype_kwarg(runtime.dtype)
     try:
         if source.kind in ("builtin", "folder"):
-            folder = Path(source.location)
-            sources.check_components(folder)
-            if source.family == "sdxl":
-                return StableDiffusionXLPipeline.from_pretrained(folder, **dtype, local_files_only=True)
-            return StableDiffusionPipeline.from_pretrained(folder, **dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+            sources.check_components(Path(source.location))
+            return _from_pretrained(source.location, source.family, dtype, local_only=True)
         if source.kind == "single_file":
             path = Path(source.location)
             keys = sources.checkpoint_keys(path, allow_pickle)
             folder = sources.config_folder(config, keys)
-            cls = StableDiffusionXLPipeline if "xl" in folder.name or "XL" in (folder / "model_index.json").read_text() else StableDiffusionPipeline
-            extra = {} if cls is StableDiffusionXLPipeline else {"safety_checker": None, "requires_safety_checker": False}
+            xl = "XL" in json.loads((folder / "model_index.json").read_text()).get("_class_name", "")
+            cls = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
+            extra = {} if xl else {"safety_checker": None, "requires_safety_checker": False}
             return cls.from_single_file(str(path), config=str(folder), local_files_only=True, **dtype, **extra)
         return _load_hub(source, dtype)
     except (ModelError, UsageError):
@@ -101,21 +100,32 @@ def load_pipeline(source: ModelSource, runtime: devices.Runtime, config: str | N
         raise _load_failure(source, exc) from exc
 
 
+def _from_pretrained(location: str, family: str, dtype: dict, local_only: bool):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    if family == "sdxl":
+        return StableDiffusionXLPipeline.from_pretrained(location, **dtype, local_files_only=local_only)
+    return StableDiffusionPipeline.from_pretrained(location, **dtype, local_files_only=local_only, safety_checker=None, requires_safety_checker=False)
+
+
 def _load_hub(source: ModelSource, dtype: dict):
-    from diffusers import AutoPipelineForText2Image
+    """The local cache first, then (unless HF_HUB_OFFLINE) the hub; one line naming all that was tried."""
+    from huggingface_hub import hf_hub_download
 
     tried = []
-    try:
-        return AutoPipelineForText2Image.from_pretrained(source.location, **dtype, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001
-        tried.append(f"the local cache ({_first_line(exc)})")
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        tried.append("no download (HF_HUB_OFFLINE is set)")
-    else:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    for local_only in (True, False):
+        if not local_only and offline:
+            tried.append("no download (HF_HUB_OFFLINE is set)")
+            break
         try:
-            return AutoPipelineForText2Image.from_pretrained(source.location, **dtype)
+            index = hf_hub_download(source.location, "model_index.json", local_files_only=local_only)
+            family = sources.family_from_index(Path(index))
+            return _from_pretrained(source.location, family, dtype, local_only)
+        except (ModelError, UsageError):
+            raise
         except Exception as exc:  # noqa: BLE001
-            tried.append(f"downloading ({_first_line(exc)})")
+            tried.append(("the local cache" if local_only else "downloading") + f" ({_first_line(exc)})")
     raise ModelError(f"--model {source.location}: could not load this hub id; tried " + "; ".join(tried))
 
 

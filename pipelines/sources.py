@@ -46,7 +46,7 @@ def resolve(model: str) -> ModelSource:
         index = path / "model_index.json"
         if not index.exists():
             raise ModelError(f"--model {model}: the folder has no model_index.json, so it is not a diffusers model folder")
-        return ModelSource("folder", str(path), path.resolve().name, _family_from_index(index))
+        return ModelSource("folder", str(path), path.resolve().name, family_from_index(index))
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in PICKLE_SUFFIXES or suffix in SAFE_SUFFIXES:
@@ -59,7 +59,7 @@ def resolve(model: str) -> ModelSource:
     raise ModelError(f"--model {model}: not a built-in model ({', '.join(BUILTIN_MODELS)}), a folder, a .safetensors file or a hub id")
 
 
-def _family_from_index(index: Path) -> str:
+def family_from_index(index: Path) -> str:
     try:
         class_name = json.loads(index.read_text()).get("_class_name", "")
     except (OSError, ValueError) as exc:

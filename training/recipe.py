@@ -164,6 +164,10 @@ def train_vae(r: Recipe, work: Path):
         return AutoencoderKL.from_pretrained(final)
     torch.manual_seed(r.seed)
     vae = AutoencoderKL(**vae_config(r.size))
+    with torch.no_grad():
+        # Start the posterior nearly deterministic (std ~ 0.007): at the default logvar of 0 the sampled
+        # noise swamped the young encoder's means and reconstructions stalled at the wrong colours.
+        vae.encoder.conv_out.bias[vae.config.latent_channels :] = -10.0
     opt = torch.optim.AdamW(vae.parameters(), lr=r.vae_lr, weight_decay=0.0)
     ckpt_path = work / "vae.ckpt"
     start = 0

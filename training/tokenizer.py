@@ -88,3 +88,26 @@ def write_tokenizer(folder: Path, corpus: list[str], model_max_length: int = 77)
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
     (folder / "special_tokens_map.json").write_text(json.dumps({"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": EOS}, indent=2))
     return len(vocab)
+
+
+def write_clip_vocab(bpe_gz: Path, folder: Path) -> int:
+    """Rebuild the real CLIP vocabulary (49,408 tokens) from open_clip's bpe_simple_vocab_16e6.txt.gz.
+
+    Used once to make the tokenizer files shipped with the single-file checkpoint configs.
+    """
+    import gzip
+
+    lines = gzip.open(bpe_gz).read().decode("utf-8").split("\n")
+    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+    base = list(bytes_to_unicode().values())
+    tokens = base + [b + "</w>" for b in base] + ["".join(m) for m in merges] + [BOS, EOS]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(tokens)}, ensure_ascii=False))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    return len(tokens)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(write_clip_vocab(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -1,0 +1,144 @@
+"""Where models come from, and what is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from scumble.pipelines import sources
+from scumble.pipelines.errors import ModelError
+
+
+def test_builtin_model_is_the_default_and_ships_in_the_package():
+    source = sources.resolve(sources.DEFAULT_MODEL)
+    assert source.kind == "builtin"
+    folder = sources.BUILTIN_MODELS["scumble-mini"]
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size <= 25 * 1024 * 1024
+    assert all(p.suffix != ".bin" for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".bin", ".pt", ".pth"])
+def test_pickle_checkpoints_are_refused_without_the_flag(run_cli, tmp_path, suffix):
+    checkpoint = tmp_path / f"model{suffix}"
+    torch.save({"state_dict": {"x": torch.zeros(1)}}, checkpoint)
+    result = run_cli("txt2img", "x", "--model", checkpoint)
+    assert result.exit_code == 2
+    assert "pickle" in result.stderr and "--allow-pickle" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_pickle_with_code_is_refused_even_with_the_flag(run_cli, tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    checkpoint = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": Payload()}, checkpoint)
+    result = run_cli("txt2img", "x", "--model", checkpoint, "--allow-pickle")
+    assert result.exit_code == 1
+    assert "weights-only" in result.stderr and "owned" not in result.stdout
+
+
+def test_hub_id_offline_fails_with_one_line_naming_it(run_cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    result = run_cli("txt2img", "x", "--model", "someone/not-a-cached-model")
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "someone/not-a-cached-model" in line and "local cache" in line and "HF_HUB_OFFLINE" in line
+
+
+def test_hub_id_from_local_cache_loads_offline(tiny_sd, tmp_path):
+    """A model already in the HF cache layout loads with the network off (a real process: the hub reads its env at import)."""
+    hub = tmp_path / "hf" / "hub" / "models--someone--tiny" / "snapshots" / "0123456789abcdef"
+    shutil.copytree(tiny_sd, hub, ignore=shutil.ignore_patterns("_tok"))
+    (hub.parents[1] / "refs").mkdir()
+    (hub.parents[1] / "refs" / "main").write_text("0123456789abcdef")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    run = subprocess.run([sys.executable, "-m", "scumble", "txt2img", "x", "--model", "someone/tiny", "--steps", "1", "--seed", "1", "-o", str(tmp_path / "hub.png")], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "hub.png").stat().st_size > 0
+    listing = subprocess.run([sys.executable, "-m", "scumble", "models", "--json"], env=env, capture_output=True, text=True)
+    names = [row["name"] for row in json.loads(listing.stdout)]
+    assert names[0] == "scumble-mini" and "someone/tiny" in names
+
+
+def test_folder_missing_a_component_is_named(run_cli, tiny_sd, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_sd, broken)
+    shutil.rmtree(broken / "vae")
+    result = run_cli("txt2img", "x", "--model", broken)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: model folder {broken} is missing its 'vae' component (no vae/ folder)"
+
+
+def test_folder_without_model_index(run_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("txt2img", "x", "--model", tmp_path / "empty")
+    assert result.exit_code == 1 and "no model_index.json" in result.stderr
+
+
+def test_missing_path_and_nonsense_names(run_cli):
+    assert "no such file or folder" in run_cli("txt2img", "x", "--model", "./nowhere.safetensors").stderr
+    assert "not a built-in model" in run_cli("txt2img", "x", "--model", "what even").stderr
+
+
+def test_corrupt_safetensors_gives_one_line(run_cli, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00\x01garbage")
+    result = run_cli("txt2img", "x", "--model", bad)
+    assert result.exit_code == 1
+    assert "not a readable safetensors file" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("keys,expected", [
+    ({"model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3), "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": (49408, 768)}, "sd15"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": (320, 9, 3, 3)}, "sd15-inpaint"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3), "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight": (3072, 1024)}, "sd2-v"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3), "conditioner.embedders.1.model.ln_final.weight": (1280,)}, "sdxl"),
+])
+def test_architecture_is_detected_from_checkpoint_keys(keys, expected):
+    assert sources.detect_config(keys) == expected
+
+
+def test_non_sd_checkpoint_is_refused():
+    with pytest.raises(ModelError, match="not an SD 1.x, 2.x or SDXL checkpoint"):
+        sources.detect_config({"encoder.weight": (3, 3)})
+
+
+def test_shipped_sd15_unet_config_builds_859_5m_parameters():
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+
+    config = json.loads((sources.CONFIGS_ROOT / "sd15" / "unet" / "config.json").read_text())
+    with init_empty_weights():
+        unet = UNet2DConditionModel.from_config(config)
+    assert round(sum(p.numel() for p in unet.parameters()) / 1e6, 1) == 859.5
+
+
+@pytest.mark.parametrize("name,millions", [("sd2-v", 865.9), ("sdxl", 2567.5), ("sd15-inpaint", 859.5)])
+def test_other_shipped_unet_configs(name, millions):
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+
+    config = json.loads((sources.CONFIGS_ROOT / name / "unet" / "config.json").read_text())
+    with init_empty_weights():
+        unet = UNet2DConditionModel.from_config(config)
+    assert round(sum(p.numel() for p in unet.parameters()) / 1e6, 1) == millions
+
+
+def test_shipped_clip_tokenizer_matches_clip_ids():
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(sources.CONFIGS_ROOT / "sd15" / "tokenizer")
+    assert tokenizer("a photo of an astronaut riding a horse").input_ids == [49406, 320, 1125, 539, 550, 18376, 6765, 320, 4558, 49407]
+    assert CLIPTokenizer.from_pretrained(sources.CONFIGS_ROOT / "sdxl" / "tokenizer_2").pad_token == "!"
