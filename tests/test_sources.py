@@ -8,8 +8,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+from helpers import pixels
 
 from scumble.pipelines import sources
 from scumble.pipelines.errors import ModelError
@@ -142,3 +146,81 @@ def test_shipped_clip_tokenizer_matches_clip_ids():
     tokenizer = CLIPTokenizer.from_pretrained(sources.CONFIGS_ROOT / "sd15" / "tokenizer")
     assert tokenizer("a photo of an astronaut riding a horse").input_ids == [49406, 320, 1125, 539, 550, 18376, 6765, 320, 4558, 49407]
     assert CLIPTokenizer.from_pretrained(sources.CONFIGS_ROOT / "sdxl" / "tokenizer_2").pad_token == "!"
+
+
+@pytest.fixture(scope="module")
+def tiny_single_file(tiny_sd, tmp_path_factory):
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import save_file
+
+    from ldm_format import pipeline_to_ldm
+
+    state = pipeline_to_ldm(StableDiffusionPipeline.from_pretrained(tiny_sd))
+    folder = tmp_path_factory.mktemp("single")
+    save_file(state, folder / "tiny.safetensors")
+    torch.save({"state_dict": state}, folder / "tiny.ckpt")
+    return folder
+
+
+def test_single_file_matches_its_diffusers_folder_pixel_for_pixel(run_cli, tiny_sd, tiny_single_file, tmp_path):
+    args = ["txt2img", "a red circle", "--steps", 2, "--seed", 9]
+    assert run_cli(*args, "--model", tiny_sd, "-o", "folder.png").exit_code == 0
+    result = run_cli(*args, "--model", tiny_single_file / "tiny.safetensors", "--config", tiny_sd, "-o", "single.png")
+    assert result.exit_code == 0, result.stderr
+    assert np.array_equal(pixels(tmp_path / "folder.png"), pixels(tmp_path / "single.png"))
+    record = json.loads(Image.open(tmp_path / "single.png").text["scumble"])
+    assert record["model"]["kind"] == "single_file" and len(record["model"]["hash"]) == 10
+
+
+def test_pickle_checkpoint_loads_weights_only_with_the_flag(run_cli, tiny_sd, tiny_single_file, tmp_path):
+    args = ["txt2img", "a red circle", "--steps", 2, "--seed", 9, "--config", tiny_sd]
+    assert run_cli(*args, "--model", tiny_single_file / "tiny.safetensors", "-o", "safe.png").exit_code == 0
+    result = run_cli(*args, "--model", tiny_single_file / "tiny.ckpt", "--allow-pickle", "-o", "pickle.png")
+    assert result.exit_code == 0, result.stderr
+    assert np.array_equal(pixels(tmp_path / "safe.png"), pixels(tmp_path / "pickle.png"))
+
+
+def test_single_file_with_wrong_config_fails_in_one_line(run_cli, tiny_single_file, tiny_sdxl):
+    result = run_cli("txt2img", "x", "--model", tiny_single_file / "tiny.safetensors", "--config", tiny_sdxl)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: could not load checkpoint file") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_config_name(run_cli, tiny_single_file):
+    result = run_cli("txt2img", "x", "--model", tiny_single_file / "tiny.safetensors", "--config", "sd9")
+    assert result.exit_code == 2 and "sd15, sd15-inpaint, sd2-base, sd2-v, sdxl" in result.stderr
+
+
+@pytest.mark.slow
+def test_full_size_sd15_checkpoint_loads_offline_with_the_shipped_config(tmp_path):
+    """A random-weight checkpoint with SD 1.5's real architecture, detected and loaded with no --config and no network."""
+    from accelerate.utils import set_seed
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from ldm_format import pipeline_to_ldm
+
+    set_seed(0)
+    root = sources.CONFIGS_ROOT / "sd15"
+    pipe = StableDiffusionPipeline(
+        vae=AutoencoderKL.from_config(json.loads((root / "vae" / "config.json").read_text())),
+        text_encoder=CLIPTextModel(CLIPTextConfig.from_pretrained(root / "text_encoder")),
+        tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer"),
+        unet=UNet2DConditionModel.from_config(json.loads((root / "unet" / "config.json").read_text())),
+        scheduler=None,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    checkpoint = tmp_path / "sd15-random.safetensors"
+    save_file({k: v.half() for k, v in pipeline_to_ldm(pipe).items()}, checkpoint)
+    del pipe
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf")}
+    run = subprocess.run(
+        [sys.executable, "-m", "scumble", "txt2img", "a photo", "--model", str(checkpoint), "-W", "64", "-H", "64", "--steps", "1", "--seed", "0", "-o", str(tmp_path / "out.png")],
+        env=env, capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert Image.open(tmp_path / "out.png").size == (64, 64)
+    assert not (tmp_path / "empty-hf").exists() or not any((tmp_path / "empty-hf").rglob("*.json"))
