@@ -14,9 +14,12 @@ def apply_preset(ctx: typer.Context, command: str, values: dict, preset: str | N
     from scumble import presets
 
     merged = dict(values)
+    specific = presets.load(preset).get(command, {})
     for key, value in presets.for_command(preset, command).items():
         if key not in values:
-            raise UsageError(f"--preset {preset}: {command} has no option {key!r}")
+            if key in specific:
+                raise UsageError(f"--preset {preset}: {command} has no option {key!r}")
+            continue  # a shared key for another subcommand
         source = ctx.get_parameter_source(key)
         if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
             merged[key] = value

@@ -48,6 +48,7 @@ Width = Annotated[int, typer.Option("--width", "-W", help="Width in pixels, a mu
 Height = Annotated[int, typer.Option("--height", "-H", help="Height in pixels, a multiple of 8 (0: the model's native size).", rich_help_panel=SAMPLING_PANEL)]
 Scheduler = Annotated[str, typer.Option("--scheduler", "--sampler", help="Sampler, diffusers-style or A1111 name (see `scumble schedulers`); empty: the model's own.", rich_help_panel=SAMPLING_PANEL)]
 NoiseSchedule = Annotated[str, typer.Option("--noise-schedule", help="How noise levels are spaced: default, karras, exponential or beta.", rich_help_panel=SAMPLING_PANEL)]
+TimestepSpacing = Annotated[str, typer.Option("--timestep-spacing", help="leading, trailing or linspace; empty: the model's own.", rich_help_panel=SAMPLING_PANEL)]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.", rich_help_panel=SAMPLING_PANEL)]
 Preset = Annotated[Optional[str], typer.Option("--preset", help="A named bundle of defaults (see `scumble presets`); explicit flags win.", rich_help_panel=SAMPLING_PANEL)]
 
@@ -61,3 +62,12 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace files that
 SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Leave out images whose output file already exists (resume a batch).", rich_help_panel=OUTPUT_PANEL)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.", rich_help_panel=OUTPUT_PANEL)]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON line per written image (path, seed, settings) on stdout.", rich_help_panel=OUTPUT_PANEL)]
+
+# ---------------------------------------------------------------- editing (img2img, inpaint)
+EDIT_PANEL = "Inputs"
+Inputs = Annotated[list[str], typer.Argument(help="Image files, folders, globs, or - for an image on stdin.", show_default=False)]
+Prompt = Annotated[Optional[str], typer.Option("--prompt", "-p", help="What the result should show (all inputs).", rich_help_panel=SAMPLING_PANEL)]
+Captions = Annotated[bool, typer.Option("--captions", help="Use the .txt file beside each image as its prompt (--prompt is the fallback).", rich_help_panel=EDIT_PANEL)]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too (mirrored in the output).", rich_help_panel=EDIT_PANEL)]
+ExactSteps = Annotated[bool, typer.Option("--exact-steps", help="Run exactly --steps steps at this strength (stretches the schedule), not about steps x strength.", rich_help_panel=SAMPLING_PANEL)]
+Resize = Annotated[str, typer.Option("--resize", help="just (stretch), crop (cover, then centre-crop) or fill (fit, then pad with the edges) when --width/--height differ from the input.", rich_help_panel=EDIT_PANEL)]

@@ -67,7 +67,11 @@ class ConsoleReporter:
             self._print(f"{verb} {result.path} (seed {result.seed})")
 
     def image_failed(self, label: str, message: str) -> None:
-        self._print(f"error: {label}: {message}" if label not in message else f"error: {message}")
+        self._print(f"error: {message}" if message.startswith(label) else f"error: {label}: {message}")
+
+    def notice(self, message: str) -> None:
+        if not self.quiet:
+            self._print(f"notice: {message}")
 
     def _print(self, text: str) -> None:
         if self.progress:

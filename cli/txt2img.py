@@ -12,9 +12,6 @@ from . import options as opt
 from .common import apply_preset, load_engine
 from .render import ConsoleReporter
 
-TimestepSpacing = Annotated[str, typer.Option("--timestep-spacing", help="leading, trailing or linspace; empty: the model's own.", rich_help_panel=opt.SAMPLING_PANEL)]
-
-
 def txt2img(
     ctx: typer.Context,
     prompt: Annotated[Optional[str], typer.Argument(help="What to draw. Omit when using --prompt-file or --replay.", show_default=False)] = None,
@@ -28,7 +25,7 @@ def txt2img(
     height: opt.Height = 0,
     scheduler: opt.Scheduler = "",
     noise_schedule: opt.NoiseSchedule = "default",
-    timestep_spacing: TimestepSpacing = "",
+    timestep_spacing: opt.TimestepSpacing = "",
     batch_size: opt.BatchSize = 1,
     count: Annotated[int, typer.Option("--count", min=1, help="Images per prompt.", rich_help_panel=opt.SAMPLING_PANEL)] = 1,
     preset: opt.Preset = None,

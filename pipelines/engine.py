@@ -232,3 +232,53 @@ class Engine:
                 callback_on_step_end=callback,
             )
         return result.images
+
+    def _progress(self, on_step: StepCallback | None, total: int):
+        def callback(_pipe, step, _timestep, kwargs):
+            if on_step:
+                on_step(step + 1, total)
+            return kwargs
+
+        return callback
+
+    def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
+        """Noise each image to `strength` of the schedule and denoise it from there (one forward batch, one size)."""
+        from . import denoise
+
+        pipe = self.pipeline("img2img")
+        self.use_scheduler(sampling)
+        num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
+        with torch.inference_mode():
+            return pipe(
+                prompt=[j.prompt for j in jobs],
+                negative_prompt=[j.negative_prompt for j in jobs],
+                image=images,
+                strength=strength,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=sampling.cfg,
+                generator=[devices.generator(j.seed) for j in jobs],
+                callback_on_step_end=self._progress(on_step, run),
+            ).images
+
+    def inpaint(self, jobs: list[ImageJob], images: list, masks: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
+        """Repaint where the masks are white; 4-channel and 9-channel (inpainting) UNets alike."""
+        from . import denoise
+
+        pipe = self.pipeline("inpaint")
+        self.use_scheduler(sampling)
+        num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
+        width, height = images[0].size
+        with torch.inference_mode():
+            return pipe(
+                prompt=[j.prompt for j in jobs],
+                negative_prompt=[j.negative_prompt for j in jobs],
+                image=images,
+                mask_image=masks,
+                strength=strength,
+                width=width,
+                height=height,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=sampling.cfg,
+                generator=[devices.generator(j.seed) for j in jobs],
+                callback_on_step_end=self._progress(on_step, run),
+            ).images

@@ -26,6 +26,7 @@ class Reporter(Protocol):
     def step(self, done: int, total: int) -> None: ...
     def image_done(self, result: "ImageResult") -> None: ...
     def image_failed(self, label: str, message: str) -> None: ...
+    def notice(self, message: str) -> None: ...
 
 
 class SilentReporter:
@@ -39,6 +40,9 @@ class SilentReporter:
         pass
 
     def image_failed(self, label: str, message: str) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
         pass
 
 

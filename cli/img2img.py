@@ -1,0 +1,76 @@
+"""scumble img2img: parse, call the core, render."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from . import options as opt
+from .common import apply_preset, load_engine
+from .render import ConsoleReporter
+
+Strength = Annotated[float, typer.Option("--strength", help="How much to change, 0..1: the input is noised to this fraction of the schedule and denoised from there.", rich_help_panel=opt.SAMPLING_PANEL)]
+
+
+def img2img(
+    ctx: typer.Context,
+    inputs: opt.Inputs,
+    prompt: opt.Prompt = None,
+    negative_prompt: opt.NegativePrompt = "",
+    captions: opt.Captions = False,
+    strength: Strength = 0.75,
+    exact_steps: opt.ExactSteps = False,
+    steps: opt.Steps = 20,
+    cfg: opt.Cfg = 7.0,
+    seed: opt.Seed = None,
+    width: opt.Width = 0,
+    height: opt.Height = 0,
+    resize: opt.Resize = "just",
+    scheduler: opt.Scheduler = "",
+    noise_schedule: opt.NoiseSchedule = "default",
+    timestep_spacing: opt.TimestepSpacing = "",
+    batch_size: opt.BatchSize = 1,
+    recursive: opt.Recursive = False,
+    preset: opt.Preset = None,
+    output: opt.Output = None,
+    overwrite: opt.Overwrite = False,
+    skip_existing: opt.SkipExisting = False,
+    quiet: opt.Quiet = False,
+    json_lines: opt.Json = False,
+    model: opt.Model = "scumble-mini",
+    config: opt.Config = None,
+    allow_pickle: opt.AllowPickle = False,
+    device: opt.Device = "auto",
+    dtype: opt.Dtype = "auto",
+    offload: opt.Offload = "none",
+    vae_tiling: opt.VaeTiling = False,
+    attention_slicing: opt.AttentionSlicing = False,
+) -> None:
+    """Redraw images: noise each input to --strength and denoise it toward the prompt (files, folders, globs or -)."""
+    from scumble.pipelines.edits import EditRequest, run_edit
+    from scumble.pipelines.engine import Sampling
+
+    v = apply_preset(ctx, "img2img", dict(steps=steps, cfg=cfg, scheduler=scheduler, noise_schedule=noise_schedule, timestep_spacing=timestep_spacing, strength=strength, batch_size=batch_size), preset)
+    request = EditRequest(
+        task="img2img",
+        inputs=tuple(inputs),
+        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"]),
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        captions=captions,
+        strength=v["strength"],
+        exact_steps=exact_steps,
+        resize=resize,
+        seed=seed,
+        batch_size=v["batch_size"],
+        recursive=recursive,
+        output=output,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+    )
+    engine = load_engine(model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing)
+    with ConsoleReporter(quiet, json_lines) as reporter:
+        summary = run_edit(engine, request, reporter)
+    reporter.summary(summary)
+    raise typer.Exit(summary.exit_code)
