@@ -15,7 +15,7 @@ Strength = Annotated[float, typer.Option("--strength", help="How much to change,
 
 def img2img(
     ctx: typer.Context,
-    inputs: opt.Inputs,
+    inputs: opt.Inputs = None,
     prompt: opt.Prompt = None,
     negative_prompt: opt.NegativePrompt = "",
     captions: opt.Captions = False,
@@ -33,6 +33,7 @@ def img2img(
     batch_size: opt.BatchSize = 1,
     recursive: opt.Recursive = False,
     preset: opt.Preset = None,
+    replay: opt.Replay = None,
     output: opt.Output = None,
     overwrite: opt.Overwrite = False,
     skip_existing: opt.SkipExisting = False,
@@ -50,11 +51,12 @@ def img2img(
     """Redraw images: noise each input to --strength and denoise it toward the prompt (files, folders, globs or -)."""
     from scumble.pipelines.edits import EditRequest, run_edit
     from scumble.pipelines.engine import Sampling
+    from scumble.pipelines.errors import UsageError
 
     v = apply_preset(ctx, "img2img", dict(steps=steps, cfg=cfg, scheduler=scheduler, noise_schedule=noise_schedule, timestep_spacing=timestep_spacing, strength=strength, batch_size=batch_size), preset)
     request = EditRequest(
         task="img2img",
-        inputs=tuple(inputs),
+        inputs=tuple(inputs or ()),
         sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"]),
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -69,8 +71,15 @@ def img2img(
         overwrite=overwrite,
         skip_existing=skip_existing,
     )
+    if bool(inputs) == bool(replay):
+        raise UsageError("give INPUTS or --replay IMAGE (not both)")
     engine = load_engine(model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing)
     with ConsoleReporter(quiet, json_lines) as reporter:
-        summary = run_edit(engine, request, reporter)
+        if replay:
+            from scumble.pipelines.runs import replay as replay_run
+
+            summary = replay_run(engine, replay, output, overwrite, reporter, task="img2img")
+        else:
+            summary = run_edit(engine, request, reporter)
     reporter.summary(summary)
     raise typer.Exit(summary.exit_code)

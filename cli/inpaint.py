@@ -16,7 +16,7 @@ Strength = Annotated[float, typer.Option("--strength", help="How much of the mas
 
 def inpaint(
     ctx: typer.Context,
-    inputs: opt.Inputs,
+    inputs: opt.Inputs = None,
     mask: Annotated[Optional[str], typer.Option("--mask", help="White = repaint. One file for all images, or a folder matched by file stem.", rich_help_panel=MASK_PANEL)] = None,
     prompt: opt.Prompt = None,
     negative_prompt: opt.NegativePrompt = "",
@@ -40,6 +40,7 @@ def inpaint(
     batch_size: opt.BatchSize = 1,
     recursive: opt.Recursive = False,
     preset: opt.Preset = None,
+    replay: opt.Replay = None,
     output: opt.Output = None,
     overwrite: opt.Overwrite = False,
     skip_existing: opt.SkipExisting = False,
@@ -57,11 +58,12 @@ def inpaint(
     """Repaint the white part of a mask; everything outside it comes back untouched."""
     from scumble.pipelines.edits import EditRequest, run_edit
     from scumble.pipelines.engine import Sampling
+    from scumble.pipelines.errors import UsageError
 
     v = apply_preset(ctx, "inpaint", dict(steps=steps, cfg=cfg, scheduler=scheduler, noise_schedule=noise_schedule, timestep_spacing=timestep_spacing, strength=strength, batch_size=batch_size), preset)
     request = EditRequest(
         task="inpaint",
-        inputs=tuple(inputs),
+        inputs=tuple(inputs or ()),
         sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"]),
         prompt=prompt,
         negative_prompt=negative_prompt,
@@ -82,8 +84,15 @@ def inpaint(
         padding=padding,
         strict=strict,
     )
+    if bool(inputs) == bool(replay):
+        raise UsageError("give INPUTS or --replay IMAGE (not both)")
     engine = load_engine(model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing)
     with ConsoleReporter(quiet, json_lines) as reporter:
-        summary = run_edit(engine, request, reporter)
+        if replay:
+            from scumble.pipelines.runs import replay as replay_run
+
+            summary = replay_run(engine, replay, output, overwrite, reporter, task="inpaint")
+        else:
+            summary = run_edit(engine, request, reporter)
     reporter.summary(summary)
     raise typer.Exit(summary.exit_code)

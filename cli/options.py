@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -65,7 +66,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON line per writ
 
 # ---------------------------------------------------------------- editing (img2img, inpaint)
 EDIT_PANEL = "Inputs"
-Inputs = Annotated[list[str], typer.Argument(help="Image files, folders, globs, or - for an image on stdin.", show_default=False)]
+Inputs = Annotated[Optional[list[str]], typer.Argument(help="Image files, folders, globs, or - for an image on stdin.", show_default=False)]
+Replay = Annotated[Optional[Path], typer.Option("--replay", help="Regenerate this image from its metadata (the inputs must be unchanged), pixel-identical.", rich_help_panel=SAMPLING_PANEL)]
 Prompt = Annotated[Optional[str], typer.Option("--prompt", "-p", help="What the result should show (all inputs).", rich_help_panel=SAMPLING_PANEL)]
 Captions = Annotated[bool, typer.Option("--captions", help="Use the .txt file beside each image as its prompt (--prompt is the fallback).", rich_help_panel=EDIT_PANEL)]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too (mirrored in the output).", rich_help_panel=EDIT_PANEL)]

@@ -17,7 +17,7 @@ def txt2img(
     prompt: Annotated[Optional[str], typer.Argument(help="What to draw. Omit when using --prompt-file or --replay.", show_default=False)] = None,
     negative_prompt: opt.NegativePrompt = "",
     prompt_file: Annotated[Optional[str], typer.Option("--prompt-file", help="One prompt a line; - reads standard input.", rich_help_panel=opt.SAMPLING_PANEL)] = None,
-    replay: Annotated[Optional[Path], typer.Option("--replay", help="Regenerate this image from its metadata, pixel-identical.", rich_help_panel=opt.SAMPLING_PANEL)] = None,
+    replay: opt.Replay = None,
     steps: opt.Steps = 20,
     cfg: opt.Cfg = 7.0,
     seed: opt.Seed = None,

@@ -43,6 +43,7 @@ class EditRequest:
     only_masked: bool = False
     padding: int = 32
     strict: bool = False
+    seeds: tuple[int, ...] = ()  # replay: the recorded seed of each input, instead of seed + index
 
 
 @dataclass
@@ -245,7 +246,13 @@ def run_edit(engine: Engine, request: EditRequest, reporter: Reporter | None = N
             final = finish(request, prep, generated)
             w, h = prep.size
             record = dict(record0, prompt=prep.job.prompt, negative_prompt=prep.job.negative_prompt, seed=prep.job.seed, index=prep.job.index, width=w, height=h, **prep.record)
-            record["batch"] = {"size": len(batch), "position": position, "seeds": [p.job.seed for p in batch]}
+            record["batch"] = {
+                "size": len(batch),
+                "position": position,
+                "seeds": [p.job.seed for p in batch],
+                "prompts": [p.job.prompt for p in batch],
+                "inputs": [p.record["inputs"] for p in batch],
+            }
             try:
                 output.write_bytes(output.encode_png(Image.fromarray(final), metadata.png_text(record)), prep.target, overwrite=request.overwrite)
             except ScumbleError as exc:
@@ -258,7 +265,7 @@ def run_edit(engine: Engine, request: EditRequest, reporter: Reporter | None = N
         batch.clear()
 
     for index, item in enumerate(items):
-        job_seed = (seed + index) % (2**32)
+        job_seed = request.seeds[index] if request.seeds else (seed + index) % (2**32)
         try:
             target = mirrored_target(plan, item)
             if target is not None and plan.kind == "folder":
@@ -300,3 +307,59 @@ def caption_for(item: inputs.InputItem, request: EditRequest) -> str:
     if request.prompt is not None:
         return request.prompt
     raise InputError(f"{item.label}: no caption file {item.relative.with_suffix('.txt').name} beside it (and no --prompt to fall back on)")
+
+
+def replay_edit(engine: Engine, path: Path, record: dict, output_option: str | None, overwrite: bool, reporter: Reporter | None = None) -> RunSummary:
+    """Re-run the recorded batch from the same input files (checked by hash) and write the one image `path` holds."""
+    import tempfile
+
+    from PIL import Image
+
+    batch = record["batch"]
+    for entry in batch["inputs"]:
+        source = Path(entry["image"])
+        if not source.is_file():
+            raise InputError(f"{path}: its input {source} is gone, so it cannot be replayed")
+        if inputs.sha256(source.read_bytes()) != entry["image_sha256"]:
+            raise InputError(f"{path}: its input {source} has changed since (sha256 differs)")
+    mask_paths = {entry.get("mask") for entry in batch["inputs"]} - {None}
+    if len(mask_paths) > 1:
+        raise UsageError(f"{path}: its batch used several masks; replay it with --batch-size 1 images")
+    sampling = Sampling(record["steps"], record["cfg"], record["width"], record["height"], record["scheduler"], record.get("noise_schedule", "default"), record.get("timestep_spacing", ""))
+    plan = output.OutputPlan.from_option(output_option, 1)
+    target = plan.target(index=record.get("index", 0), seed=record["seed"], prompt=record["prompt"])
+    if target is not None and target.exists() and not overwrite and not output._is_special(target):
+        raise ScumbleError(f"{target}: already exists (pass --overwrite to replace it)")
+    with tempfile.TemporaryDirectory(prefix="scumble-replay-") as tmp:
+        if len(set(batch["prompts"])) != 1:
+            raise UsageError(f"{path}: its batch mixed prompts (captions); replay is supported for one prompt per batch")
+        request = EditRequest(
+            task=record["task"],
+            inputs=tuple(entry["image"] for entry in batch["inputs"]),
+            sampling=sampling,
+            prompt=batch["prompts"][0],
+            negative_prompt=record.get("negative_prompt", ""),
+            strength=record["strength"],
+            exact_steps=record.get("exact_steps", False),
+            resize=record.get("resize", "just"),
+            batch_size=batch["size"],
+            output=tmp + "/",
+            mask=next(iter(mask_paths), None),
+            mask_blur=record.get("mask_blur", 4.0),
+            invert_mask=record.get("invert_mask", False),
+            fill=record.get("fill", "original"),
+            only_masked=record.get("only_masked", False),
+            padding=record.get("padding", 32),
+            seeds=tuple(batch["seeds"]),
+        )
+        summary = run_edit(engine, request, SilentReporter())
+        if summary.failed:
+            raise ScumbleError(f"{path}: replay failed: {summary.failed[0][1]}")
+        chosen = summary.written[batch["position"]]
+        image = Image.open(chosen.path)
+        image.load()
+    new_record = dict(chosen.record, replayed_from=str(path))
+    output.write_bytes(output.encode_png(image, metadata.png_text(new_record)), target, overwrite=overwrite)
+    result = ImageResult(str(target) if target else None, record["seed"], new_record)
+    (reporter or SilentReporter()).image_done(result)
+    return RunSummary(written=[result], seconds=summary.seconds)

@@ -192,17 +192,20 @@ def run_txt2img(engine: Engine, request: Txt2ImgRequest, reporter: Reporter | No
     return summary
 
 
-def replay_request(path: Path, output_option: str | None, overwrite: bool) -> tuple[dict, Txt2ImgRequest]:
-    """The request that regenerates the image at `path`, pixel for pixel, from its JSON record."""
-    info = metadata.read_image_metadata(path)
-    record = info["record"]
+def read_record(path: Path, task: str) -> dict:
+    record = metadata.read_image_metadata(path)["record"]
     if not record:
         raise ScumbleError(f"{path}: carries no scumble record, so it cannot be replayed (A1111 parameters alone do not pin the batch)")
-    if record.get("task") != "txt2img":
-        raise UsageError(f"{path}: was made by {record.get('task')}, not txt2img")
+    if record.get("task") != task:
+        raise UsageError(f"{path}: was made by {record.get('task')}; replay it with scumble {record.get('task')} --replay")
+    return record
+
+
+def replay_request(record: dict, output_option: str | None, overwrite: bool) -> Txt2ImgRequest:
+    """The request that regenerates a txt2img image, pixel for pixel, from its JSON record."""
     batch = record.get("batch") or {"size": 1, "position": 0, "prompts": [record["prompt"]], "negative_prompts": [record.get("negative_prompt", "")], "seeds": [record["seed"]]}
     sampling = Sampling(record["steps"], record["cfg"], record["width"], record["height"], record["scheduler"], record.get("noise_schedule", "default"), record.get("timestep_spacing", ""))
-    return record, Txt2ImgRequest(
+    return Txt2ImgRequest(
         prompts=tuple(zip(batch["prompts"], batch["negative_prompts"])),
         sampling=sampling,
         count=1,
@@ -213,10 +216,15 @@ def replay_request(path: Path, output_option: str | None, overwrite: bool) -> tu
     )
 
 
-def replay(engine: Engine, path: Path, output_option: str | None, overwrite: bool, reporter: Reporter | None = None) -> RunSummary:
+def replay(engine: Engine, path: Path, output_option: str | None, overwrite: bool, reporter: Reporter | None = None, task: str = "txt2img") -> RunSummary:
     """Regenerate the recorded batch exactly and write the one image that `path` holds."""
     reporter = reporter or SilentReporter()
-    record, request = replay_request(path, output_option, overwrite)
+    record = read_record(path, task)
+    if task != "txt2img":
+        from .edits import replay_edit
+
+        return replay_edit(engine, path, record, output_option, overwrite, reporter)
+    request = replay_request(record, output_option, overwrite)
     batch = record.get("batch") or {"position": 0, "seeds": [record["seed"]]}
     jobs = [ImageJob(p, n, s, i) for i, ((p, n), s) in enumerate(zip(request.prompts, batch["seeds"]))]
     plan = output.OutputPlan.from_option(output_option, 1)

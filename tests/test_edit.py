@@ -282,3 +282,25 @@ def test_inpaint_requires_mask_and_rejects_empty_mask(run_cli, tiny_sd, tmp_path
     Image.new("L", (32, 32), 0).save(tmp_path / "black.png")
     result = run_cli("inpaint", "in.png", "--mask", "black.png", "-p", "x", "--model", tiny_sd)
     assert result.exit_code == 1 and "marks nothing to repaint" in result.stderr
+
+
+def test_img2img_replay_from_inside_a_batch(run_cli, tiny_sd, tmp_path):
+    for name in ("a.png", "b.png"):
+        make_image(tmp_path / "in" / name, seed=len(name) + ord(name[0]))
+    assert run_cli("img2img", "in", "-p", "x", "--model", tiny_sd, "--steps", 3, "--batch-size", 2, "--seed", 4, "-o", "out/").exit_code == 0
+    result = run_cli("img2img", "--replay", "out/b.png", "--model", tiny_sd, "-o", "again.png")
+    assert result.exit_code == 0, result.stderr
+    assert np.array_equal(pixels(tmp_path / "out" / "b.png"), pixels(tmp_path / "again.png"))
+    make_image(tmp_path / "in" / "a.png", seed=99)  # an input changed: refuse rather than silently differ
+    changed = run_cli("img2img", "--replay", "out/b.png", "--model", tiny_sd, "-o", "third.png")
+    assert changed.exit_code == 1 and "has changed since" in changed.stderr
+
+
+def test_inpaint_replay_and_wrong_command(run_cli, tiny_sd, tmp_path):
+    source = make_image(tmp_path / "in.png")
+    make_mask(tmp_path / "mask.png")
+    assert run_cli("inpaint", source, "--mask", "mask.png", "-p", "x", "--model", tiny_sd, "--steps", 2, "--seed", 8, "--only-masked", "-o", "out.png").exit_code == 0
+    assert run_cli("inpaint", "--replay", "out.png", "--model", tiny_sd, "-o", "again.png").exit_code == 0
+    assert np.array_equal(pixels(tmp_path / "out.png"), pixels(tmp_path / "again.png"))
+    wrong = run_cli("txt2img", "--replay", "out.png", "--model", tiny_sd)
+    assert wrong.exit_code == 2 and "replay it with scumble inpaint --replay" in wrong.stderr
