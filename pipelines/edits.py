@@ -91,7 +91,7 @@ def plan_output(request: EditRequest, items: list[inputs.InputItem]) -> output.O
         if not single:
             raise UsageError(f"-o -: standard output takes one image, but {len(items)} inputs were given")
         return output.OutputPlan("stdout")
-    if request.output and single and Path(request.output).suffix.lower() == ".png" and not Path(request.output).is_dir():
+    if request.output and single and (output._is_special(Path(request.output)) or Path(request.output).suffix.lower() == ".png") and not Path(request.output).is_dir():
         return output.OutputPlan("file", Path(request.output).expanduser())
     if request.output and Path(request.output).suffix and not Path(request.output).is_dir():
         raise UsageError(f"-o {request.output}: many inputs need a folder (-o {Path(request.output).with_suffix('')}/)")

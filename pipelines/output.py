@@ -43,6 +43,10 @@ class OutputPlan:
         if output is None:
             return cls("folder", DEFAULT_FOLDER, pattern)
         path = Path(output).expanduser()
+        if _is_special(path):
+            if count != 1:
+                raise UsageError(f"-o {output} is a device or pipe: it takes one image, but this run makes {count}")
+            return cls("file", path)
         if output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix:
             return cls("folder", path, pattern)
         if path.suffix.lower() not in IMAGE_SUFFIXES and not _is_special(path):
@@ -78,6 +82,12 @@ def _is_special(path: Path) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def encode_png(image, text: dict[str, str] | None = None) -> bytes:
     from PIL.PngImagePlugin import PngInfo
 
@@ -108,6 +118,7 @@ def write_bytes(data: bytes, path: Path | None, overwrite: bool = False) -> None
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a written image should get the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
