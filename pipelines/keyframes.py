@@ -1,0 +1,285 @@
+"""Deforum-style keyframe schedules, parsed against an allowlist: no eval, no numexpr.
+
+    "0: (1.0), 30: (1.05), 60: (1.0+0.02*sin(t/5))"
+
+Expressions are read with Python's parser (`ast.parse`, which builds a tree and runs nothing) and
+evaluated by walking that tree: numbers, + - * / // % **, unary +/-, the names t, max_f, s, pi, e,
+and calls to sin, cos, tan, abs, min, max, pow, sqrt, exp, log, floor, ceil. Everything else
+(attributes, subscripts, lambdas, comprehensions, strings, other names) is refused with a message
+that points at the keyframe and character. Results are bounded so `9**9**9` cannot eat the machine.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+MAX_MAGNITUDE = 1e12
+MAX_SOURCE = 2000
+MAX_NODES = 200
+NAMES = ("t", "max_f", "s")
+CONSTANTS = {"pi": math.pi, "e": math.e}
+FUNCTIONS = {
+    "sin": (math.sin, 1),
+    "cos": (math.cos, 1),
+    "tan": (math.tan, 1),
+    "abs": (abs, 1),
+    "sqrt": (math.sqrt, 1),
+    "exp": (math.exp, 1),
+    "log": (math.log, 1),
+    "floor": (math.floor, 1),
+    "ceil": (math.ceil, 1),
+    "pow": (math.pow, 2),
+    "min": (min, None),
+    "max": (max, None),
+}
+_BINARY = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
+    ast.Pow: lambda a, b: _power(a, b),
+}
+
+
+class ScheduleError(UsageError):
+    """A schedule that does not parse or evaluate; the message names the keyframe and character."""
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, column: int = 0):
+        super().__init__(message)
+        self.column = column
+
+
+def _power(base: float, exponent: float) -> float:
+    if base != 0 and abs(exponent) * math.log10(max(abs(base), 1e-300)) > math.log10(MAX_MAGNITUDE):
+        raise _Refused(f"{base:g}**{exponent:g} is too large")
+    return math.pow(base, exponent)
+
+
+@dataclass(frozen=True)
+class Expression:
+    source: str
+    tree: ast.AST
+    offset: int  # where `source` starts in the whole schedule string
+
+    @property
+    def is_constant(self) -> bool:
+        return not any(isinstance(node, ast.Name) and node.id in NAMES for node in ast.walk(self.tree))
+
+    def __call__(self, t: float = 0.0, max_f: float = 0.0, s: float = 0.0) -> float:
+        try:
+            value = _evaluate(self.tree, {"t": t, "max_f": max_f, "s": s})
+        except _Refused as exc:
+            raise ScheduleError(f"{exc} (at character {self.offset + exc.column + 1})") from None
+        return value
+
+
+def compile_expression(source: str, offset: int = 0) -> Expression:
+    if len(source) > MAX_SOURCE:
+        raise _Refused(f"expression longer than {MAX_SOURCE} characters")
+    lead = len(source) - len(source.lstrip())
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise _Refused(f"not an expression ({exc.msg})", lead + max(0, (exc.offset or 1) - 1)) from None
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_NODES:
+        raise _Refused(f"expression has more than {MAX_NODES} parts", lead)
+    for node in nodes:
+        _check_node(node, lead)
+    return Expression(source, tree, offset + lead)
+
+
+def _check_node(node: ast.AST, lead: int) -> None:
+    column = getattr(node, "col_offset", 0) + lead
+    if isinstance(node, (ast.Expression, ast.Load)) or type(node) in _BINARY or isinstance(node, (ast.UAdd, ast.USub)):
+        return
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+        return
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise _Refused(f"only numbers are allowed, not {node.value!r}", column)
+        if abs(node.value) > MAX_MAGNITUDE:
+            raise _Refused(f"number {node.value:g} is too large", column)
+        return
+    if isinstance(node, ast.Name):
+        if node.id in NAMES or node.id in CONSTANTS or node.id in FUNCTIONS:
+            return
+        raise _Refused(f"unknown name {node.id!r}; allowed: {', '.join(NAMES + tuple(CONSTANTS))} and {', '.join(FUNCTIONS)}()", column)
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            raise _Refused(f"only calls to {', '.join(FUNCTIONS)} are allowed", column)
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            raise _Refused(f"{node.func.id}() takes plain arguments", column)
+        _, arity = FUNCTIONS[node.func.id]
+        if (arity is not None and len(node.args) != arity) or not node.args:
+            raise _Refused(f"{node.func.id}() takes {arity or 'one or more'} argument{'s' if arity != 1 else ''}", column)
+        return
+    raise _Refused(f"{type(node).__name__.lower()} is not allowed in a schedule", column)
+
+
+def _evaluate(node: ast.AST, env: dict[str, float]) -> float:
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body, env)
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        if node.id in env:
+            return float(env[node.id])
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        raise _Refused(f"{node.id} is a function; call it", node.col_offset)
+    if isinstance(node, ast.UnaryOp):
+        value = _evaluate(node.operand, env)
+        return -value if isinstance(node.op, ast.USub) else value
+    try:
+        if isinstance(node, ast.BinOp):
+            result = _BINARY[type(node.op)](_evaluate(node.left, env), _evaluate(node.right, env))
+        else:  # ast.Call, checked at compile time
+            function, _ = FUNCTIONS[node.func.id]
+            result = function(*[_evaluate(a, env) for a in node.args])
+    except _Refused as exc:
+        exc.column = exc.column or node.col_offset
+        raise
+    except ZeroDivisionError:
+        raise _Refused("division by zero", node.col_offset) from None
+    except (ValueError, OverflowError) as exc:
+        raise _Refused(f"math error ({exc})", node.col_offset) from None
+    result = float(result)
+    if not math.isfinite(result) or abs(result) > MAX_MAGNITUDE:
+        raise _Refused("the value is too large or not a number", node.col_offset)
+    return result
+
+
+# ---------------------------------------------------------------- schedules
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    key: Expression
+    value: Expression
+    text: str
+    index: int
+
+
+def _split_top_level(text: str, separator: str) -> list[tuple[int, str]]:
+    """Split on `separator` outside parentheses: commas inside function calls stay put."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise _Refused("unbalanced ')'", i)
+        elif char == separator and depth == 0:
+            parts.append((start, text[start:i]))
+            start = i + 1
+    if depth:
+        raise _Refused("unbalanced '('", len(text))
+    parts.append((start, text[start:]))
+    return parts
+
+
+def parse(text: str, name: str = "schedule") -> list[Keyframe]:
+    """Parse a whole schedule; errors name the schedule, the keyframe and the character (1-based)."""
+    if isinstance(text, (int, float)):
+        text = f"0: ({text})"
+    if len(text) > 20 * MAX_SOURCE:
+        raise ScheduleError(f"{name}: schedule longer than {20 * MAX_SOURCE} characters")
+    keyframes: list[Keyframe] = []
+    try:
+        entries = [(o, e) for o, e in _split_top_level(text, ",") if e.strip()]
+    except _Refused as exc:
+        raise ScheduleError(f"{name}: {exc} at character {exc.column + 1}") from None
+    if not entries:
+        raise ScheduleError(f"{name}: empty schedule (expected e.g. \"0: (1.0)\")")
+    for index, (offset, entry) in enumerate(entries, start=1):
+        where = f"{name}: keyframe {index} ({entry.strip()!r})"
+        colon = _first_top_level(entry, ":")
+        if colon is None:
+            raise ScheduleError(f"{where}: expected 'frame: (value)' at character {offset + 1}")
+        parts = []
+        for start, part in ((offset, entry[:colon]), (offset + colon + 1, entry[colon + 1 :])):
+            try:
+                parts.append(compile_expression(part, start))
+            except _Refused as exc:
+                raise ScheduleError(f"{where}: {exc} at character {start + exc.column + 1}") from None
+        keyframes.append(Keyframe(parts[0], parts[1], entry.strip(), index))
+    return keyframes
+
+
+def _first_top_level(text: str, char: str) -> int | None:
+    depth = 0
+    for i, c in enumerate(text):
+        depth += c == "("
+        depth -= c == ")"
+        if c == char and depth == 0:
+            return i
+    return None
+
+
+class Schedule:
+    """A parsed schedule, evaluated for every frame up front so errors surface before frame 0."""
+
+    def __init__(self, text: str | float, frames: int, seed: int = 0, name: str = "schedule"):
+        self.name, self.text = name, str(text)
+        keyframes = parse(text, name)
+        max_f = frames - 1
+        by_frame: dict[int, Keyframe] = {}
+        for kf in keyframes:
+            try:
+                frame = kf.key(t=0, max_f=max_f, s=seed)
+            except ScheduleError as exc:
+                raise ScheduleError(f"{name}: keyframe {kf.index} ({kf.text!r}) key: {exc}") from None
+            if frame < 0:
+                raise ScheduleError(f"{name}: keyframe {kf.index} ({kf.text!r}) is at frame {frame:g}; frames start at 0")
+            by_frame[int(round(frame))] = kf
+        values: list[float | None] = [None] * frames
+        keys = sorted(f for f in by_frame if f < frames)
+        for i, frame in enumerate(keys):
+            kf = by_frame[frame]
+            end = keys[i + 1] if i + 1 < len(keys) else frames
+            span = range(frame, end) if not kf.value.is_constant else range(frame, frame + 1)
+            for t in span:
+                try:
+                    values[t] = kf.value(t=t, max_f=max_f, s=seed)
+                except ScheduleError as exc:
+                    raise ScheduleError(f"{name}: keyframe {kf.index} ({kf.text!r}) at frame {t}: {exc}") from None
+        self.values = _interpolate(values)
+
+    def __getitem__(self, frame: int) -> float:
+        return self.values[frame]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def _interpolate(values: list[float | None]) -> list[float]:
+    """Linear between known frames, ends held (as Deforum's pandas interpolate does)."""
+    known = [i for i, v in enumerate(values) if v is not None]
+    if not known:
+        return [0.0] * len(values)
+    out = list(values)
+    for i in range(len(out)):
+        if out[i] is not None:
+            continue
+        before = max((k for k in known if k < i), default=None)
+        after = min((k for k in known if k > i), default=None)
+        if before is None:
+            out[i] = values[after]
+        elif after is None:
+            out[i] = values[before]
+        else:
+            w = (i - before) / (after - before)
+            out[i] = values[before] * (1 - w) + values[after] * w
+    return [float(v) for v in out]
