@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from scumble import __version__
 from scumble.pipelines.errors import ScumbleError
 
-from . import img2img, inpaint, listings, txt2img
+from . import animate, img2img, inpaint, listings, txt2img
 from .render import error_line
 
 
@@ -71,6 +71,7 @@ def root(
 app.command("txt2img", no_args_is_help=True)(txt2img.txt2img)
 app.command("img2img", no_args_is_help=True)(img2img.img2img)
 app.command("inpaint", no_args_is_help=True)(inpaint.inpaint)
+app.command("animate", no_args_is_help=True)(animate.animate)
 app.command("info")(listings.info)
 app.command("models")(listings.models)
 app.command("schedulers")(listings.schedulers_cmd)

@@ -27,7 +27,7 @@ class ConsoleReporter:
         self.quiet = quiet
         self.json_lines = json_lines
         self.progress: Progress | None = None
-        self._images = self._steps = None
+        self._images = self._steps = self._frames = None
 
     def __enter__(self):
         return self
@@ -50,15 +50,16 @@ class ConsoleReporter:
             transient=True,
         )
         self.progress.start()
-        self._images = self.progress.add_task("images", total=total_images)
-        self._steps = self.progress.add_task("steps", total=steps)
+        if steps:
+            self._images = self.progress.add_task("images", total=total_images)
+        self._steps = self.progress.add_task("steps", total=steps or None)
 
     def step(self, done: int, total: int) -> None:
         if self.progress:
             self.progress.update(self._steps, completed=done, total=total)
 
     def image_done(self, result) -> None:
-        if self.progress and not result.skipped:
+        if self.progress and not result.skipped and self._images is not None:
             self.progress.advance(self._images)
         if self.json_lines and not result.skipped:
             print(json.dumps({"path": result.path, "seed": result.seed, "settings": result.record}), flush=True)
@@ -68,6 +69,14 @@ class ConsoleReporter:
 
     def image_failed(self, label: str, message: str) -> None:
         self._print(f"error: {message}" if message.startswith(label) else f"error: {label}: {message}")
+
+    def frame_done(self, index: int, total: int, resumed: bool = False) -> None:
+        if self.progress:
+            if self._frames is None:
+                self._frames = self.progress.add_task("frames", total=total)
+            self.progress.update(self._frames, completed=index + 1)
+        elif not self.quiet and not resumed and sys.stderr.isatty() is False and (index + 1) % 10 == 0:
+            print(f"frame {index + 1}/{total}", file=sys.stderr, flush=True)
 
     def notice(self, message: str) -> None:
         if not self.quiet:

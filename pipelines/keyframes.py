@@ -208,8 +208,12 @@ def parse(text: str, name: str = "schedule") -> list[Keyframe]:
         colon = _first_top_level(entry, ":")
         if colon is None:
             raise ScheduleError(f"{where}: expected 'frame: (value)' at character {offset + 1}")
+        key_text = entry[:colon]
+        stripped = key_text.strip()
+        if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "\"'":  # Deforum quotes expression keys
+            key_text = key_text.replace(stripped, " " + stripped[1:-1] + " ", 1)
         parts = []
-        for start, part in ((offset, entry[:colon]), (offset + colon + 1, entry[colon + 1 :])):
+        for start, part in ((offset, key_text), (offset + colon + 1, entry[colon + 1 :])):
             try:
                 parts.append(compile_expression(part, start))
             except _Refused as exc:
@@ -243,7 +247,7 @@ class Schedule:
                 raise ScheduleError(f"{name}: keyframe {kf.index} ({kf.text!r}) key: {exc}") from None
             if frame < 0:
                 raise ScheduleError(f"{name}: keyframe {kf.index} ({kf.text!r}) is at frame {frame:g}; frames start at 0")
-            by_frame[int(round(frame))] = kf
+            by_frame[int(frame)] = kf  # Deforum truncates expression keys
         values: list[float | None] = [None] * frames
         keys = sorted(f for f in by_frame if f < frames)
         for i, frame in enumerate(keys):

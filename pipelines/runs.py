@@ -27,6 +27,7 @@ class Reporter(Protocol):
     def image_done(self, result: "ImageResult") -> None: ...
     def image_failed(self, label: str, message: str) -> None: ...
     def notice(self, message: str) -> None: ...
+    def frame_done(self, index: int, total: int, resumed: bool = False) -> None: ...
 
 
 class SilentReporter:
@@ -43,6 +44,9 @@ class SilentReporter:
         pass
 
     def notice(self, message: str) -> None:
+        pass
+
+    def frame_done(self, index: int, total: int, resumed: bool = False) -> None:
         pass
 
 

@@ -1,0 +1,145 @@
+"""Deforum's 2D frame-to-frame operations: warp, colour coherence, contrast, anti-blur, noise.
+
+Pure functions on HxWx3 uint8 RGB frames; each takes the frame's scheduled values as arguments.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .errors import UsageError
+
+BORDERS = {"replicate": cv2.BORDER_REPLICATE, "wrap": cv2.BORDER_WRAP, "reflect": cv2.BORDER_REFLECT_101}
+COLOR_MODES = ("none", "lab", "hsv", "rgb")
+NOISE_TYPES = ("perlin", "uniform")
+
+
+def motion_matrix(width: int, height: int, zoom: float, angle: float, tx: float, ty: float, cx: float = 0.5, cy: float = 0.5) -> np.ndarray:
+    """3x3 matrix: rotate by `angle` degrees and scale by `zoom` about (cx, cy) (fractions), then translate by pixels."""
+    matrix = np.eye(3)
+    matrix[:2] = cv2.getRotationMatrix2D((cx * width, cy * height), angle, zoom)
+    matrix[0, 2] += tx
+    matrix[1, 2] += ty
+    return matrix
+
+
+def perspective_matrix(width: int, height: int, theta: float, phi: float, gamma: float, fv: float) -> np.ndarray:
+    """3x3 homography of the frame plane turned by theta/phi/gamma degrees about x/y/z, seen with field of view fv."""
+    if not 0 < fv < 180:
+        raise UsageError(f"perspective_flip_fv {fv:g}: the field of view must be between 0 and 180 degrees")
+    t, p, g = (math.radians(v) for v in (theta, phi, gamma))
+    rx = np.array([[1, 0, 0], [0, math.cos(t), -math.sin(t)], [0, math.sin(t), math.cos(t)]])
+    ry = np.array([[math.cos(p), 0, math.sin(p)], [0, 1, 0], [-math.sin(p), 0, math.cos(p)]])
+    rz = np.array([[math.cos(g), -math.sin(g), 0], [math.sin(g), math.cos(g), 0], [0, 0, 1]])
+    focal = 0.5 * math.hypot(width, height) / math.tan(math.radians(fv) / 2)
+    corners = np.array([[-width / 2, -height / 2, 0], [width / 2, -height / 2, 0], [width / 2, height / 2, 0], [-width / 2, height / 2, 0]])
+    turned = corners @ (rz @ ry @ rx).T
+    turned[:, 2] += focal
+    projected = turned[:, :2] * (focal / turned[:, 2:3]) + [width / 2, height / 2]
+    source = (corners[:, :2] + [width / 2, height / 2]).astype(np.float32)
+    return cv2.getPerspectiveTransform(source, projected.astype(np.float32))
+
+
+def warp(frame: np.ndarray, matrix: np.ndarray, border: str = "replicate") -> np.ndarray:
+    if border not in BORDERS:
+        raise UsageError(f"--border: unknown mode {border!r}; choose from {', '.join(BORDERS)}")
+    if np.allclose(matrix, np.eye(3)):
+        return frame.copy()
+    h, w = frame.shape[:2]
+    return cv2.warpPerspective(frame, matrix, (w, h), flags=cv2.INTER_LANCZOS4, borderMode=BORDERS[border])
+
+
+def _match_channels(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    # skimage.exposure.match_histograms does this; a few lines of numpy spare a 40 MB dependency.
+    out = np.empty_like(source)
+    for c in range(source.shape[2]):
+        src_values, src_index, src_counts = np.unique(source[..., c].ravel(), return_inverse=True, return_counts=True)
+        ref_values, ref_counts = np.unique(reference[..., c].ravel(), return_counts=True)
+        src_cdf = np.cumsum(src_counts) / source[..., c].size
+        ref_cdf = np.cumsum(ref_counts) / reference[..., c].size
+        out[..., c] = np.interp(src_cdf, ref_cdf, ref_values)[src_index].reshape(source.shape[:2]).round().clip(0, 255)
+    return out
+
+
+def match_colors(frame: np.ndarray, reference: np.ndarray, mode: str) -> np.ndarray:
+    """Histogram-match `frame` to `reference` in LAB, HSV or RGB, so colours do not drift over many frames."""
+    if mode not in COLOR_MODES:
+        raise UsageError(f"--color-coherence: unknown mode {mode!r}; choose from {', '.join(COLOR_MODES)}")
+    if mode == "none" or reference is None:
+        return frame
+    if mode == "rgb":
+        return _match_channels(frame, reference)
+    to_space, from_space = (cv2.COLOR_RGB2LAB, cv2.COLOR_LAB2RGB) if mode == "lab" else (cv2.COLOR_RGB2HSV, cv2.COLOR_HSV2RGB)
+    matched = _match_channels(cv2.cvtColor(frame, to_space), cv2.cvtColor(reference, to_space))
+    return cv2.cvtColor(matched, from_space)
+
+
+def adjust_contrast(frame: np.ndarray, contrast: float) -> np.ndarray:
+    if contrast == 1.0:
+        return frame
+    mean = frame.astype(np.float32).mean()
+    return np.clip((frame.astype(np.float32) - mean) * contrast + mean, 0, 255).round().astype(np.uint8)
+
+
+def unsharp_mask(frame: np.ndarray, kernel: int, sigma: float, amount: float, threshold: float) -> np.ndarray:
+    """Deforum's anti-blur: sharpen by `amount`, leaving differences under `threshold` alone."""
+    if amount == 0:
+        return frame
+    kernel = max(1, int(round(kernel)))
+    kernel += 1 - kernel % 2
+    blurred = cv2.GaussianBlur(frame, (kernel, kernel), sigma)
+    image = frame.astype(np.float32)
+    sharpened = np.clip(image * (1 + amount) - blurred.astype(np.float32) * amount, 0, 255)
+    if threshold > 0:
+        low_contrast = np.abs(image - blurred) < threshold
+        sharpened = np.where(low_contrast, image, sharpened)
+    return sharpened.round().astype(np.uint8)
+
+
+def _perlin_octave(height: int, width: int, period: int, rng: np.random.Generator) -> np.ndarray:
+    cells_y, cells_x = -(-height // period) + 1, -(-width // period) + 1
+    angles = rng.uniform(0, 2 * np.pi, (cells_y + 1, cells_x + 1))
+    gradients = np.stack([np.cos(angles), np.sin(angles)], -1)
+    ys, xs = np.mgrid[0:height, 0:width] / period
+    y0, x0 = ys.astype(int), xs.astype(int)
+    fy, fx = ys - y0, xs - x0
+
+    def dot(oy, ox):
+        g = gradients[y0 + oy, x0 + ox]
+        return g[..., 0] * (fy - oy) + g[..., 1] * (fx - ox)
+
+    fade_y, fade_x = (6 * v**5 - 15 * v**4 + 10 * v**3 for v in (fy, fx))
+    top = dot(0, 0) * (1 - fade_x) + dot(0, 1) * fade_x
+    bottom = dot(1, 0) * (1 - fade_x) + dot(1, 1) * fade_x
+    return top * (1 - fade_y) + bottom * fade_y
+
+
+def noise_image(height: int, width: int, seed: int, kind: str = "perlin", octaves: int = 4, persistence: float = 0.5) -> np.ndarray:
+    """Seeded noise in [0, 255], HxWx3: Perlin (summed octaves, Deforum's default) or uniform."""
+    if kind not in NOISE_TYPES:
+        raise UsageError(f"--noise-type: unknown type {kind!r}; choose from {', '.join(NOISE_TYPES)}")
+    rng = np.random.default_rng(seed)
+    if kind == "uniform":
+        return rng.uniform(0, 255, (height, width, 3))
+    channels = []
+    for _ in range(3):
+        total, amplitude, norm = np.zeros((height, width)), 1.0, 0.0
+        period = max(2, max(height, width) // 4)
+        for _ in range(max(1, octaves)):
+            total += amplitude * _perlin_octave(height, width, period, rng)
+            norm += amplitude
+            amplitude *= persistence
+            period = max(2, period // 2)
+        channels.append(total / norm)
+    stacked = np.stack(channels, -1)
+    return np.clip((stacked * 0.5 / 0.7 + 0.5) * 255, 0, 255)
+
+
+def add_noise(frame: np.ndarray, amount: float, noise: np.ndarray) -> np.ndarray:
+    """Deforum's blend: img * (1 - n) + noise * n."""
+    if amount <= 0:
+        return frame
+    return np.clip(frame.astype(np.float32) * (1 - amount) + noise * amount, 0, 255).round().astype(np.uint8)
