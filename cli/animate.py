@@ -92,9 +92,14 @@ def animate(
     if settings_file:
         data, warnings = load_settings_file(settings_file)
     if preset:
-        from scumble import presets
+        from dataclasses import fields
 
-        data |= presets.for_command(preset, "animate")
+        from scumble import presets
+        from scumble.pipelines.animation import AnimationSettings
+
+        known = {f.name for f in fields(AnimationSettings)}
+        specific = presets.load(preset).get("animate", {})
+        data |= {k: v for k, v in presets.for_command(preset, "animate").items() if k in known or k in specific}
     flags = {k: v for k, v in ctx.params.items() if _explicit(ctx, k) and k not in ("prompt", "prompts_file", "settings_file", "preset", "quiet", "json_out", "model", "config", "allow_pickle", "device", "dtype")}
     data |= {k: v for k, v in flags.items() if v is not None}
     prompts = dict(data.get("prompts", {}))

@@ -212,3 +212,42 @@ def test_own_settings_file_and_flags_win(run_cli, tiny_sd, tmp_path):
     (tmp_path / "bad.toml").write_text("frames = 3\nwarp_speed = 9\n")
     bad = run_cli("animate", "--settings", "bad.toml", "--model", tiny_sd)
     assert bad.exit_code == 2 and "unknown options warp_speed" in bad.stderr
+
+
+@pytest.mark.parametrize("preset", ["zoom-in", "orbit", "drift", "pulse", "fast"])
+def test_animation_presets(run_cli, tiny_sd, tmp_path, preset):
+    result = run_animate(run_cli, tiny_sd, "--frames", 2, "--preset", preset, "-o", f"{preset}.mp4")
+    assert result.exit_code == 0, result.stderr
+    settings = json.loads((tmp_path / f"{preset}.frames" / "settings.json").read_text())
+    assert settings["steps"] == "0: (3)"  # the explicit flag beats the preset
+    if preset == "orbit":
+        assert settings["angle"] == "0: (1.5)"
+
+
+def test_video_input(run_cli, tiny_sd, tmp_path):
+    from scumble.pipelines.video import VideoWriter
+
+    with VideoWriter(tmp_path / "source.mp4", fps=10) as video:
+        for i in range(6):
+            video.add(np.full((32, 32, 3), 40 * i, np.uint8))
+    result = run_animate(run_cli, tiny_sd, "--frames", 3, "--video-input", "source.mp4", "--extract-nth-frame", 2, "-o", "v")
+    assert result.exit_code == 0, result.stderr
+    assert len(list((tmp_path / "v").glob("0*.png"))) == 3
+    short = run_animate(run_cli, tiny_sd, "--frames", 5, "--video-input", "source.mp4", "--extract-nth-frame", 2, "-o", "w")
+    assert short.exit_code == 1 and "fewer than --frames 5" in short.stderr
+
+
+def test_ci_recipe_script_renders_offline(tiny_sd, tmp_path):
+    """The documented CI recipe, run as CI would: a script, a settings file, a video artifact."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    settings = tmp_path / "ci.toml"
+    settings.write_text((root / "docs" / "ci" / "animation.toml").read_text().replace("frames = 24", "frames = 4").replace("width = 128", "width = 32").replace("height = 128", "height = 32"))
+    env = dict(os.environ, SCUMBLE_MODEL=str(tiny_sd), PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    assert shutil.which("scumble", path=env["PATH"])
+    run = subprocess.run(["bash", str(root / "docs" / "ci" / "animate.sh"), str(settings), str(tmp_path / "ci.mp4")], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert probe(tmp_path / "ci.mp4")["frames"] == 4
+    assert json.loads((tmp_path / "ci.json").read_text())["frames"] == 4
