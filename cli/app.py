@@ -33,7 +33,14 @@ class ScumbleGroup(TyperGroup):
         except KeyboardInterrupt:
             error_line("interrupted")
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except typer.TyperException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "format_message"):
+                raise
+            # Typer draws usage errors in a multi-line box; scripts want one line they can grep.
+            where = getattr(getattr(exc, "ctx", None), "command_path", "scumble")
+            error_line(f"{exc.format_message()} (see {where} --help)")
+            raise typer.Exit(getattr(exc, "exit_code", 2)) from None
+        except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
             if _debug():

@@ -89,8 +89,8 @@ class ConsoleReporter:
             print(text, file=sys.stderr, flush=True)
 
     def summary(self, summary) -> None:
-        if self.quiet and not summary.failed:
-            return
+        if (self.quiet and not summary.failed) or len(summary.written) + len(summary.skipped) + len(summary.failed) <= 1:
+            return  # one image: its own line already said everything
         parts = [f"{len(summary.written)} written"]
         if summary.skipped:
             parts.append(f"{len(summary.skipped)} skipped")

@@ -375,6 +375,15 @@ def animate(engine: Engine, settings: AnimationSettings, reporter=None) -> Anima
         folder.mkdir(parents=True, exist_ok=True)
         output.write_bytes(json.dumps(identity, indent=2).encode(), record_path, overwrite=True)
 
+    if not settings.resume:
+        try:  # read the sources now: a bad --video-input or --init-image must fail before anything is written
+            if settings.video_input:
+                animator._video_frame(0)
+            elif settings.init_image:
+                inputs.decode_rgb(inputs.InputItem(settings.init_image, Path(settings.init_image), Path(settings.init_image).name).read_bytes(), f"--init-image {settings.init_image}")
+        except ScumbleError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
     started = time.perf_counter()
     reporter.start(settings.frames, 0)
     writer = VideoWriter(video_path, settings.fps, settings.crf) if video_path else None
@@ -396,6 +405,8 @@ def animate(engine: Engine, settings: AnimationSettings, reporter=None) -> Anima
     except BaseException:
         if writer:
             writer.abort()
+        if not settings.resume and complete_frames(folder, settings.frames) == 0:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing to resume from: leave no trace
         raise
     if writer:
         writer.close()
