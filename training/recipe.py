@@ -234,7 +234,7 @@ def encode_dataset(r: Recipe, work: Path, vae) -> tuple[torch.Tensor, list[int],
                 log(f"latents {i}/{len(seeds)}")
     latents = torch.cat(chunks)
     scale = r.input_scale / latents.std().item()
-    save_file({"latents": latents.contiguous(), "seeds": torch.tensor(seeds), "scale": torch.tensor(scale)}, path)
+    save_file({"latents": latents.contiguous(), "seeds": torch.tensor(seeds), "scale": torch.tensor(scale, dtype=torch.float64)}, path)
     log(f"latents: {tuple(latents.shape)}, raw std {latents.std().item():.3f}, scaling_factor {scale:.4f}")
     return latents, seeds, scale
 
@@ -290,7 +290,7 @@ def prompt_influence(unet, text_encoder, tokenizer, latents: torch.Tensor, scale
     return ((out[0] - out[1]).norm() / out[0].norm()).item()
 
 
-def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[int], scale: float):
+def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[int], scale: float, stop_at: int | None = None):
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from diffusers.training_utils import EMAModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -365,6 +365,11 @@ def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[in
                 },
                 ckpt_path,
             )
+        if stop_at is not None and done >= stop_at:
+            if done % r.checkpoint_every:
+                save_atomic({"unet": unet.state_dict(), "text": text_encoder.state_dict(), "ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(), "opt": opt.state_dict(), "step": done, "history": json.dumps(history)}, ckpt_path)
+            log(f"unet: stopped at step {done} as asked; run again to continue")
+            return None, history
     return build_pipeline(tokenizer, *ema_copies(unet, text_encoder, ema_unet, ema_text), vae, scale), history
 
 
@@ -399,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="a few steps at a tiny size, to check the recipe runs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    parser.add_argument("--stop-at-step", type=int, default=None, help="checkpoint and stop once the UNet reaches this step (train in sittings)")
+    parser.add_argument("--export-now", action="store_true", help="export the EMA weights of the latest UNet checkpoint without training further")
     args = parser.parse_args(argv)
     r = replace(Recipe.smoke() if args.smoke else Recipe(), seed=args.seed)
     for item in args.set:
@@ -411,16 +418,25 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scumble" / "recipe" / (f"seed-{r.seed}" + ("-smoke" if args.smoke else ""))
     work.mkdir(parents=True, exist_ok=True)
     recorded = work / "recipe.json"
-    if recorded.exists() and json.loads(recorded.read_text()) != asdict(r):
+    if recorded.exists() and json.loads(recorded.read_text()) != asdict(r) and not args.export_now:
         print(f"error: {work} holds a run with other settings; pass another --work or delete it", file=sys.stderr)
         return 2
-    recorded.write_text(json.dumps(asdict(r), indent=2))
+    if not args.export_now:
+        recorded.write_text(json.dumps(asdict(r), indent=2))
     log(f"recipe {asdict(r)} in {work}")
     if not (work / "tokenizer" / "vocab.json").exists():
         log(f"tokenizer: {write_tokenizer(work / 'tokenizer', world.caption_corpus(20000, seed=r.seed))} tokens")
     vae = train_vae(r, work)
     latents, seeds, scale = encode_dataset(r, work, vae)
-    pipe, history = train_unet(r, work, vae, latents, seeds, scale)
+    if args.export_now:
+        ckpt = load_checkpoint(work / "unet.ckpt")
+        if ckpt is None:
+            print(f"error: no UNet checkpoint in {work} yet", file=sys.stderr)
+            return 1
+        r = replace(r, unet_steps=ckpt["step"])  # the loop has nothing left to do: load, then export
+    pipe, history = train_unet(r, work, vae, latents, seeds, scale, stop_at=args.stop_at_step)
+    if pipe is None:
+        return 0
     export(pipe, r, args.out, history, work)
     return 0
 
