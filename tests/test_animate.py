@@ -251,3 +251,29 @@ def test_ci_recipe_script_renders_offline(tiny_sd, tmp_path):
     assert run.returncode == 0, run.stderr
     assert probe(tmp_path / "ci.mp4")["frames"] == 4
     assert json.loads((tmp_path / "ci.json").read_text())["frames"] == 4
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_playable_video_of_the_frames_so_far(tiny_sd, tmp_path):
+    cmd = [sys.executable, "-m", "scumble", "animate", "-p", "0: a red circle", "--model", str(tiny_sd), "--steps", "0: (8)", "--frames", "200", "-o", str(tmp_path / "v.mp4")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((tmp_path / "v.frames").glob("0*.png"))) < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    kept = len(list((tmp_path / "v.frames").glob("0*.png")))
+    assert 5 <= kept < 200 and "continue with --resume" in stderr and "Traceback" not in stderr
+    assert probe(tmp_path / "v.mp4")["frames"] == kept
+
+
+def test_ffprobe_reads_our_mp4(run_cli, tiny_sd, tmp_path):
+    import shutil
+
+    if not shutil.which("ffprobe"):
+        pytest.skip("ffprobe is not installed (CI installs Debian's ffmpeg for it)")
+    assert run_animate(run_cli, tiny_sd, "--frames", 5, "--fps", 10, "-o", "p.mp4").exit_code == 0
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries", "stream=codec_name,width,height,r_frame_rate,nb_read_frames,pix_fmt", "-of", "json", str(tmp_path / "p.mp4")], capture_output=True, text=True, check=True).stdout
+    stream = json.loads(out)["streams"][0]
+    assert (stream["codec_name"], stream["width"], stream["height"], stream["r_frame_rate"], stream["nb_read_frames"], stream["pix_fmt"]) == ("h264", 32, 32, "10/1", "5", "yuv420p")
