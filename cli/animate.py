@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import load_engine
+from .common import load_engine, read_table
 from .render import ConsoleReporter, warning_line
 
 MOTION = "Motion (keyframe schedules, e.g. \"0: (1.0), 30: (1.05)\")"
@@ -149,50 +149,20 @@ def parse_prompt_flags(values: list[str]) -> dict[str, str]:
 def read_prompts_file(path: Path) -> dict[str, str]:
     from scumble.pipelines.errors import InputError
 
-    try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            import json
-
-            data = json.loads(text)
-    except FileNotFoundError as exc:
-        raise InputError(f"--prompts {path}: no such file") from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(f"--prompts {path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} ({exc})") from exc
-    if not isinstance(data, dict) or not data:
+    data = read_table(path, "--prompts")
+    if not data:
         raise InputError(f"--prompts {path}: expected a map of frame -> prompt")
     return {str(k): str(v) for k, v in data.items()}
 
 
 def load_settings_file(path: Path) -> tuple[dict, list[str]]:
     """Our own TOML/JSON settings, or a Deforum export (mapped, with its unsupported keys returned)."""
-    import json
+    from dataclasses import asdict
 
-    from scumble.pipelines.errors import InputError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except FileNotFoundError as exc:
-        raise InputError(f"--settings {path}: no such file") from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(f"--settings {path}: not valid TOML or JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"--settings {path}: expected a table of options")
     from scumble.pipelines import deforum
 
+    data = read_table(path, "--settings")
     if deforum.is_deforum(data):
         settings, unsupported = deforum.from_deforum(data)
-        from dataclasses import asdict
-
         return {k: v for k, v in asdict(settings).items() if k not in ("output", "resume", "overwrite", "keep_frames", "contact_sheet")}, unsupported
     return data, []

@@ -32,3 +32,34 @@ def load_engine(model: str, config: str | None, allow_pickle: bool, device: str,
 
     runtime = make_runtime(device, dtype, offload, vae_tiling, attention_slicing)
     return Engine.load(model, runtime, config=config, allow_pickle=allow_pickle)
+
+
+def run_and_report(engine_args: tuple, quiet: bool, json_lines: bool, work) -> None:
+    """Load the model, run `work(engine, reporter)`, print the summary, exit 1 if any image failed."""
+    from .render import ConsoleReporter
+
+    engine = load_engine(*engine_args)
+    with ConsoleReporter(quiet, json_lines) as reporter:
+        summary = work(engine, reporter)
+    reporter.summary(summary)
+    raise typer.Exit(summary.exit_code)
+
+
+def read_table(path, flag: str) -> dict:
+    """A TOML (.toml) or JSON file holding a table; one clear error otherwise."""
+    import json
+    import tomllib
+
+    from scumble.pipelines.errors import InputError
+
+    kind = "TOML" if str(path).lower().endswith(".toml") else "JSON"
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+    except FileNotFoundError as exc:
+        raise InputError(f"{flag} {path}: no such file") from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{flag} {path}: not valid {kind} ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{flag} {path}: expected a table")
+    return data

@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from . import options as opt
-from .common import apply_preset, load_engine
-from .render import ConsoleReporter
+from .common import apply_preset, run_and_report
 
 Strength = Annotated[float, typer.Option("--strength", help="How much to change, 0..1: the input is noised to this fraction of the schedule and denoised from there.", rich_help_panel=opt.SAMPLING_PANEL)]
 
@@ -73,13 +72,12 @@ def img2img(
     )
     if bool(inputs) == bool(replay):
         raise UsageError("give INPUTS or --replay IMAGE (not both)")
-    engine = load_engine(model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing)
-    with ConsoleReporter(quiet, json_lines) as reporter:
+
+    def work(engine, reporter):
         if replay:
             from scumble.pipelines.runs import replay as replay_run
 
-            summary = replay_run(engine, replay, output, overwrite, reporter, task="img2img")
-        else:
-            summary = run_edit(engine, request, reporter)
-    reporter.summary(summary)
-    raise typer.Exit(summary.exit_code)
+            return replay_run(engine, replay, output, overwrite, reporter, task="img2img")
+        return run_edit(engine, request, reporter)
+
+    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing), quiet, json_lines, work)

@@ -7,8 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import apply_preset, load_engine
-from .render import ConsoleReporter
+from .common import apply_preset, run_and_report
 
 MASK_PANEL = "Mask"
 Strength = Annotated[float, typer.Option("--strength", help="How much of the masked area to redo, 0..1 (1: from pure noise).", rich_help_panel=opt.SAMPLING_PANEL)]
@@ -86,13 +85,12 @@ def inpaint(
     )
     if bool(inputs) == bool(replay):
         raise UsageError("give INPUTS or --replay IMAGE (not both)")
-    engine = load_engine(model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing)
-    with ConsoleReporter(quiet, json_lines) as reporter:
+
+    def work(engine, reporter):
         if replay:
             from scumble.pipelines.runs import replay as replay_run
 
-            summary = replay_run(engine, replay, output, overwrite, reporter, task="inpaint")
-        else:
-            summary = run_edit(engine, request, reporter)
-    reporter.summary(summary)
-    raise typer.Exit(summary.exit_code)
+            return replay_run(engine, replay, output, overwrite, reporter, task="inpaint")
+        return run_edit(engine, request, reporter)
+
+    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing), quiet, json_lines, work)

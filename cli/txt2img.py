@@ -9,8 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import apply_preset, load_engine
-from .render import ConsoleReporter
+from .common import apply_preset, run_and_report
 
 def txt2img(
     ctx: typer.Context,
@@ -56,26 +55,24 @@ def txt2img(
     if len(sources) != 1:
         raise UsageError("give exactly one of PROMPT, --prompt-file or --replay" + (f" (got {' and '.join(sources)})" if sources else ""))
 
-    engine = load_engine(model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing)
-    with ConsoleReporter(quiet, json_lines) as reporter:
+    def work(engine, reporter):
         if replay:
-            summary = runs.replay(engine, replay, output, overwrite, reporter)
-        else:
-            prompts = [prompt] if prompt is not None else read_prompt_file(prompt_file)
-            request = runs.Txt2ImgRequest(
-                prompts=tuple((p, v["negative_prompt"]) for p in prompts),
-                sampling=Sampling(v["steps"], v["cfg"], v["width"], v["height"], v["scheduler"], v["noise_schedule"], v["timestep_spacing"]),
-                count=count,
-                seed=seed,
-                batch_size=v["batch_size"],
-                output=output,
-                name_pattern=name,
-                overwrite=overwrite,
-                skip_existing=skip_existing,
-            )
-            summary = runs.run_txt2img(engine, request, reporter)
-    reporter.summary(summary)
-    raise typer.Exit(summary.exit_code)
+            return runs.replay(engine, replay, output, overwrite, reporter)
+        prompts = [prompt] if prompt is not None else read_prompt_file(prompt_file)
+        request = runs.Txt2ImgRequest(
+            prompts=tuple((p, v["negative_prompt"]) for p in prompts),
+            sampling=Sampling(v["steps"], v["cfg"], v["width"], v["height"], v["scheduler"], v["noise_schedule"], v["timestep_spacing"]),
+            count=count,
+            seed=seed,
+            batch_size=v["batch_size"],
+            output=output,
+            name_pattern=name,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+        )
+        return runs.run_txt2img(engine, request, reporter)
+
+    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing), quiet, json_lines, work)
 
 
 def read_prompt_file(path: str) -> list[str]:

@@ -207,32 +207,6 @@ class Engine:
                 raise UsageError(f"{flag} {value}: must be a positive multiple of 8 (nearest: {lower} or {upper})")
         return width, height
 
-    def txt2img(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None):
-        """Generate one forward batch: every job shares the sampling settings, each has its own prompt and seed."""
-        pipe = self.pipeline("txt2img")
-        width, height = self.check_size(sampling.width, sampling.height)
-        self.use_scheduler(sampling)
-        if sampling.steps < 1:
-            raise UsageError(f"--steps {sampling.steps}: must be at least 1")
-
-        def callback(_pipe, step, _timestep, kwargs):
-            if on_step:
-                on_step(step + 1, sampling.steps)
-            return kwargs
-
-        with torch.inference_mode():
-            result = pipe(
-                prompt=[j.prompt for j in jobs],
-                negative_prompt=[j.negative_prompt for j in jobs],
-                num_inference_steps=sampling.steps,
-                guidance_scale=sampling.cfg,
-                width=width,
-                height=height,
-                generator=[devices.generator(j.seed) for j in jobs],
-                callback_on_step_end=callback,
-            )
-        return result.images
-
     def _progress(self, on_step: StepCallback | None, total: int):
         def callback(_pipe, step, _timestep, kwargs):
             if on_step:
@@ -241,44 +215,38 @@ class Engine:
 
         return callback
 
-    def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
-        """Noise each image to `strength` of the schedule and denoise it from there (one forward batch, one size)."""
-        from . import denoise
-
-        pipe = self.pipeline("img2img")
+    def _run(self, task: str, jobs: list[ImageJob], sampling: Sampling, steps: int, on_step: StepCallback | None, **task_args):
+        """Every task's call: one forward batch with per-image prompts and seeds, on the run's scheduler."""
+        pipe = self.pipeline(task)
         self.use_scheduler(sampling)
-        num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
         with torch.inference_mode():
             return pipe(
                 prompt=[j.prompt for j in jobs],
                 negative_prompt=[j.negative_prompt for j in jobs],
-                image=images,
-                strength=strength,
-                num_inference_steps=num_inference_steps,
                 guidance_scale=sampling.cfg,
                 generator=[devices.generator(j.seed) for j in jobs],
-                callback_on_step_end=self._progress(on_step, run),
+                callback_on_step_end=self._progress(on_step, steps),
+                **task_args,
             ).images
+
+    def txt2img(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None):
+        """Generate one forward batch: every job shares the sampling settings, each has its own prompt and seed."""
+        width, height = self.check_size(sampling.width, sampling.height)
+        if sampling.steps < 1:
+            raise UsageError(f"--steps {sampling.steps}: must be at least 1")
+        return self._run("txt2img", jobs, sampling, sampling.steps, on_step, num_inference_steps=sampling.steps, width=width, height=height)
+
+    def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
+        """Noise each image to `strength` of the schedule and denoise it from there (one forward batch, one size)."""
+        from . import denoise
+
+        num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
+        return self._run("img2img", jobs, sampling, run, on_step, image=images, strength=strength, num_inference_steps=num_inference_steps)
 
     def inpaint(self, jobs: list[ImageJob], images: list, masks: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
         """Repaint where the masks are white; 4-channel and 9-channel (inpainting) UNets alike."""
         from . import denoise
 
-        pipe = self.pipeline("inpaint")
-        self.use_scheduler(sampling)
         num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
         width, height = images[0].size
-        with torch.inference_mode():
-            return pipe(
-                prompt=[j.prompt for j in jobs],
-                negative_prompt=[j.negative_prompt for j in jobs],
-                image=images,
-                mask_image=masks,
-                strength=strength,
-                width=width,
-                height=height,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=sampling.cfg,
-                generator=[devices.generator(j.seed) for j in jobs],
-                callback_on_step_end=self._progress(on_step, run),
-            ).images
+        return self._run("inpaint", jobs, sampling, run, on_step, image=images, mask_image=masks, strength=strength, width=width, height=height, num_inference_steps=num_inference_steps)

@@ -65,7 +65,7 @@ CASES = [
     (["animate", "-p", "0: x", "--frames", "0", "--model", M], "--frames 0: must be at least 1", 2),
     (["animate", "-p", "0: x", "--border", "melt", "--model", M], "--border: unknown mode 'melt'", 2),
     (["animate", "-p", "0: x", "--model", M, "-o", "out.avi"], "give a .mp4, .webm or .gif file", 2),
-    (["animate", "--settings", "bad.toml", "--model", M], "--settings bad.toml: not valid TOML or JSON", 1),
+    (["animate", "--settings", "bad.toml", "--model", M], "--settings bad.toml: not valid TOML", 1),
     (["animate", "--settings", "missing.toml", "--model", M], "--settings missing.toml: no such file", 1),
     (["animate", "-p", "0: x", "--model", M, "--resume", "-o", "never.mp4"], "--resume: no interrupted run", 2),
     (["animate", "-p", "0: x", "--model", M, "--video-input", "missing.mp4"], "--video-input missing.mp4: no such file", 1),

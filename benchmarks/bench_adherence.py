@@ -1,0 +1,88 @@
+"""The built-in model's prompt adherence on held-out captions, and its speed against bare diffusers.
+
+Every prompt is a colour/shape/position/background combination that never appeared in training.
+Pixel analysis checks the object's colour, the background's colour, the object's position, and
+that exactly one object was drawn. Also writes a contact sheet.
+
+    python benchmarks/bench_adherence.py [--count 100] [--steps 20] [--cfg 7] [--sheet models/contact_sheet.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BARE = """
+import sys, time, json, torch
+from diffusers import StableDiffusionPipeline
+folder, steps, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False, local_files_only=True)
+pipe.set_progress_bar_config(disable=True)
+times = []
+for i in range(n + 1):
+    start = time.perf_counter()
+    pipe("a red circle on the left on a blue background", num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(i))
+    times.append(time.perf_counter() - start)
+print(json.dumps(times[1:]))
+"""
+
+
+def main() -> int:
+    from PIL import Image
+
+    from scumble.pipelines.device import make_runtime
+    from scumble.pipelines.engine import Engine, ImageJob, Sampling
+    from scumble.pipelines.sources import BUILTIN_MODELS
+    from scumble.training import adherence
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cfg", type=float, default=7.0)
+    parser.add_argument("--scheduler", default="")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--sheet", type=Path, default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    engine = Engine.load("scumble-mini", make_runtime("cpu", args.dtype))
+    targets = adherence.held_out_targets(args.count)
+    sampling = Sampling(steps=args.steps, cfg=args.cfg, scheduler=args.scheduler)
+    results, images, seconds = [], [], []
+    for i, target in enumerate(targets):
+        start = time.perf_counter()
+        image = engine.txt2img([ImageJob(target.prompt, "", 1000 + i, i)], sampling)[0]
+        seconds.append(time.perf_counter() - start)
+        images.append(image)
+        results.append(adherence.score(target, adherence.read_picture(np.asarray(image.convert("RGB")))))
+    scores = adherence.summarize(results)
+    bare = json.loads(subprocess.run([sys.executable, "-c", BARE, str(BUILTIN_MODELS["scumble-mini"]), str(args.steps), "5"], check=True, capture_output=True, text=True).stdout)
+    ours = float(np.median(seconds))
+    theirs = float(np.median(bare))
+    report = {"count": len(targets), "steps": args.steps, "cfg": args.cfg, "scheduler": engine.default_scheduler_name() if not args.scheduler else args.scheduler, "dtype": engine.runtime.dtype_name, **scores, "seconds_per_image": round(ours, 3), "bare_diffusers_seconds_per_image": round(theirs, 3)}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{len(targets)} held-out prompts, {args.steps} steps, cfg {args.cfg}, {report['scheduler']}, {report['dtype']}")
+        for key in ("object_color", "background", "position", "one_object"):
+            print(f"  {key:<13} {scores[key]:5.1f}%   (target >= 90%)")
+        print(f"  seconds per image: scumble {ours:.3f}s, bare diffusers {theirs:.3f}s -> {ours / theirs:.3f}x")
+    if args.sheet:
+        tiles = images[:48]
+        w, h = tiles[0].size
+        sheet = Image.new("RGB", (w * 8, h * ((len(tiles) + 7) // 8)), "white")
+        for n, tile in enumerate(tiles):
+            sheet.paste(tile, ((n % 8) * w, (n // 8) * h))
+        sheet.save(args.sheet)
+        (args.sheet.with_suffix(".txt")).write_text("\n".join(f"{n:2}: {t.prompt}" for n, t in enumerate(targets[:48])) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
