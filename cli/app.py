@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from scumble import __version__
 from scumble.pipelines.errors import ScumbleError
 
-from . import animate, img2img, inpaint, listings, txt2img
+from . import animate, img2img, inpaint, listings, schedules, txt2img
 from .render import error_line
 
 
@@ -40,7 +40,7 @@ class ScumbleGroup(TyperGroup):
             where = getattr(getattr(exc, "ctx", None), "command_path", "scumble")
             error_line(f"{exc.format_message()} (see {where} --help)")
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
-        except (typer.Exit, typer.Abort):
+        except (typer.Exit, typer.Abort, BrokenPipeError):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
             if _debug():
@@ -79,6 +79,7 @@ app.command("txt2img", no_args_is_help=True)(txt2img.txt2img)
 app.command("img2img", no_args_is_help=True)(img2img.img2img)
 app.command("inpaint", no_args_is_help=True)(inpaint.inpaint)
 app.command("animate", no_args_is_help=True)(animate.animate)
+app.add_typer(schedules.app, name="schedules")
 app.command("info")(listings.info)
 app.command("models")(listings.models)
 app.command("schedulers")(listings.schedulers_cmd)
@@ -88,6 +89,6 @@ app.command("presets")(listings.presets_cmd)
 def main() -> None:
     try:
         app()
-    except BrokenPipeError:  # `scumble ... | head` closed the pipe: not an error worth a traceback
-        sys.stderr.close()
+    except BrokenPipeError:  # `scumble ... | head` closed the pipe: not an error worth a message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)

@@ -63,3 +63,23 @@ def read_table(path, flag: str) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"{flag} {path}: expected a table")
     return data
+
+
+def logsnr_shift(shift: str, input_scale: float | None) -> float | str:
+    """--logsnr-shift X (or auto), or --input-scale b meaning X = 2 log b; not both."""
+    import math
+
+    from scumble.pipelines.errors import UsageError
+
+    if input_scale is not None:
+        if shift not in ("0", "0.0"):
+            raise UsageError("give --logsnr-shift or --input-scale, not both (X = 2 log b)")
+        if input_scale <= 0:
+            raise UsageError(f"--input-scale {input_scale}: must be positive")
+        return 2 * math.log(input_scale)
+    if shift == "auto":
+        return "auto"
+    try:
+        return float(shift)
+    except ValueError:
+        raise UsageError(f"--logsnr-shift {shift!r}: a number, or auto") from None

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from . import options as opt
-from .common import apply_preset, run_and_report
+from .common import apply_preset, logsnr_shift as resolve_shift, run_and_report
 
 Strength = Annotated[float, typer.Option("--strength", help="How much to change, 0..1: the input is noised to this fraction of the schedule and denoised from there.", rich_help_panel=opt.SAMPLING_PANEL)]
 
@@ -29,6 +29,8 @@ def img2img(
     scheduler: opt.Scheduler = "",
     noise_schedule: opt.NoiseSchedule = "default",
     timestep_spacing: opt.TimestepSpacing = "",
+    logsnr_shift: opt.LogsnrShift = "0",
+    input_scale: opt.InputScale = None,
     batch_size: opt.BatchSize = 1,
     recursive: opt.Recursive = False,
     preset: opt.Preset = None,
@@ -52,11 +54,12 @@ def img2img(
     from scumble.pipelines.engine import Sampling
     from scumble.pipelines.errors import UsageError
 
+    shift = resolve_shift(logsnr_shift, input_scale)
     v = apply_preset(ctx, "img2img", dict(steps=steps, cfg=cfg, scheduler=scheduler, noise_schedule=noise_schedule, timestep_spacing=timestep_spacing, strength=strength, batch_size=batch_size), preset)
     request = EditRequest(
         task="img2img",
         inputs=tuple(inputs or ()),
-        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"]),
+        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift),
         prompt=prompt,
         negative_prompt=negative_prompt,
         captions=captions,

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import apply_preset, run_and_report
+from .common import apply_preset, logsnr_shift as resolve_shift, run_and_report
 
 MASK_PANEL = "Mask"
 Strength = Annotated[float, typer.Option("--strength", help="How much of the masked area to redo, 0..1 (1: from pure noise).", rich_help_panel=opt.SAMPLING_PANEL)]
@@ -36,6 +36,8 @@ def inpaint(
     scheduler: opt.Scheduler = "",
     noise_schedule: opt.NoiseSchedule = "default",
     timestep_spacing: opt.TimestepSpacing = "",
+    logsnr_shift: opt.LogsnrShift = "0",
+    input_scale: opt.InputScale = None,
     batch_size: opt.BatchSize = 1,
     recursive: opt.Recursive = False,
     preset: opt.Preset = None,
@@ -59,11 +61,12 @@ def inpaint(
     from scumble.pipelines.engine import Sampling
     from scumble.pipelines.errors import UsageError
 
+    shift = resolve_shift(logsnr_shift, input_scale)
     v = apply_preset(ctx, "inpaint", dict(steps=steps, cfg=cfg, scheduler=scheduler, noise_schedule=noise_schedule, timestep_spacing=timestep_spacing, strength=strength, batch_size=batch_size), preset)
     request = EditRequest(
         task="inpaint",
         inputs=tuple(inputs or ()),
-        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"]),
+        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift),
         prompt=prompt,
         negative_prompt=negative_prompt,
         captions=captions,

@@ -48,8 +48,10 @@ Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed of the first i
 Width = Annotated[int, typer.Option("--width", "-W", help="Width in pixels, a multiple of 8 (0: the model's native size).", rich_help_panel=SAMPLING_PANEL)]
 Height = Annotated[int, typer.Option("--height", "-H", help="Height in pixels, a multiple of 8 (0: the model's native size).", rich_help_panel=SAMPLING_PANEL)]
 Scheduler = Annotated[str, typer.Option("--scheduler", "--sampler", help="Sampler, diffusers-style or A1111 name (see `scumble schedulers`); empty: the model's own.", rich_help_panel=SAMPLING_PANEL)]
-NoiseSchedule = Annotated[str, typer.Option("--noise-schedule", help="How noise levels are spaced: default, karras, exponential or beta.", rich_help_panel=SAMPLING_PANEL)]
+NoiseSchedule = Annotated[str, typer.Option("--noise-schedule", help="How noise levels are spaced: default, karras, exponential, beta, or Chen (2023)'s linear, cosine[:start=,end=,tau=], sigmoid[:start=,end=,tau=].", rich_help_panel=SAMPLING_PANEL)]
 TimestepSpacing = Annotated[str, typer.Option("--timestep-spacing", help="leading, trailing or linspace; empty: the model's own.", rich_help_panel=SAMPLING_PANEL)]
+LogsnrShift = Annotated[str, typer.Option("--logsnr-shift", help="Shift a continuous noise schedule's logSNR (negative: noisier), or 'auto' by image size.", rich_help_panel=SAMPLING_PANEL)]
+InputScale = Annotated[Optional[float], typer.Option("--input-scale", help="The paper's input scaling b: the same as --logsnr-shift 2*log(b).", rich_help_panel=SAMPLING_PANEL, show_default=False)]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.", rich_help_panel=SAMPLING_PANEL)]
 Preset = Annotated[Optional[str], typer.Option("--preset", help="A named bundle of defaults (see `scumble presets`); explicit flags win.", rich_help_panel=SAMPLING_PANEL)]
 

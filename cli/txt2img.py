@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import apply_preset, run_and_report
+from .common import apply_preset, logsnr_shift as resolve_shift, run_and_report
 
 def txt2img(
     ctx: typer.Context,
@@ -25,6 +25,8 @@ def txt2img(
     scheduler: opt.Scheduler = "",
     noise_schedule: opt.NoiseSchedule = "default",
     timestep_spacing: opt.TimestepSpacing = "",
+    logsnr_shift: opt.LogsnrShift = "0",
+    input_scale: opt.InputScale = None,
     batch_size: opt.BatchSize = 1,
     count: Annotated[int, typer.Option("--count", min=1, help="Images per prompt.", rich_help_panel=opt.SAMPLING_PANEL)] = 1,
     preset: opt.Preset = None,
@@ -48,6 +50,7 @@ def txt2img(
     from scumble.pipelines.engine import Sampling
     from scumble.pipelines.errors import UsageError
 
+    shift = resolve_shift(logsnr_shift, input_scale)
     v = apply_preset(ctx, "txt2img", dict(steps=steps, cfg=cfg, scheduler=scheduler, noise_schedule=noise_schedule, timestep_spacing=timestep_spacing, width=width, height=height, batch_size=batch_size, negative_prompt=negative_prompt), preset)
     if json_lines and output == "-":
         raise UsageError("--json and -o - both want standard output; choose one")
@@ -61,7 +64,7 @@ def txt2img(
         prompts = [prompt] if prompt is not None else read_prompt_file(prompt_file)
         request = runs.Txt2ImgRequest(
             prompts=tuple((p, v["negative_prompt"]) for p in prompts),
-            sampling=Sampling(v["steps"], v["cfg"], v["width"], v["height"], v["scheduler"], v["noise_schedule"], v["timestep_spacing"]),
+            sampling=Sampling(v["steps"], v["cfg"], v["width"], v["height"], v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift),
             count=count,
             seed=seed,
             batch_size=v["batch_size"],

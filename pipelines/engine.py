@@ -33,6 +33,7 @@ class Sampling:
     scheduler: str = ""  # "": the model's own scheduler
     noise_schedule: str = "default"
     timestep_spacing: str = ""  # "": the model's own
+    logsnr_shift: float | str = 0.0  # continuous noise schedules: toward more (<0) or less noise; "auto": by image size
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,36 @@ class Engine:
 
         return callback
 
+    def train_sigmas(self) -> "np.ndarray":
+        import numpy as np
+
+        alphas = np.asarray(self._pipes["txt2img"].scheduler.alphas_cumprod, dtype=np.float64)
+        return np.sqrt((1 - alphas) / alphas)
+
+    def schedule_args(self, sampling: Sampling, num_inference_steps: int) -> dict:
+        """num_inference_steps, or the custom sigmas/timesteps a continuous noise schedule gives."""
+        from . import noise_schedules
+
+        continuous = noise_schedules.parse(sampling.noise_schedule)
+        if continuous is None:
+            if sampling.logsnr_shift:
+                raise UsageError("--logsnr-shift works with the continuous noise schedules: linear, cosine, sigmoid")
+            return {"num_inference_steps": num_inference_steps}
+        shift = sampling.logsnr_shift
+        if shift == "auto":
+            shift = noise_schedules.auto_shift(*self.check_size(sampling.width, sampling.height), self.native_size)
+        planned = noise_schedules.plan(continuous, num_inference_steps, self.train_sigmas(), float(shift))
+        flag = schedulers.custom_schedule_flag(schedulers.find_scheduler(sampling.scheduler or self.default_scheduler_name()))
+        if flag == "sigmas":
+            return {"sigmas": planned.sigmas.tolist()}
+        timesteps = sorted({int(round(t)) for t in planned.timesteps}, reverse=True)
+        return {"timesteps": timesteps}
+
     def _run(self, task: str, jobs: list[ImageJob], sampling: Sampling, steps: int, on_step: StepCallback | None, **task_args):
         """Every task's call: one forward batch with per-image prompts and seeds, on the run's scheduler."""
         pipe = self.pipeline(task)
         self.use_scheduler(sampling)
+        task_args |= self.schedule_args(sampling, task_args.pop("num_inference_steps"))
         with torch.inference_mode():
             return pipe(
                 prompt=[j.prompt for j in jobs],

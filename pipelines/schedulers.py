@@ -92,9 +92,15 @@ def make_scheduler(name: str, noise_schedule: str, base_config: dict, timestep_s
     """Build scheduler `name` from a model's scheduler config (betas, prediction type, timestep spacing)."""
     import diffusers
 
+    from . import noise_schedules
+
     spec = find_scheduler(name)
+    continuous = noise_schedules.parse(noise_schedule)
+    if continuous is not None:
+        custom_schedule_flag(spec)  # refuse early, naming the schedulers that can
+        noise_schedule = "default"
     if noise_schedule not in NOISE_SCHEDULES:
-        raise UsageError(f"--noise-schedule: unknown schedule {noise_schedule!r}; choose from {', '.join(NOISE_SCHEDULES)}")
+        raise UsageError(f"--noise-schedule: unknown schedule {noise_schedule!r}; choose from {', '.join(NOISE_SCHEDULES)}, or {', '.join(noise_schedules.FAMILIES)}[:k=v,...]")
     flag = NOISE_SCHEDULES[noise_schedule]
     kwargs = dict(spec.kwargs)
     for other in NOISE_SCHEDULES.values():
@@ -116,8 +122,24 @@ def make_scheduler(name: str, noise_schedule: str, base_config: dict, timestep_s
         raise UsageError(f"--scheduler {spec.name}: {str(exc).strip().splitlines()[0]}") from exc
 
 
+def custom_schedule_flag(spec: SchedulerSpec) -> str:
+    """How a scheduler takes a custom schedule: 'sigmas', else 'timesteps'; an error if neither."""
+    import diffusers
+
+    def flags(s: SchedulerSpec) -> set[str]:
+        accepted = set(inspect.signature(getattr(diffusers, s.class_name).set_timesteps).parameters) & {"sigmas", "timesteps"}
+        # UniPC takes `sigmas` only for flow-matching models, so not for SD's noise-prediction ones.
+        return accepted - {"sigmas"} if s.class_name == "UniPCMultistepScheduler" else accepted
+
+    for flag in ("sigmas", "timesteps"):
+        if flag in flags(spec):
+            return flag
+    able = [s.name for s in SCHEDULERS if flags(s)]
+    raise UsageError(f"--scheduler {spec.name}: takes neither custom sigmas nor timesteps, so it cannot follow a continuous noise schedule; these can: {', '.join(able)}")
+
+
 def a1111_label(name: str, noise_schedule: str) -> tuple[str, str | None]:
     """(Sampler, Schedule type) as A1111 writes them into image metadata."""
     spec = find_scheduler(name)
-    schedule = {"karras": "Karras", "exponential": "Exponential", "beta": "Beta"}.get(noise_schedule)
+    schedule = {"karras": "Karras", "exponential": "Exponential", "beta": "Beta"}.get(noise_schedule, noise_schedule if noise_schedule != "default" else None)
     return spec.a1111, schedule

@@ -1,0 +1,113 @@
+"""Chen (2023)'s continuous noise schedules: the functions, the input-scale shift, and their use in sampling."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import pixels
+from scumble.pipelines import noise_schedules as ns
+from scumble.pipelines.errors import UsageError
+
+T = [i / 40 for i in range(41)]
+
+
+def algorithm1_sigmoid(t, start, end, tau):
+    s = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    v_start, v_end = s(start / tau), s(end / tau)
+    return min(max((v_end - s((t * (end - start) + start) / tau)) / (v_end - v_start), 1e-9), 1.0)
+
+
+def algorithm1_cosine(t, start, end, tau):
+    v_start, v_end = math.cos(start * math.pi / 2) ** (2 * tau), math.cos(end * math.pi / 2) ** (2 * tau)
+    return min(max((v_end - math.cos((t * (end - start) + start) * math.pi / 2) ** (2 * tau)) / (v_end - v_start), 1e-9), 1.0)
+
+
+def test_linear_matches_algorithm_1():
+    assert np.allclose(ns.simple_linear(T), [min(max(1 - t, 1e-9), 1.0) for t in T], rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("start,end,tau", [(-3, 3, 1.0), (0, 3, 0.3), (-3, 3, 1.1), (-1, 1, 0.7), (-6, 2, 2.0)])
+def test_sigmoid_matches_algorithm_1(start, end, tau):
+    assert np.allclose(ns.sigmoid(T, start, end, tau), [algorithm1_sigmoid(t, start, end, tau) for t in T], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("start,end,tau", [(0, 1, 1.0), (0.2, 1, 1.0), (0.2, 1, 2.0), (0, 0.9, 0.5), (0.1, 0.8, 3.0)])
+def test_cosine_matches_algorithm_1(start, end, tau):
+    assert np.allclose(ns.cosine(T, start, end, tau), [algorithm1_cosine(t, start, end, tau) for t in T], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "sigmoid:start=-3,end=3,tau=1.1", "cosine:start=0.2,end=1,tau=2"])
+def test_gamma_runs_from_clean_to_noise_within_the_clip(schedule):
+    gamma = ns.parse(schedule).gamma(np.linspace(0, 1, 101))
+    assert gamma[0] == pytest.approx(1.0) and gamma[-1] == pytest.approx(1e-9) and np.all(np.diff(gamma) <= 1e-15)
+    assert gamma.min() >= 1e-9 and gamma.max() <= 1.0
+
+
+@pytest.mark.parametrize("b", [0.25, 0.5, 2.0])
+def test_input_scale_shifts_logsnr_by_exactly_2_log_b_and_keeps_the_shape(b):
+    t = np.linspace(0.05, 0.95, 19)
+    gamma = ns.cosine(t)
+    shifted = ns.shifted_gamma(gamma, 2 * math.log(b))
+    assert np.allclose(ns.logsnr(shifted) - ns.logsnr(gamma), 2 * math.log(b), atol=1e-9)
+    assert np.allclose(np.diff(ns.logsnr(shifted)), np.diff(ns.logsnr(gamma)), atol=1e-9)
+
+
+def test_plan_clips_to_the_model_and_maps_timesteps():
+    from diffusers import DDPMScheduler
+
+    alphas = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).alphas_cumprod.double().numpy()
+    train = np.sqrt((1 - alphas) / alphas)
+    plan = ns.plan(ns.parse("cosine"), 10, train)
+    assert plan.sigmas.max() == pytest.approx(train.max()) and plan.sigmas.min() >= train.min()
+    assert plan.timesteps[0] == pytest.approx(999) and np.all(np.diff(plan.timesteps) < 0)
+    assert plan.gamma[0] == pytest.approx(1e-9)  # raw gamma, before the clip to the model's range
+    assert np.allclose(np.interp(plan.timesteps, np.arange(1000), train), plan.sigmas, rtol=0.02)
+
+
+def test_auto_shift_is_noisier_for_larger_images():
+    assert ns.auto_shift(128, 128, 128) == 0.0
+    assert ns.auto_shift(256, 256, 128) == pytest.approx(-2 * math.log(2))
+    assert ns.auto_shift(384, 384, 128) < ns.auto_shift(256, 256, 128)
+
+
+@pytest.mark.parametrize("spec,message", [("cosine:start=2", "cosine needs"), ("sigmoid:tau=0", "sigmoid needs"), ("cosine:bogus=1", "takes start=, end=, tau="), ("linear:x=1", "no parameters")])
+def test_bad_specs(spec, message):
+    with pytest.raises(UsageError, match=message):
+        ns.parse(spec)
+
+
+@pytest.mark.parametrize("scheduler", ["euler", "dpmpp_2m", "heun"])
+def test_txt2img_with_a_continuous_schedule_and_replay(run_cli, tiny_sd, tmp_path, scheduler):
+    args = ["txt2img", "x", "--model", tiny_sd, "--steps", 4, "--seed", 3, "--scheduler", scheduler, "--noise-schedule", "cosine:start=0.2,end=1,tau=1", "--logsnr-shift", -0.5]
+    assert run_cli(*args, "-o", "a.png").exit_code == 0
+    assert run_cli(*args[:-2], "-o", "b.png").exit_code == 0
+    assert not np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))  # the shift changes the result
+    assert json.loads(Image.open(tmp_path / "a.png").text["scumble"])["logsnr_shift"] == -0.5
+    assert run_cli("txt2img", "--replay", "a.png", "--model", tiny_sd, "-o", "c.png").exit_code == 0
+    assert np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "c.png"))
+
+
+def test_scheduler_without_custom_schedules_is_named(run_cli, tiny_sd):
+    for name in ("euler_a", "unipc", "ddim"):
+        result = run_cli("txt2img", "x", "--model", tiny_sd, "--scheduler", name, "--noise-schedule", "sigmoid")
+        assert result.exit_code == 2 and "cannot follow a continuous noise schedule" in result.stderr and "dpmpp_2m" in result.stderr
+
+
+def test_img2img_truncates_a_continuous_schedule(run_cli, tiny_sd, tmp_path):
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(tmp_path / "in.png")
+    result = run_cli("img2img", "in.png", "-p", "x", "--model", tiny_sd, "--steps", 8, "--strength", 0.5, "--noise-schedule", "cosine", "--input-scale", 0.5, "-o", "o.png")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(Image.open(tmp_path / "o.png").text["scumble"])["logsnr_shift"] == pytest.approx(2 * math.log(0.5))
+
+
+def test_schedules_show_json(run_cli, tiny_sd):
+    result = run_cli("schedules", "show", "--noise-schedule", "sigmoid:start=-3,end=3,tau=1.1", "--steps", 5, "--model", tiny_sd, "--json")
+    rows = json.loads(result.stdout)
+    assert [set(r) for r in rows] == [{"t", "gamma", "logsnr", "sigma", "timestep"}] * 5
+    assert rows[0]["t"] == 1.0 and rows[0]["gamma"] == pytest.approx(1e-9)
+    assert rows[2]["gamma"] == pytest.approx(algorithm1_sigmoid(rows[2]["t"], -3, 3, 1.1))
