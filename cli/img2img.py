@@ -38,6 +38,7 @@ def img2img(
     output: opt.Output = None,
     overwrite: opt.Overwrite = False,
     skip_existing: opt.SkipExisting = False,
+    shard: opt.Shard = None,
     quiet: opt.Quiet = False,
     json_lines: opt.Json = False,
     model: opt.Model = "scumble-mini",
@@ -72,6 +73,7 @@ def img2img(
         output=output,
         overwrite=overwrite,
         skip_existing=skip_existing,
+        shard=shard,
     )
     if bool(inputs) == bool(replay):
         raise UsageError("give INPUTS or --replay IMAGE (not both)")

@@ -63,6 +63,7 @@ Output = Annotated[
 NamePattern = Annotated[str, typer.Option("--name", help="File-name pattern inside an output folder; fields {index}, {seed}, {prompt}.", rich_help_panel=OUTPUT_PANEL)]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist.", rich_help_panel=OUTPUT_PANEL)]
 SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Leave out images whose output file already exists (resume a batch).", rich_help_panel=OUTPUT_PANEL)]
+Shard = Annotated[Optional[str], typer.Option("--shard", help="Do only share I of N (I/N, from 0): for SLURM array or indexed jobs. Under accelerate/torchrun the split is automatic.", rich_help_panel=OUTPUT_PANEL, show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.", rich_help_panel=OUTPUT_PANEL)]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON line per written image (path, seed, settings) on stdout.", rich_help_panel=OUTPUT_PANEL)]
 

@@ -34,6 +34,7 @@ def txt2img(
     name: opt.NamePattern = "{index:05}-{seed}-{prompt}",
     overwrite: opt.Overwrite = False,
     skip_existing: opt.SkipExisting = False,
+    shard: opt.Shard = None,
     quiet: opt.Quiet = False,
     json_lines: opt.Json = False,
     model: opt.Model = "scumble-mini",
@@ -72,6 +73,7 @@ def txt2img(
             name_pattern=name,
             overwrite=overwrite,
             skip_existing=skip_existing,
+            shard=shard,
         )
         return runs.run_txt2img(engine, request, reporter)
 

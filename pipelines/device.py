@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -34,8 +35,8 @@ def resolve_device(name: str) -> torch.device:
     if name not in DEVICES:
         raise UsageError(f"--device: unknown device {name!r}; choose from {', '.join(DEVICES)}")
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
+        if torch.cuda.is_available():  # one process per GPU under accelerate/torchrun: each takes its own
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available on this machine (try --device auto)")

@@ -15,6 +15,7 @@ import numpy as np
 from . import denoise, imaging, inputs, metadata, output
 from .engine import Engine, ImageJob, Sampling
 from .errors import InputError, ScumbleError, UsageError
+from .sharding import my_share
 from .runs import ImageResult, Reporter, RunSummary, SilentReporter, base_record, check_seed
 
 
@@ -44,6 +45,7 @@ class EditRequest:
     padding: int = 32
     strict: bool = False
     seeds: tuple[int, ...] = ()  # replay: the recorded seed of each input, instead of seed + index
+    shard: str | None = None
 
 
 @dataclass
@@ -226,8 +228,10 @@ def run_edit(engine: Engine, request: EditRequest, reporter: Reporter | None = N
         record0["resize"] = request.resize
     else:
         record0 |= {"mask_blur": request.mask_blur, "invert_mask": request.invert_mask, "fill": request.fill, "only_masked": request.only_masked, "padding": request.padding}
+    mine, share = my_share(list(enumerate(items)), request.shard)
+    record0["shard"] = share
     started = time.perf_counter()
-    reporter.start(len(items), steps_run)
+    reporter.start(len(mine), steps_run)
 
     targets: dict[Path, str] = {}
     batch: list[Prepared] = []
@@ -264,7 +268,7 @@ def run_edit(engine: Engine, request: EditRequest, reporter: Reporter | None = N
             reporter.image_done(result)
         batch.clear()
 
-    for index, item in enumerate(items):
+    for index, item in mine:
         job_seed = request.seeds[index] if request.seeds else (seed + index) % (2**32)
         try:
             target = mirrored_target(plan, item)

@@ -17,6 +17,7 @@ from . import metadata, output
 from .engine import Engine, ImageJob, Sampling
 from .errors import ScumbleError, UsageError
 from .output import DEFAULT_PATTERN
+from .sharding import my_share
 
 MAX_SEED = 2**32 - 1
 
@@ -81,6 +82,7 @@ class Txt2ImgRequest:
     name_pattern: str = DEFAULT_PATTERN
     overwrite: bool = False
     skip_existing: bool = False
+    shard: str | None = None
 
 
 def random_seed() -> int:
@@ -149,6 +151,7 @@ def run_txt2img(engine: Engine, request: Txt2ImgRequest, reporter: Reporter | No
     seed = check_seed(request.seed)
     jobs = plan_jobs(request.prompts, request.count, seed)
     plan = output.OutputPlan.from_option(request.output, len(jobs), request.name_pattern)
+    jobs, share = my_share(jobs, request.shard)
     scheduler_name = engine.use_scheduler(request.sampling)
     record0 = base_record(engine, "txt2img", request.sampling, scheduler_name)
     summary = RunSummary()
@@ -176,7 +179,7 @@ def run_txt2img(engine: Engine, request: Txt2ImgRequest, reporter: Reporter | No
         batch_jobs = [job for job, _ in batch]
         images = engine.txt2img(batch_jobs, request.sampling, on_step=reporter.step)
         for position, ((job, target), image) in enumerate(zip(batch, images)):
-            record = dict(record0, prompt=job.prompt, negative_prompt=job.negative_prompt, seed=job.seed, index=job.index)
+            record = dict(record0, prompt=job.prompt, negative_prompt=job.negative_prompt, seed=job.seed, index=job.index, shard=share)
             record["batch"] = {
                 "size": len(batch_jobs),
                 "position": position,

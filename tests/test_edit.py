@@ -304,3 +304,39 @@ def test_inpaint_replay_and_wrong_command(run_cli, tiny_sd, tmp_path):
     assert np.array_equal(pixels(tmp_path / "out.png"), pixels(tmp_path / "again.png"))
     wrong = run_cli("txt2img", "--replay", "out.png", "--model", tiny_sd)
     assert wrong.exit_code == 2 and "replay it with scumble inpaint --replay" in wrong.stderr
+
+
+def test_shards_split_the_run_exactly_once_with_the_same_results(run_cli, tiny_sd, tmp_path):
+    for i in range(5):
+        make_image(tmp_path / "in" / f"s{i}.png", seed=i)
+    args = ["img2img", "in", "-p", "x", "--model", tiny_sd, "--steps", 2, "--seed", 10]
+    assert run_cli(*args, "-o", "whole/").exit_code == 0
+    seeds = []
+    for shard in ("0/2", "1/2"):
+        result = run_cli(*args, "-o", "sharded/", "--shard", shard, "--json")
+        assert result.exit_code == 0, result.stderr
+        seeds += [json.loads(line)["seed"] for line in result.stdout.splitlines()]
+    assert sorted(seeds) == [10, 11, 12, 13, 14]
+    for i in range(5):
+        assert np.array_equal(pixels(tmp_path / "whole" / f"s{i}.png"), pixels(tmp_path / "sharded" / f"s{i}.png"))
+    assert "--shard 2/2: I must be in 0..N-1" in run_cli(*args, "--shard", "2/2").stderr
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_make_every_input_exactly_once(tiny_sd, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if not shutil.which("torchrun", path=os.path.dirname(sys.executable)):
+        pytest.skip("torchrun not installed beside this python")
+    for i in range(6):
+        make_image(tmp_path / "in" / f"t{i}.png", seed=i)
+    cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc_per_node", "2", "--master_port", "29533", "-m", "scumble", "img2img", str(tmp_path / "in"), "-p", "x", "--model", str(tiny_sd), "--steps", "2", "--seed", "1", "-o", str(tmp_path / "out") + "/", "--json", "-q"]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1"), timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert sorted(line["seed"] for line in lines) == [1, 2, 3, 4, 5, 6]
+    assert sorted({line["settings"]["shard"] for line in lines}) == ["0/2", "1/2"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"t{i}.png" for i in range(6)]
