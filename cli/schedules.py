@@ -65,3 +65,67 @@ def show(
     print(f"{'step':>4} {'t':>7} {'gamma':>12} {'logSNR':>9} {'sigma':>10} {'timestep':>9}")
     for i, r in enumerate(rows):
         print(f"{i:>4} {r['t']:>7.4f} {r['gamma']:>12.6g} {r['logsnr']:>9.3f} {r['sigma']:>10.4f} {r['timestep']:>9.2f}")
+
+
+@app.command("plot")
+def plot(
+    noise_schedule: Annotated[list[str], typer.Option("--noise-schedule", help="A continuous schedule to draw; repeat to compare several.")] = ["cosine", "sigmoid:start=-3,end=3,tau=1.1", "linear"],  # noqa: B006
+    steps: opt.Steps = 20,
+    logsnr_shift: opt.LogsnrShift = "0",
+    input_scale: opt.InputScale = None,
+    model: opt.Model = "scumble-mini",
+    output: Annotated[str, typer.Option("--output", "-o", help="The PNG to write.")] = "schedules.png",
+    overwrite: opt.Overwrite = False,
+) -> None:
+    """Draw gamma(t) and logSNR(t) for one or more schedules (as the paper's Figures 3 and 5), with the sampler's discrete noise levels marked."""
+    import io
+    from pathlib import Path
+
+    import numpy as np
+
+    from scumble.pipelines import noise_schedules, output as out, sources
+    from scumble.pipelines.errors import ScumbleError, UsageError
+
+    from .common import logsnr_shift as resolve_shift
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ScumbleError("schedules plot needs matplotlib: pip install 'scumble[plot]'") from None
+    parsed = [noise_schedules.parse(spec) for spec in noise_schedule]
+    if any(p is None for p in parsed):
+        raise UsageError(f"--noise-schedule: plot takes the continuous families: {', '.join(noise_schedules.FAMILIES)}")
+    shift = resolve_shift(logsnr_shift, input_scale)
+    if shift == "auto":
+        raise UsageError("--logsnr-shift auto depends on an image size; give a number for the plot")
+    source = sources.resolve(model)
+    from diffusers import DDPMScheduler
+
+    alphas = np.asarray(DDPMScheduler.from_config(DDPMScheduler.load_config(source.location, subfolder="scheduler")).alphas_cumprod, dtype=np.float64)
+    train_sigmas = np.sqrt((1 - alphas) / alphas)
+    t = np.linspace(0, 1, 400)
+    fig, (ax_gamma, ax_logsnr) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for schedule in parsed:
+        gamma = noise_schedules.shifted_gamma(schedule.gamma(t), float(shift)) if shift else schedule.gamma(t)
+        line, = ax_gamma.plot(t, gamma, label=schedule.label())
+        ax_logsnr.plot(t, noise_schedules.logsnr(gamma), color=line.get_color(), label=schedule.label())
+        planned = noise_schedules.plan(schedule, steps, train_sigmas, float(shift))
+        used = 1 / (1 + planned.sigmas**2)  # the gamma each discrete, model-clipped sigma stands for
+        ax_gamma.plot(planned.t, used, "o", color=line.get_color(), markersize=3)
+        ax_logsnr.plot(planned.t, noise_schedules.logsnr(used), "o", color=line.get_color(), markersize=3)
+    trained = np.linspace(0, 1, len(alphas))
+    ax_logsnr.plot(trained, noise_schedules.logsnr(alphas), "k--", linewidth=1, label=f"{source.name} training")
+    ax_gamma.set(xlabel="t", ylabel="gamma(t)", title="signal fraction")
+    ax_logsnr.set(xlabel="t", ylabel="logSNR(t)", title=f"logSNR (shift {float(shift):+.2f}); dots: the {steps} sampled levels", ylim=(-12, 12))
+    for ax in (ax_gamma, ax_logsnr):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    out.write_bytes(buffer.getvalue(), Path(output), overwrite=overwrite)
+    print(f"wrote {output}")

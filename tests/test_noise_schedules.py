@@ -111,3 +111,14 @@ def test_schedules_show_json(run_cli, tiny_sd):
     assert [set(r) for r in rows] == [{"t", "gamma", "logsnr", "sigma", "timestep"}] * 5
     assert rows[0]["t"] == 1.0 and rows[0]["gamma"] == pytest.approx(1e-9)
     assert rows[2]["gamma"] == pytest.approx(algorithm1_sigmoid(rows[2]["t"], -3, 3, 1.1))
+
+
+def test_schedules_plot_writes_a_png(run_cli, tiny_sd, tmp_path):
+    result = run_cli("schedules", "plot", "--noise-schedule", "cosine", "--noise-schedule", "sigmoid:tau=0.5", "--model", tiny_sd, "-o", "s.png")
+    assert result.exit_code == 0, result.stderr
+    image = Image.open(tmp_path / "s.png")
+    assert image.format == "PNG" and image.size[0] > 800 and np.asarray(image.convert("L")).std() > 10
+    again = run_cli("schedules", "plot", "--model", tiny_sd, "-o", "s.png")
+    assert again.exit_code == 1 and "already exists" in again.stderr
+    bad = run_cli("schedules", "plot", "--noise-schedule", "karras", "--model", tiny_sd, "-o", "k.png")
+    assert bad.exit_code == 2 and "continuous families" in bad.stderr
