@@ -26,11 +26,11 @@ def apply_preset(ctx: typer.Context, command: str, values: dict, preset: str | N
     return merged
 
 
-def load_engine(model: str, config: str | None, allow_pickle: bool, device: str, dtype: str, offload: str, vae_tiling: bool, attention_slicing: bool):
+def load_engine(model: str, config: str | None, allow_pickle: bool, device: str, dtype: str, offload: str, vae_tiling: bool, attention_slicing: bool, channels_last: bool = False, compile: bool = False):
     from scumble.pipelines.device import make_runtime
     from scumble.pipelines.engine import Engine
 
-    runtime = make_runtime(device, dtype, offload, vae_tiling, attention_slicing)
+    runtime = make_runtime(device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile)
     return Engine.load(model, runtime, config=config, allow_pickle=allow_pickle)
 
 

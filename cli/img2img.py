@@ -31,6 +31,7 @@ def img2img(
     timestep_spacing: opt.TimestepSpacing = "",
     logsnr_shift: opt.LogsnrShift = "0",
     input_scale: opt.InputScale = None,
+    cfg_cutoff: opt.CfgCutoff = 0.0,
     batch_size: opt.BatchSize = 1,
     recursive: opt.Recursive = False,
     preset: opt.Preset = None,
@@ -49,6 +50,8 @@ def img2img(
     offload: opt.Offload = "none",
     vae_tiling: opt.VaeTiling = False,
     attention_slicing: opt.AttentionSlicing = False,
+    channels_last: opt.ChannelsLast = False,
+    compile_unet: opt.Compile = False,
 ) -> None:
     """Redraw images: noise each input to --strength and denoise it toward the prompt (files, folders, globs or -)."""
     from scumble.pipelines.edits import EditRequest, run_edit
@@ -60,7 +63,7 @@ def img2img(
     request = EditRequest(
         task="img2img",
         inputs=tuple(inputs or ()),
-        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift),
+        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift, cfg_cutoff),
         prompt=prompt,
         negative_prompt=negative_prompt,
         captions=captions,
@@ -85,4 +88,4 @@ def img2img(
             return replay_run(engine, replay, output, overwrite, reporter, task="img2img")
         return run_edit(engine, request, reporter)
 
-    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing), quiet, json_lines, work)
+    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile_unet), quiet, json_lines, work)

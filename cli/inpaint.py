@@ -38,6 +38,7 @@ def inpaint(
     timestep_spacing: opt.TimestepSpacing = "",
     logsnr_shift: opt.LogsnrShift = "0",
     input_scale: opt.InputScale = None,
+    cfg_cutoff: opt.CfgCutoff = 0.0,
     batch_size: opt.BatchSize = 1,
     recursive: opt.Recursive = False,
     preset: opt.Preset = None,
@@ -56,6 +57,8 @@ def inpaint(
     offload: opt.Offload = "none",
     vae_tiling: opt.VaeTiling = False,
     attention_slicing: opt.AttentionSlicing = False,
+    channels_last: opt.ChannelsLast = False,
+    compile_unet: opt.Compile = False,
 ) -> None:
     """Repaint the white part of a mask; everything outside it comes back untouched."""
     from scumble.pipelines.edits import EditRequest, run_edit
@@ -67,7 +70,7 @@ def inpaint(
     request = EditRequest(
         task="inpaint",
         inputs=tuple(inputs or ()),
-        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift),
+        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift, cfg_cutoff),
         prompt=prompt,
         negative_prompt=negative_prompt,
         captions=captions,
@@ -98,4 +101,4 @@ def inpaint(
             return replay_run(engine, replay, output, overwrite, reporter, task="inpaint")
         return run_edit(engine, request, reporter)
 
-    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing), quiet, json_lines, work)
+    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile_unet), quiet, json_lines, work)

@@ -38,6 +38,8 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps (a
 Dtype = Annotated[str, typer.Option("--dtype", help="auto, fp32, fp16 or bf16 (auto: fp16 on a GPU, fp32 on the CPU).", rich_help_panel=MODEL_PANEL)]
 Offload = Annotated[str, typer.Option("--offload", help="none, model or sequential CPU offload (CUDA only, for small GPUs).", rich_help_panel=MODEL_PANEL)]
 VaeTiling = Annotated[bool, typer.Option("--vae-tiling", help="Decode in tiles to save GPU memory at large sizes.", rich_help_panel=MODEL_PANEL)]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Channels-last memory layout for the UNet and VAE.", rich_help_panel=MODEL_PANEL)]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the UNet (slow first call; recompiles when the size changes).", rich_help_panel=MODEL_PANEL)]
 AttentionSlicing = Annotated[bool, typer.Option("--attention-slicing", help="Compute attention in slices to save memory.", rich_help_panel=MODEL_PANEL)]
 
 # ---------------------------------------------------------------- sampling
@@ -52,6 +54,7 @@ NoiseSchedule = Annotated[str, typer.Option("--noise-schedule", help="How noise 
 TimestepSpacing = Annotated[str, typer.Option("--timestep-spacing", help="leading, trailing or linspace; empty: the model's own.", rich_help_panel=SAMPLING_PANEL)]
 LogsnrShift = Annotated[str, typer.Option("--logsnr-shift", help="Shift a continuous noise schedule's logSNR (negative: noisier), or 'auto' by image size.", rich_help_panel=SAMPLING_PANEL)]
 InputScale = Annotated[Optional[float], typer.Option("--input-scale", help="The paper's input scaling b: the same as --logsnr-shift 2*log(b).", rich_help_panel=SAMPLING_PANEL, show_default=False)]
+CfgCutoff = Annotated[float, typer.Option("--cfg-cutoff", help="Skip classifier-free guidance on this last fraction of the steps (0.2: the last 20%), halving their cost.", rich_help_panel=SAMPLING_PANEL)]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.", rich_help_panel=SAMPLING_PANEL)]
 Preset = Annotated[Optional[str], typer.Option("--preset", help="A named bundle of defaults (see `scumble presets`); explicit flags win.", rich_help_panel=SAMPLING_PANEL)]
 

@@ -27,6 +27,7 @@ def txt2img(
     timestep_spacing: opt.TimestepSpacing = "",
     logsnr_shift: opt.LogsnrShift = "0",
     input_scale: opt.InputScale = None,
+    cfg_cutoff: opt.CfgCutoff = 0.0,
     batch_size: opt.BatchSize = 1,
     count: Annotated[int, typer.Option("--count", min=1, help="Images per prompt.", rich_help_panel=opt.SAMPLING_PANEL)] = 1,
     preset: opt.Preset = None,
@@ -45,6 +46,8 @@ def txt2img(
     offload: opt.Offload = "none",
     vae_tiling: opt.VaeTiling = False,
     attention_slicing: opt.AttentionSlicing = False,
+    channels_last: opt.ChannelsLast = False,
+    compile_unet: opt.Compile = False,
 ) -> None:
     """Generate images from a text prompt."""
     from scumble.pipelines import runs
@@ -65,7 +68,7 @@ def txt2img(
         prompts = [prompt] if prompt is not None else read_prompt_file(prompt_file)
         request = runs.Txt2ImgRequest(
             prompts=tuple((p, v["negative_prompt"]) for p in prompts),
-            sampling=Sampling(v["steps"], v["cfg"], v["width"], v["height"], v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift),
+            sampling=Sampling(v["steps"], v["cfg"], v["width"], v["height"], v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift, cfg_cutoff),
             count=count,
             seed=seed,
             batch_size=v["batch_size"],
@@ -77,7 +80,7 @@ def txt2img(
         )
         return runs.run_txt2img(engine, request, reporter)
 
-    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing), quiet, json_lines, work)
+    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile_unet), quiet, json_lines, work)
 
 
 def read_prompt_file(path: str) -> list[str]:

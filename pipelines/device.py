@@ -21,6 +21,8 @@ class Runtime:
     offload: str = "none"
     vae_tiling: bool = False
     attention_slicing: bool = False
+    channels_last: bool = False
+    compile: bool = False
 
     @property
     def dtype_name(self) -> str:
@@ -56,13 +58,13 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
-def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none", vae_tiling: bool = False, attention_slicing: bool = False) -> Runtime:
+def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none", vae_tiling: bool = False, attention_slicing: bool = False, channels_last: bool = False, compile: bool = False) -> Runtime:
     dev = resolve_device(device)
     if offload not in OFFLOAD_MODES:
         raise UsageError(f"--offload: unknown mode {offload!r}; choose from {', '.join(OFFLOAD_MODES)}")
     if offload != "none" and dev.type != "cuda":
         raise UsageError(f"--offload {offload}: offloading moves weights between CPU and a CUDA GPU; it needs --device cuda")
-    return Runtime(dev, resolve_dtype(dtype, dev), offload, vae_tiling, attention_slicing)
+    return Runtime(dev, resolve_dtype(dtype, dev), offload, vae_tiling, attention_slicing, channels_last, compile)
 
 
 def place(pipe, runtime: Runtime):
@@ -77,6 +79,12 @@ def place(pipe, runtime: Runtime):
         pipe.vae.enable_tiling()
     if runtime.attention_slicing:
         pipe.enable_attention_slicing()
+    if runtime.channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    if runtime.compile:
+        # Compiled for the first size it sees; a new size recompiles (slow once), which the engine warns about.
+        pipe.unet = torch.compile(pipe.unet)
     return pipe
 
 

@@ -329,7 +329,7 @@ def replay_edit(engine: Engine, path: Path, record: dict, output_option: str | N
     mask_paths = {entry.get("mask") for entry in batch["inputs"]} - {None}
     if len(mask_paths) > 1:
         raise UsageError(f"{path}: its batch used several masks; replay it with --batch-size 1 images")
-    sampling = Sampling(record["steps"], record["cfg"], record["width"], record["height"], record["scheduler"], record.get("noise_schedule", "default"), record.get("timestep_spacing", ""), record.get("logsnr_shift", 0.0))
+    sampling = Sampling(record["steps"], record["cfg"], record["width"], record["height"], record["scheduler"], record.get("noise_schedule", "default"), record.get("timestep_spacing", ""), record.get("logsnr_shift", 0.0), record.get("cfg_cutoff", 0.0))
     plan = output.OutputPlan.from_option(output_option, 1)
     target = plan.target(index=record.get("index", 0), seed=record["seed"], prompt=record["prompt"])
     if target is not None and target.exists() and not overwrite and not output._is_special(target):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,6 +35,7 @@ class Sampling:
     noise_schedule: str = "default"
     timestep_spacing: str = ""  # "": the model's own
     logsnr_shift: float | str = 0.0  # continuous noise schedules: toward more (<0) or less noise; "auto": by image size
+    cfg_cutoff: float = 0.0  # skip classifier-free guidance on this last fraction of the steps
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ class Engine:
         self._default_scheduler_class = type(pipe.scheduler).__name__
         self._scheduler_key: tuple[str, str] | None = None
         self._hash: str | None = None
+        self._compiled_size: tuple | None = None
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -208,13 +211,26 @@ class Engine:
                 raise UsageError(f"{flag} {value}: must be a positive multiple of 8 (nearest: {lower} or {upper})")
         return width, height
 
-    def _progress(self, on_step: StepCallback | None, total: int):
-        def callback(_pipe, step, _timestep, kwargs):
+    def _progress(self, on_step: StepCallback | None, total: int, cfg_cutoff: float = 0.0):
+        stop_guidance = total - int(round(total * cfg_cutoff)) if cfg_cutoff > 0 else None
+
+        def callback(pipe, step, _timestep, kwargs):
             if on_step:
                 on_step(step + 1, total)
+            if stop_guidance is not None and step + 1 == stop_guidance and pipe.do_classifier_free_guidance:
+                # diffusers' documented dynamic CFG: drop the unconditional half, guidance off from here on
+                pipe._guidance_scale = 0.0
+                for key in ("prompt_embeds", "add_text_embeds", "add_time_ids"):
+                    if kwargs.get(key) is not None:
+                        kwargs[key] = kwargs[key].chunk(2)[-1]
             return kwargs
 
         return callback
+
+    def _call_parameters(self, task: str) -> set[str]:
+        import inspect
+
+        return set(inspect.signature(type(self.pipeline(task)).__call__).parameters)
 
     def train_sigmas(self) -> "np.ndarray":
         import numpy as np
@@ -246,13 +262,21 @@ class Engine:
         pipe = self.pipeline(task)
         self.use_scheduler(sampling)
         task_args |= self.schedule_args(sampling, task_args.pop("num_inference_steps"))
+        if not 0.0 <= sampling.cfg_cutoff < 1.0:
+            raise UsageError(f"--cfg-cutoff {sampling.cfg_cutoff}: the fraction of final steps without guidance, in [0, 1)")
+        if self.runtime.compile:
+            size = task_args.get("width"), task_args.get("height")
+            if self._compiled_size not in (None, size):
+                print(f"warning: --compile: the image size changed to {size[0]}x{size[1]}; the UNet recompiles (slow, once per size)", file=sys.stderr)
+            self._compiled_size = size
         with torch.inference_mode():
             return pipe(
                 prompt=[j.prompt for j in jobs],
                 negative_prompt=[j.negative_prompt for j in jobs],
                 guidance_scale=sampling.cfg,
                 generator=[devices.generator(j.seed) for j in jobs],
-                callback_on_step_end=self._progress(on_step, steps),
+                callback_on_step_end=self._progress(on_step, steps, sampling.cfg_cutoff),
+                callback_on_step_end_tensor_inputs=[k for k in ("latents", "prompt_embeds", "add_text_embeds", "add_time_ids") if k in pipe._callback_tensor_inputs],
                 **task_args,
             ).images
 
@@ -268,7 +292,7 @@ class Engine:
         from . import denoise
 
         num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
-        return self._run("img2img", jobs, sampling, run, on_step, image=images, strength=strength, num_inference_steps=num_inference_steps)
+        return self._run("img2img", jobs, sampling, run, on_step, image=images, strength=strength, num_inference_steps=num_inference_steps, **({"width": images[0].size[0], "height": images[0].size[1]} if "width" in self._call_parameters("img2img") else {}))
 
     def inpaint(self, jobs: list[ImageJob], images: list, masks: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
         """Repaint where the masks are white; 4-channel and 9-channel (inpainting) UNets alike."""

@@ -125,6 +125,7 @@ def base_record(engine: Engine, task: str, sampling: Sampling, scheduler_name: s
         "noise_schedule": sampling.noise_schedule,
         "timestep_spacing": sampling.timestep_spacing,
         "logsnr_shift": sampling.logsnr_shift,
+        "cfg_cutoff": sampling.cfg_cutoff,
         "sampler": sampler,
         "schedule_type": schedule_type,
         "device": engine.runtime.device.type,
@@ -212,7 +213,7 @@ def read_record(path: Path, task: str) -> dict:
 def replay_request(record: dict, output_option: str | None, overwrite: bool) -> Txt2ImgRequest:
     """The request that regenerates a txt2img image, pixel for pixel, from its JSON record."""
     batch = record.get("batch") or {"size": 1, "position": 0, "prompts": [record["prompt"]], "negative_prompts": [record.get("negative_prompt", "")], "seeds": [record["seed"]]}
-    sampling = Sampling(record["steps"], record["cfg"], record["width"], record["height"], record["scheduler"], record.get("noise_schedule", "default"), record.get("timestep_spacing", ""), record.get("logsnr_shift", 0.0))
+    sampling = Sampling(record["steps"], record["cfg"], record["width"], record["height"], record["scheduler"], record.get("noise_schedule", "default"), record.get("timestep_spacing", ""), record.get("logsnr_shift", 0.0), record.get("cfg_cutoff", 0.0))
     return Txt2ImgRequest(
         prompts=tuple(zip(batch["prompts"], batch["negative_prompts"])),
         sampling=sampling,

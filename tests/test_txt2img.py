@@ -177,3 +177,26 @@ def test_bad_options_give_one_line(run_cli, tiny_sd, tmp_path, args, message):
     assert result.exit_code == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_cfg_cutoff_changes_the_image_and_counts_fewer_unet_rows(run_cli, tiny_sd, tmp_path):
+    from scumble.pipelines.device import make_runtime
+    from scumble.pipelines.engine import Engine, ImageJob, Sampling
+
+    engine = Engine.load(str(tiny_sd), make_runtime("cpu"))
+    rows = []
+    unet = engine.components["unet"]
+    original = unet.forward
+    unet.forward = lambda sample, *a, **k: rows.append(sample.shape[0]) or original(sample, *a, **k)
+    full = engine.txt2img([ImageJob("x", seed=1)], Sampling(steps=10, cfg=7.0))[0]
+    assert rows == [2] * 10
+    rows.clear()
+    cut = engine.txt2img([ImageJob("x", seed=1)], Sampling(steps=10, cfg=7.0, cfg_cutoff=0.3))[0]
+    assert rows == [2] * 7 + [1] * 3
+    assert not np.array_equal(np.asarray(full), np.asarray(cut))
+
+
+def test_channels_last_gives_the_same_picture_closely(run_cli, tiny_sd, tmp_path):
+    for name, extra in (("plain.png", []), ("cl.png", ["--channels-last"])):
+        assert run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 3, "--seed", 2, "-o", name, *extra).exit_code == 0
+    assert np.abs(pixels(tmp_path / "plain.png").astype(int) - pixels(tmp_path / "cl.png").astype(int)).max() <= 2
