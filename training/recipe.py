@@ -213,7 +213,8 @@ def train_vae(r: Recipe, work: Path):
         if (step + 1) % r.checkpoint_every == 0:
             save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path)
     vae.eval()
-    vae.save_pretrained(final)
+    vae.save_pretrained(final.with_name("vae.partial"))
+    os.replace(final.with_name("vae.partial"), final)
     return vae
 
 
@@ -234,7 +235,8 @@ def encode_dataset(r: Recipe, work: Path, vae) -> tuple[torch.Tensor, list[int],
                 log(f"latents {i}/{len(seeds)}")
     latents = torch.cat(chunks)
     scale = r.input_scale / latents.std().item()
-    save_file({"latents": latents.contiguous(), "seeds": torch.tensor(seeds), "scale": torch.tensor(scale, dtype=torch.float64)}, path)
+    save_file({"latents": latents.contiguous(), "seeds": torch.tensor(seeds), "scale": torch.tensor(scale, dtype=torch.float64)}, path.with_suffix(".tmp"))
+    os.replace(path.with_suffix(".tmp"), path)
     log(f"latents: {tuple(latents.shape)}, raw std {latents.std().item():.3f}, scaling_factor {scale:.4f}")
     return latents, seeds, scale
 
