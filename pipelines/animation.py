@@ -243,10 +243,10 @@ class Animator:
         keys = [p.index for p in self.plans if p.key]
         if start_key == 0:
             previous = self.first_frame(on_step)
-            self.reference = previous
+            self.reference = motion.ColorReference(previous)
             yield 0, previous
         else:
-            previous, self.reference = start_frame, reference
+            previous, self.reference = start_frame, motion.ColorReference(reference)
         for prev_key, key in zip(keys, keys[1:]):
             if key <= start_key:
                 continue
@@ -396,7 +396,7 @@ def animate(engine: Engine, settings: AnimationSettings, reporter=None) -> Anima
         for index, frame in animator.run(start_key if done else 0, start_frame, reference, on_step=reporter.step):
             if index < done:
                 continue
-            output.write_bytes(output.encode_png(Image.fromarray(frame)), folder / FRAME_NAME.format(index), overwrite=True)
+            output.write_bytes(output.encode_png(Image.fromarray(frame), compress_level=1), folder / FRAME_NAME.format(index), overwrite=True)
             if writer:
                 writer.add(frame)
             reporter.frame_done(index, settings.frames)

@@ -52,16 +52,36 @@ def warp(frame: np.ndarray, matrix: np.ndarray, border: str = "replicate") -> np
     return cv2.warpPerspective(frame, matrix, (w, h), flags=cv2.INTER_LANCZOS4, borderMode=BORDERS[border])
 
 
-def _match_channels(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    # skimage.exposure.match_histograms does this; a few lines of numpy spare a 40 MB dependency.
+def _cdfs(image: np.ndarray) -> list[np.ndarray]:
+    return [np.cumsum(np.bincount(image[..., c].ravel(), minlength=256)) / image[..., c].size for c in range(image.shape[2])]
+
+
+def _match_channels(source: np.ndarray, reference_cdfs: list[np.ndarray]) -> np.ndarray:
+    # skimage.exposure.match_histograms does this; a 256-entry lookup table per channel spares a 40 MB dependency.
+    levels = np.arange(256)
     out = np.empty_like(source)
-    for c in range(source.shape[2]):
-        src_values, src_index, src_counts = np.unique(source[..., c].ravel(), return_inverse=True, return_counts=True)
-        ref_values, ref_counts = np.unique(reference[..., c].ravel(), return_counts=True)
-        src_cdf = np.cumsum(src_counts) / source[..., c].size
-        ref_cdf = np.cumsum(ref_counts) / reference[..., c].size
-        out[..., c] = np.interp(src_cdf, ref_cdf, ref_values)[src_index].reshape(source.shape[:2]).round().clip(0, 255)
+    for c, ref_cdf in enumerate(reference_cdfs):
+        src_cdf = _cdfs(source[..., c : c + 1])[0]
+        present = np.concatenate([[True], np.diff(ref_cdf) > 0])  # interpolate over the levels the reference uses
+        table = np.interp(src_cdf, ref_cdf[present], levels[present]).round().clip(0, 255).astype(np.uint8)
+        out[..., c] = table[source[..., c]]
     return out
+
+
+class ColorReference:
+    """The first frame's colour histograms in each space, computed once for the whole run."""
+
+    def __init__(self, frame: np.ndarray):
+        self.frame = frame
+        self._cdfs: dict[str, list[np.ndarray]] = {}
+
+    def cdfs(self, mode: str) -> list[np.ndarray]:
+        if mode not in self._cdfs:
+            self._cdfs[mode] = _cdfs(self.frame if mode == "rgb" else cv2.cvtColor(self.frame, _SPACES[mode][0]))
+        return self._cdfs[mode]
+
+
+_SPACES = {"lab": (cv2.COLOR_RGB2LAB, cv2.COLOR_LAB2RGB), "hsv": (cv2.COLOR_RGB2HSV, cv2.COLOR_HSV2RGB)}
 
 
 def match_colors(frame: np.ndarray, reference: np.ndarray, mode: str) -> np.ndarray:
@@ -70,11 +90,12 @@ def match_colors(frame: np.ndarray, reference: np.ndarray, mode: str) -> np.ndar
         raise UsageError(f"--color-coherence: unknown mode {mode!r}; choose from {', '.join(COLOR_MODES)}")
     if mode == "none" or reference is None:
         return frame
+    if not isinstance(reference, ColorReference):
+        reference = ColorReference(reference)
     if mode == "rgb":
-        return _match_channels(frame, reference)
-    to_space, from_space = (cv2.COLOR_RGB2LAB, cv2.COLOR_LAB2RGB) if mode == "lab" else (cv2.COLOR_RGB2HSV, cv2.COLOR_HSV2RGB)
-    matched = _match_channels(cv2.cvtColor(frame, to_space), cv2.cvtColor(reference, to_space))
-    return cv2.cvtColor(matched, from_space)
+        return _match_channels(frame, reference.cdfs("rgb"))
+    to_space, from_space = _SPACES[mode]
+    return cv2.cvtColor(_match_channels(cv2.cvtColor(frame, to_space), reference.cdfs(mode)), from_space)
 
 
 def adjust_contrast(frame: np.ndarray, contrast: float) -> np.ndarray:

@@ -88,14 +88,14 @@ def _umask() -> int:
     return mask
 
 
-def encode_png(image, text: dict[str, str] | None = None) -> bytes:
+def encode_png(image, text: dict[str, str] | None = None, compress_level: int = 6) -> bytes:
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
     for key, value in (text or {}).items():
         info.add_itxt(key, value) if not value.isascii() else info.add_text(key, value)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
+    image.save(buffer, format="PNG", pnginfo=info, compress_level=compress_level)
     return buffer.getvalue()
 
 
