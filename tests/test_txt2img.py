@@ -200,3 +200,20 @@ def test_channels_last_gives_the_same_picture_closely(run_cli, tiny_sd, tmp_path
     for name, extra in (("plain.png", []), ("cl.png", ["--channels-last"])):
         assert run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 3, "--seed", 2, "-o", name, *extra).exit_code == 0
     assert np.abs(pixels(tmp_path / "plain.png").astype(int) - pixels(tmp_path / "cl.png").astype(int)).max() <= 2
+
+
+def test_v_prediction_model_goes_through_the_same_core(run_cli, tmp_path):
+    """SD 2.x-style v-prediction: the scheduler config says so, and every task follows it."""
+    from helpers import build_sd
+
+    model = build_sd(tmp_path / "v-model", prediction_type="v_prediction")
+    assert run_cli("txt2img", "x", "--model", model, "--steps", 3, "--seed", 5, "-o", "v.png").exit_code == 0
+    assert run_cli("txt2img", "x", "--model", model, "--steps", 3, "--seed", 5, "--scheduler", "dpmpp_2m", "-o", "v2.png").exit_code == 0
+    record = json.loads(Image.open(tmp_path / "v2.png").text["scumble"])
+    assert record["scheduler"] == "dpmpp_2m"
+    from scumble.pipelines.device import make_runtime
+    from scumble.pipelines.engine import Engine, Sampling
+
+    engine = Engine.load(str(model), make_runtime("cpu"))
+    engine.use_scheduler(Sampling(scheduler="dpmpp_2m"))
+    assert engine.pipeline("img2img").scheduler.config.prediction_type == "v_prediction"
