@@ -1,4 +1,4 @@
-"""Deforum-style keyframe schedules, parsed against an allowlist: no eval, no numexpr.
+"""Deforum-style keyframe schedules, parsed against an allowlist: nothing in a schedule is ever executed.
 
     "0: (1.0), 30: (1.05), 60: (1.0+0.02*sin(t/5))"
 
