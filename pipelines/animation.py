@@ -19,7 +19,7 @@ import numpy as np
 from . import denoise, imaging, inputs, motion, output
 from .engine import Engine, ImageJob, Sampling
 from .errors import InputError, ScumbleError, UsageError
-from .keyframes import Expression, Schedule, ScheduleError, compile_expression, _Refused
+from .keyframes import Schedule, ScheduleError, compile_expression, _Refused
 
 SEED_BEHAVIORS = ("iter", "fixed", "random", "ladder", "alternate", "schedule")
 FRAME_NAME = "{:09}.png"
@@ -144,9 +144,9 @@ def plan_frames(settings: AnimationSettings) -> list[FramePlan]:
         raise UsageError(f"--seed-behavior: unknown behaviour {settings.seed_behavior!r}; choose from {', '.join(SEED_BEHAVIORS)}")
     if not settings.prompts:
         raise UsageError("no prompt given (pass --prompt \"0: a red circle\")")
-    motion.warp(np.zeros((2, 2, 3), np.uint8), np.eye(3), settings.border)
-    motion.match_colors(np.zeros((2, 2, 3), np.uint8), None, settings.color_coherence)
-    motion.noise_image(2, 2, 0, settings.noise_type)
+    for flag, value, choices in (("--border", settings.border, motion.BORDERS), ("--color-coherence", settings.color_coherence, motion.COLOR_MODES), ("--noise-type", settings.noise_type, motion.NOISE_TYPES)):
+        if value not in choices:
+            raise UsageError(f"{flag}: unknown mode {value!r}; choose from {', '.join(choices)}")
     n, max_f = settings.frames, settings.frames - 1
     schedules = {name: Schedule(getattr(settings, name), n, settings.seed, name=name) for name in SCHEDULE_FIELDS}
     prompts = sorted((_parse_frame_key(k, max_f, settings.seed), v) for k, v in settings.prompts.items())

@@ -80,8 +80,10 @@ def _check(request: EditRequest) -> None:
         raise UsageError(f"--mask-blur {request.mask_blur}: must be 0 or more")
     if request.padding < 0:
         raise UsageError(f"--padding {request.padding}: must be 0 or more")
-    imaging.resize(np.zeros((8, 8, 3), np.uint8), 8, 8, request.resize)
-    imaging.fill_masked(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8), request.fill, 0)
+    if request.resize not in imaging.RESIZE_MODES:
+        raise UsageError(f"--resize: unknown mode {request.resize!r}; choose from {', '.join(imaging.RESIZE_MODES)}")
+    if request.fill not in imaging.FILL_MODES:
+        raise UsageError(f"--fill: unknown mode {request.fill!r}; choose from {', '.join(imaging.FILL_MODES)}")
     for flag, value in (("--width", request.sampling.width), ("--height", request.sampling.height)):
         if value and (value < 0 or value % 8):
             raise UsageError(f"{flag} {value}: must be a positive multiple of 8 (nearest: {max(8, value // 8 * 8)} or {(value // 8 + 1) * 8})")
@@ -93,7 +95,7 @@ def plan_output(request: EditRequest, items: list[inputs.InputItem]) -> output.O
         if not single:
             raise UsageError(f"-o -: standard output takes one image, but {len(items)} inputs were given")
         return output.OutputPlan("stdout")
-    if request.output and single and (output._is_special(Path(request.output)) or Path(request.output).suffix.lower() == ".png") and not Path(request.output).is_dir():
+    if request.output and single and (output.is_special(Path(request.output)) or Path(request.output).suffix.lower() == ".png") and not Path(request.output).is_dir():
         return output.OutputPlan("file", Path(request.output).expanduser())
     if request.output and Path(request.output).suffix and not Path(request.output).is_dir():
         raise UsageError(f"-o {request.output}: many inputs need a folder (-o {Path(request.output).with_suffix('')}/)")
@@ -276,7 +278,7 @@ def run_edit(engine: Engine, request: EditRequest, reporter: Reporter | None = N
                 if target in targets:
                     raise InputError(f"{item.label}: would write {target}, as {targets[target]} does")
                 targets[target] = item.label
-            if target is not None and target.exists() and not output._is_special(target):
+            if target is not None and target.exists() and not output.is_special(target):
                 if request.skip_existing:
                     result = ImageResult(str(target), job_seed, {}, skipped=True)
                     summary.skipped.append(result)
@@ -332,8 +334,7 @@ def replay_edit(engine: Engine, path: Path, record: dict, output_option: str | N
     sampling = Sampling(record["steps"], record["cfg"], record["width"], record["height"], record["scheduler"], record.get("noise_schedule", "default"), record.get("timestep_spacing", ""), record.get("logsnr_shift", 0.0), record.get("cfg_cutoff", 0.0))
     plan = output.OutputPlan.from_option(output_option, 1)
     target = plan.target(index=record.get("index", 0), seed=record["seed"], prompt=record["prompt"])
-    if target is not None and target.exists() and not overwrite and not output._is_special(target):
-        raise ScumbleError(f"{target}: already exists (pass --overwrite to replace it)")
+    output.refuse_existing(target, overwrite)
     with tempfile.TemporaryDirectory(prefix="scumble-replay-") as tmp:
         if len(set(batch["prompts"])) != 1:
             raise UsageError(f"{path}: its batch mixed prompts (captions); replay is supported for one prompt per batch")

@@ -232,7 +232,7 @@ class Engine:
 
         return set(inspect.signature(type(self.pipeline(task)).__call__).parameters)
 
-    def train_sigmas(self) -> "np.ndarray":
+    def train_sigmas(self):
         import numpy as np
 
         alphas = np.asarray(self._pipes["txt2img"].scheduler.alphas_cumprod, dtype=np.float64)

@@ -43,13 +43,13 @@ class OutputPlan:
         if output is None:
             return cls("folder", DEFAULT_FOLDER, pattern)
         path = Path(output).expanduser()
-        if _is_special(path):
+        if is_special(path):
             if count != 1:
                 raise UsageError(f"-o {output} is a device or pipe: it takes one image, but this run makes {count}")
             return cls("file", path)
         if output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix:
             return cls("folder", path, pattern)
-        if path.suffix.lower() not in IMAGE_SUFFIXES and not _is_special(path):
+        if path.suffix.lower() not in IMAGE_SUFFIXES and not is_special(path):
             raise UsageError(f"-o {output}: images are written as PNG; name a .png file, a folder, or - for standard output")
         if count != 1:
             raise UsageError(f"-o {output} names one file, but this run makes {count} images; give a folder instead (-o {path.with_suffix('')}/)")
@@ -73,7 +73,7 @@ class OutputPlan:
         return target
 
 
-def _is_special(path: Path) -> bool:
+def is_special(path: Path) -> bool:
     """A device, fifo or socket: written to directly, never replaced."""
     try:
         mode = path.stat().st_mode
@@ -86,6 +86,12 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def refuse_existing(path: Path | None, overwrite: bool) -> None:
+    """Fail before any work when a regular file is in the way (devices and pipes are written to directly)."""
+    if path is not None and path.exists() and not overwrite and not is_special(path):
+        raise ScumbleError(f"{path}: already exists (pass --overwrite to replace it)")
 
 
 def encode_png(image, text: dict[str, str] | None = None, compress_level: int = 6) -> bytes:
@@ -105,7 +111,7 @@ def write_bytes(data: bytes, path: Path | None, overwrite: bool = False) -> None
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    if _is_special(path):
+    if is_special(path):
         with open(path, "wb") as fh:
             fh.write(data)
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol
 
@@ -17,6 +17,7 @@ from . import metadata, output
 from .engine import Engine, ImageJob, Sampling
 from .errors import ScumbleError, UsageError
 from .output import DEFAULT_PATTERN
+from .schedulers import a1111_label
 from .sharding import my_share
 
 MAX_SEED = 2**32 - 1
@@ -112,7 +113,7 @@ def base_record(engine: Engine, task: str, sampling: Sampling, scheduler_name: s
     import torch
 
     width, height = engine.check_size(sampling.width, sampling.height)
-    sampler, schedule_type = metadata_labels(scheduler_name, sampling.noise_schedule)
+    sampler, schedule_type = a1111_label(scheduler_name, sampling.noise_schedule)
     return {
         "version": __version__,
         "task": task,
@@ -133,12 +134,6 @@ def base_record(engine: Engine, task: str, sampling: Sampling, scheduler_name: s
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
     }
-
-
-def metadata_labels(scheduler_name: str, noise_schedule: str) -> tuple[str, str | None]:
-    from .schedulers import a1111_label
-
-    return a1111_label(scheduler_name, noise_schedule)
 
 
 def run_txt2img(engine: Engine, request: Txt2ImgRequest, reporter: Reporter | None = None) -> RunSummary:
@@ -171,8 +166,8 @@ def run_txt2img(engine: Engine, request: Txt2ImgRequest, reporter: Reporter | No
             reporter.image_failed(str(target), summary.failed[-1][1])
             continue
         pending.append((job, target))
-    if plan.kind == "file" and pending and pending[0][1].exists() and not request.overwrite and not output._is_special(pending[0][1]):
-        raise ScumbleError(f"{pending[0][1]}: already exists (pass --overwrite to replace it)")
+    if plan.kind == "file" and pending:
+        output.refuse_existing(pending[0][1], request.overwrite)
 
     reporter.start(len(pending), request.sampling.steps)
     for start in range(0, len(pending), request.batch_size):
@@ -238,8 +233,7 @@ def replay(engine: Engine, path: Path, output_option: str | None, overwrite: boo
     jobs = [ImageJob(p, n, s, i) for i, ((p, n), s) in enumerate(zip(request.prompts, batch["seeds"]))]
     plan = output.OutputPlan.from_option(output_option, 1)
     target = plan.target(index=record.get("index", 0), seed=record["seed"], prompt=record["prompt"])
-    if target is not None and target.exists() and not overwrite and not output._is_special(target):
-        raise ScumbleError(f"{target}: already exists (pass --overwrite to replace it)")
+    output.refuse_existing(target, overwrite)
     engine.use_scheduler(request.sampling)
     reporter.start(1, request.sampling.steps)
     started = time.perf_counter()
@@ -251,6 +245,3 @@ def replay(engine: Engine, path: Path, output_option: str | None, overwrite: boo
     reporter.image_done(result)
     return RunSummary(written=[result], seconds=time.perf_counter() - started)
 
-
-def settings_dict(obj) -> dict:
-    return asdict(obj)
