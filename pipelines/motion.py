@@ -5,6 +5,7 @@ Pure functions on HxWx3 uint8 RGB frames; each takes the frame's scheduled value
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -120,22 +121,32 @@ def unsharp_mask(frame: np.ndarray, kernel: int, sigma: float, amount: float, th
     return sharpened.round().astype(np.uint8)
 
 
-def _perlin_octave(height: int, width: int, period: int, rng: np.random.Generator) -> np.ndarray:
-    cells_y, cells_x = -(-height // period) + 1, -(-width // period) + 1
-    angles = rng.uniform(0, 2 * np.pi, (cells_y + 1, cells_x + 1))
-    gradients = np.stack([np.cos(angles), np.sin(angles)], -1)
-    ys, xs = np.mgrid[0:height, 0:width] / period
-    y0, x0 = ys.astype(int), xs.astype(int)
+@functools.lru_cache(maxsize=16)
+def _perlin_lattice(height: int, width: int, period: int):
+    """Flat corner indices and fade weights of one octave; the same for every frame of a run."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) / period
+    y0, x0 = np.floor(ys), np.floor(xs)
     fy, fx = ys - y0, xs - x0
+    row = -(-width // period) + 2
+    base = (y0.astype(np.intp) * row + x0.astype(np.intp)).ravel()
+    corners = [(base + oy * row + ox, fy.ravel() - oy, fx.ravel() - ox) for oy in (0, 1) for ox in (0, 1)]
+    fade_y, fade_x = (6 * v**5 - 15 * v**4 + 10 * v**3 for v in (fy.ravel(), fx.ravel()))
+    return corners, fade_y, fade_x
 
-    def dot(oy, ox):
-        g = gradients[y0 + oy, x0 + ox]
-        return g[..., 0] * (fy - oy) + g[..., 1] * (fx - ox)
 
-    fade_y, fade_x = (6 * v**5 - 15 * v**4 + 10 * v**3 for v in (fy, fx))
-    top = dot(0, 0) * (1 - fade_x) + dot(0, 1) * fade_x
-    bottom = dot(1, 0) * (1 - fade_x) + dot(1, 1) * fade_x
-    return top * (1 - fade_y) + bottom * fade_y
+def _perlin_octave(height: int, width: int, period: int, angles: np.ndarray) -> np.ndarray:
+    """Gradient noise for all channels at once: `angles` is (channels, cells_y + 1, cells_x + 1)."""
+    corners, fade_y, fade_x = _perlin_lattice(height, width, period)
+    flat = angles.reshape(len(angles), -1)
+    gradients = np.concatenate([np.cos(flat), np.sin(flat)]).astype(np.float32)
+    channels = len(angles)
+    dots = []
+    for index, dy, dx in corners:
+        g = np.take(gradients, index, axis=1)
+        dots.append(g[:channels] * dy + g[channels:] * dx)
+    top = dots[0] + (dots[1] - dots[0]) * fade_x
+    bottom = dots[2] + (dots[3] - dots[2]) * fade_x
+    return (top + (bottom - top) * fade_y).reshape(channels, height, width)
 
 
 def noise_image(height: int, width: int, seed: int, kind: str = "perlin", octaves: int = 4, persistence: float = 0.5) -> np.ndarray:
@@ -145,17 +156,19 @@ def noise_image(height: int, width: int, seed: int, kind: str = "perlin", octave
     rng = np.random.default_rng(seed)
     if kind == "uniform":
         return rng.uniform(0, 255, (height, width, 3))
-    channels = []
-    for _ in range(3):
-        total, amplitude, norm = np.zeros((height, width)), 1.0, 0.0
-        period = max(2, max(height, width) // 4)
-        for _ in range(max(1, octaves)):
-            total += amplitude * _perlin_octave(height, width, period, rng)
-            norm += amplitude
-            amplitude *= persistence
-            period = max(2, period // 2)
-        channels.append(total / norm)
-    stacked = np.stack(channels, -1)
+    periods, amplitudes = [], []
+    period, amplitude = max(2, max(height, width) // 4), 1.0
+    for _ in range(max(1, octaves)):
+        periods.append(period)
+        amplitudes.append(amplitude)
+        amplitude *= persistence
+        period = max(2, period // 2)
+    # Draw the gradient angles channel by channel, octave by octave, so a seed keeps its picture.
+    angles = [[rng.uniform(0, 2 * np.pi, (-(-height // p) + 2, -(-width // p) + 2)) for p in periods] for _ in range(3)]
+    total = np.zeros((3, height, width), np.float32)
+    for octave, (p, a) in enumerate(zip(periods, amplitudes)):
+        total += a * _perlin_octave(height, width, p, np.stack([angles[c][octave] for c in range(3)]))
+    stacked = np.moveaxis(total / sum(amplitudes), 0, -1)
     return np.clip((stacked * 0.5 / 0.7 + 0.5) * 255, 0, 255)
 
 

@@ -59,6 +59,16 @@ def test_noise_is_seeded_and_bounded():
     assert a.min() >= 0 and a.max() <= 255 and a.std() > 5
 
 
+def test_perlin_octave_is_gradient_noise():
+    """Zero on every lattice point, smooth between them, and each channel its own field."""
+    angles = np.random.default_rng(0).uniform(0, 2 * np.pi, (3, 40 // 8 + 2, 48 // 8 + 2))
+    octave = motion._perlin_octave(40, 48, 8, angles)
+    assert octave.shape == (3, 40, 48)
+    assert np.abs(octave[:, ::8, ::8]).max() < 1e-6
+    assert np.abs(np.diff(octave, axis=2)).max() < 0.25 < np.abs(octave).max() * 2
+    assert not np.allclose(octave[0], octave[1])
+
+
 @pytest.mark.parametrize("behavior,expected", [
     ("iter", [10, 11, 12, 13, 14]),
     ("fixed", [10] * 5),
