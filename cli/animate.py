@@ -79,6 +79,9 @@ def animate(
     allow_pickle: opt.AllowPickle = False,
     device: opt.Device = "auto",
     dtype: opt.Dtype = "auto",
+    channels_last: opt.ChannelsLast = False,
+    compile_unet: opt.Compile = False,
+    vae: opt.Vae = "",
 ) -> None:
     """Animate Deforum-style: each frame is the last one warped by keyframed motion and redrawn by img2img."""
     import json
@@ -100,7 +103,7 @@ def animate(
         known = {f.name for f in fields(AnimationSettings)}
         specific = presets.load(preset).get("animate", {})
         data |= {k: v for k, v in presets.for_command(preset, "animate").items() if k in known or k in specific}
-    flags = {k: v for k, v in ctx.params.items() if _explicit(ctx, k) and k not in ("prompt", "prompts_file", "settings_file", "preset", "quiet", "json_out", "model", "config", "allow_pickle", "device", "dtype")}
+    flags = {k: v for k, v in ctx.params.items() if _explicit(ctx, k) and k not in ("prompt", "prompts_file", "settings_file", "preset", "quiet", "json_out", "model", "config", "allow_pickle", "device", "dtype", "channels_last", "compile_unet", "vae")}
     data |= {k: v for k, v in flags.items() if v is not None}
     prompts = dict(data.get("prompts", {}))
     if prompts_file:
@@ -114,7 +117,7 @@ def animate(
         raise UsageError(f"--settings {settings_file}: unknown options {', '.join(unknown)}")
     if warnings and not quiet:
         warning_line(f"{settings_file}: Deforum settings not supported, ignored: {', '.join(warnings)}")
-    engine = load_engine(model, config, allow_pickle, device, dtype, "none", False, False)
+    engine = load_engine(model, config, allow_pickle, device, dtype, channels_last=channels_last, compile_unet=compile_unet, vae=vae)
     with ConsoleReporter(quiet, False) as reporter:
         result = run_animation(engine, settings, reporter)
     if json_out:

@@ -26,19 +26,20 @@ def apply_preset(ctx: typer.Context, command: str, values: dict, preset: str | N
     return merged
 
 
-def load_engine(model: str, config: str | None, allow_pickle: bool, device: str, dtype: str, offload: str, vae_tiling: bool, attention_slicing: bool, channels_last: bool = False, compile: bool = False):
+def load_engine(model: str, config: str | None = None, allow_pickle: bool = False, device: str = "auto", dtype: str = "auto", offload: str = "none", vae_tiling: bool = False, attention_slicing: bool = False, channels_last: bool = False, compile_unet: bool = False, vae: str = ""):
+    """The one engine of a run, from the model-and-hardware options (named as the subcommands name them)."""
     from scumble.pipelines.device import make_runtime
     from scumble.pipelines.engine import Engine
 
-    runtime = make_runtime(device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile)
-    return Engine.load(model, runtime, config=config, allow_pickle=allow_pickle)
+    runtime = make_runtime(device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile_unet)
+    return Engine.load(model, runtime, config=config, allow_pickle=allow_pickle, vae=vae)
 
 
-def run_and_report(engine_args: tuple, quiet: bool, json_lines: bool, work) -> None:
+def run_and_report(engine_options: dict, quiet: bool, json_lines: bool, work) -> None:
     """Load the model, run `work(engine, reporter)`, print the summary, exit 1 if any image failed."""
     from .render import ConsoleReporter
 
-    engine = load_engine(*engine_args)
+    engine = load_engine(**engine_options)
     with ConsoleReporter(quiet, json_lines) as reporter:
         summary = work(engine, reporter)
     reporter.summary(summary)

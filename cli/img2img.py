@@ -52,6 +52,7 @@ def img2img(
     attention_slicing: opt.AttentionSlicing = False,
     channels_last: opt.ChannelsLast = False,
     compile_unet: opt.Compile = False,
+    vae: opt.Vae = "",
 ) -> None:
     """Redraw images: noise each input to --strength and denoise it toward the prompt (files, folders, globs or -)."""
     from scumble.pipelines.edits import EditRequest, run_edit
@@ -88,4 +89,4 @@ def img2img(
             return replay_run(engine, replay, output, overwrite, reporter, task="img2img")
         return run_edit(engine, request, reporter)
 
-    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile_unet), quiet, json_lines, work)
+    run_and_report(dict(model=model, config=config, allow_pickle=allow_pickle, device=device, dtype=dtype, offload=offload, vae_tiling=vae_tiling, attention_slicing=attention_slicing, channels_last=channels_last, compile_unet=compile_unet, vae=vae), quiet, json_lines, work)

@@ -59,6 +59,7 @@ def inpaint(
     attention_slicing: opt.AttentionSlicing = False,
     channels_last: opt.ChannelsLast = False,
     compile_unet: opt.Compile = False,
+    vae: opt.Vae = "",
 ) -> None:
     """Repaint the white part of a mask; everything outside it comes back untouched."""
     from scumble.pipelines.edits import EditRequest, run_edit
@@ -101,4 +102,4 @@ def inpaint(
             return replay_run(engine, replay, output, overwrite, reporter, task="inpaint")
         return run_edit(engine, request, reporter)
 
-    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile_unet), quiet, json_lines, work)
+    run_and_report(dict(model=model, config=config, allow_pickle=allow_pickle, device=device, dtype=dtype, offload=offload, vae_tiling=vae_tiling, attention_slicing=attention_slicing, channels_last=channels_last, compile_unet=compile_unet, vae=vae), quiet, json_lines, work)

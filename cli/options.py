@@ -35,8 +35,16 @@ AllowPickle = Annotated[
     typer.Option("--allow-pickle", help="Allow .ckpt/.bin/.pt/.pth checkpoints (still loaded weights-only).", rich_help_panel=MODEL_PANEL),
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps (auto: cuda, then mps, then cpu).", rich_help_panel=MODEL_PANEL)]
-Dtype = Annotated[str, typer.Option("--dtype", help="auto, fp32, fp16 or bf16 (auto: fp16 on a GPU, fp32 on the CPU).", rich_help_panel=MODEL_PANEL)]
+Dtype = Annotated[str, typer.Option("--dtype", help="auto, fp32, fp16 or bf16 (auto: fp16 on a GPU; on the CPU bf16 where the processor has fast bf16, else fp32).", rich_help_panel=MODEL_PANEL)]
 Offload = Annotated[str, typer.Option("--offload", help="none, model or sequential CPU offload (CUDA only, for small GPUs).", rich_help_panel=MODEL_PANEL)]
+Vae = Annotated[
+    str,
+    typer.Option(
+        "--vae",
+        help="Another autoencoder: 'tiny' (the model's own tiny one, else TAESD for its family: faster decoding), a diffusers folder, or a hub id. Empty: the model's own.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
 VaeTiling = Annotated[bool, typer.Option("--vae-tiling", help="Decode in tiles to save GPU memory at large sizes.", rich_help_panel=MODEL_PANEL)]
 ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Channels-last memory layout for the UNet and VAE.", rich_help_panel=MODEL_PANEL)]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the UNet (slow first call; recompiles when the size changes).", rich_help_panel=MODEL_PANEL)]

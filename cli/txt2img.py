@@ -48,6 +48,7 @@ def txt2img(
     attention_slicing: opt.AttentionSlicing = False,
     channels_last: opt.ChannelsLast = False,
     compile_unet: opt.Compile = False,
+    vae: opt.Vae = "",
 ) -> None:
     """Generate images from a text prompt."""
     from scumble.pipelines import runs
@@ -80,7 +81,7 @@ def txt2img(
         )
         return runs.run_txt2img(engine, request, reporter)
 
-    run_and_report((model, config, allow_pickle, device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile_unet), quiet, json_lines, work)
+    run_and_report(dict(model=model, config=config, allow_pickle=allow_pickle, device=device, dtype=dtype, offload=offload, vae_tiling=vae_tiling, attention_slicing=attention_slicing, channels_last=channels_last, compile_unet=compile_unet, vae=vae), quiet, json_lines, work)
 
 
 def read_prompt_file(path: str) -> list[str]:

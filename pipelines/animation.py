@@ -348,7 +348,7 @@ def animate(engine: Engine, settings: AnimationSettings, reporter=None) -> Anima
     if video_path is not None:
         VideoWriter(video_path, settings.fps, settings.crf)  # checks the format and numbers before any work
     record_path = folder / "settings.json"
-    identity = settings.identity() | {"width": animator.width, "height": animator.height, "model": engine.source.name, "model_hash": engine.model_hash}
+    identity = settings.identity() | {"width": animator.width, "height": animator.height, "model": engine.source.name, "model_hash": engine.model_hash, "vae": engine.vae_name}
     start_key, start_frame, reference, done = 0, None, None, 0
     if settings.resume:
         if not record_path.is_file():

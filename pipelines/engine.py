@@ -56,6 +56,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(diffusers|transformers)\.")
+    warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks")  # diffusers still passes a retired hub argument
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -137,6 +138,47 @@ def _first_line(exc: Exception) -> str:
     return text[:160]
 
 
+TINY_AUTOENCODERS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}  # the AutoencoderTiny diffusers documents per family
+TINY_FOLDER = "vae_tiny"  # a model folder may carry its own tiny autoencoder beside its components
+
+
+def load_vae(spec: str, source: ModelSource, family: str, runtime: devices.Runtime):
+    """The autoencoder --vae names: 'tiny' (the model's own, else TAESD for its family), a folder, or a hub id."""
+    quiet_libraries()
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    dtype = dtype_kwarg(runtime.dtype)
+    location = spec
+    if spec == "tiny":
+        own = Path(source.location) / TINY_FOLDER if source.kind in ("builtin", "folder") else None
+        location = str(own) if own is not None and own.is_dir() else TINY_AUTOENCODERS[family]
+    folder = Path(location).expanduser()
+    try:
+        if folder.is_dir():
+            config_file = folder / "config.json"
+            if not config_file.is_file():
+                raise ModelError(f"--vae {spec}: {folder} has no config.json (expected a diffusers AutoencoderKL or AutoencoderTiny folder)")
+            cls = AutoencoderTiny if json.loads(config_file.read_text()).get("_class_name") == "AutoencoderTiny" else AutoencoderKL
+            return cls.from_pretrained(folder, local_files_only=True, **dtype)
+        if folder.suffix or location.startswith((".", "/", "~")) or location.count("/") != 1:
+            raise ModelError(f"--vae {spec}: no such folder")
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        tried = []
+        for local_only in (True, False) if not offline else (True,):
+            try:
+                cls = AutoencoderTiny if "taesd" in location.lower() else AutoencoderKL
+                return cls.from_pretrained(location, local_files_only=local_only, **dtype)
+            except Exception as exc:  # noqa: BLE001 - hub and file errors come in many types
+                tried.append("the local cache (not there)" if local_only else f"downloading ({_first_line(exc)})")
+        if offline:
+            tried.append("no download (HF_HUB_OFFLINE is set)")
+        raise ModelError(f"--vae {spec}: could not load {location}; tried " + "; ".join(tried))
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"--vae {spec}: could not load {location}: {_first_line(exc)}") from exc
+
+
 class Engine:
     """One model, loaded once, serving every task."""
 
@@ -149,15 +191,23 @@ class Engine:
         self._scheduler_key: tuple[str, str] | None = None
         self._hash: str | None = None
         self._compiled_size: tuple | None = None
+        self.vae_name = ""  # "" is the model's own autoencoder
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
-    def load(cls, model: str, runtime: devices.Runtime, config: str | None = None, allow_pickle: bool = False) -> "Engine":
+    def load(cls, model: str, runtime: devices.Runtime, config: str | None = None, allow_pickle: bool = False, vae: str = "") -> "Engine":
         source = sources.resolve(model)
         pipe = load_pipeline(source, runtime, config, allow_pickle)
         family = "sdxl" if "XL" in type(pipe).__name__ else "sd"
         source = ModelSource(source.kind, source.location, source.name, family)
-        return cls(pipe, source, runtime)
+        if vae:
+            autoencoder = load_vae(vae, source, family, runtime)
+            if autoencoder.config.latent_channels != pipe.unet.config.out_channels:
+                raise ModelError(f"--vae {vae}: it makes {autoencoder.config.latent_channels}-channel latents but the model's UNet works on {pipe.unet.config.out_channels}")
+            pipe.vae = autoencoder
+        engine = cls(pipe, source, runtime)
+        engine.vae_name = vae
+        return engine
 
     # ---------------------------------------------------------------- properties
 

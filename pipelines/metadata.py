@@ -32,6 +32,7 @@ def a1111_parameters(record: dict) -> str:
         "Size": f"{record['width']}x{record['height']}" if record.get("width") else None,
         "Model hash": record.get("model", {}).get("hash"),
         "Model": record.get("model", {}).get("name"),
+        "VAE": record.get("vae"),
         "Denoising strength": _number(record.get("strength")),
         "Mask blur": record.get("mask_blur"),
         "Version": f"scumble {record.get('version', '')}".strip(),

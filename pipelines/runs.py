@@ -118,6 +118,7 @@ def base_record(engine: Engine, task: str, sampling: Sampling, scheduler_name: s
         "version": __version__,
         "task": task,
         "model": {"name": engine.source.name, "kind": engine.source.kind, "location": engine.source.location, "hash": engine.model_hash},
+        "vae": engine.vae_name,
         "steps": sampling.steps,
         "cfg": sampling.cfg,
         "width": width,
@@ -205,6 +206,16 @@ def read_record(path: Path, task: str) -> dict:
     return record
 
 
+def check_same_model(record: dict, engine: Engine, path: Path) -> None:
+    """Replaying on other weights would silently give another picture; say which flags to pass instead."""
+    made_with = record.get("model", {})
+    if made_with.get("hash") and engine.model_hash and made_with["hash"] != engine.model_hash:
+        raise UsageError(f"{path}: was made with model {made_with.get('name')} (hash {made_with['hash']}), not {engine.source.name} (hash {engine.model_hash}); pass --model")
+    if record.get("vae", "") != engine.vae_name:
+        wanted = record.get("vae", "")
+        raise UsageError(f"{path}: was made with " + (f"--vae {wanted}" if wanted else "the model's own autoencoder") + "; pass " + (f"--vae {wanted}" if wanted else "no --vae"))
+
+
 def replay_request(record: dict, output_option: str | None, overwrite: bool) -> Txt2ImgRequest:
     """The request that regenerates a txt2img image, pixel for pixel, from its JSON record."""
     batch = record.get("batch") or {"size": 1, "position": 0, "prompts": [record["prompt"]], "negative_prompts": [record.get("negative_prompt", "")], "seeds": [record["seed"]]}
@@ -224,6 +235,7 @@ def replay(engine: Engine, path: Path, output_option: str | None, overwrite: boo
     """Regenerate the recorded batch exactly and write the one image that `path` holds."""
     reporter = reporter or SilentReporter()
     record = read_record(path, task)
+    check_same_model(record, engine, path)
     if task != "txt2img":
         from .edits import replay_edit
 

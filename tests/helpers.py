@@ -131,3 +131,19 @@ def pixels(path):
 
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"))
+
+
+def build_tiny_autoencoder(folder: Path, levels: int = 2, latent_channels: int = 4) -> Path:
+    """A random AutoencoderTiny (TAESD's architecture) matching build_sd's 2-level VAE."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(1)
+    AutoencoderTiny(
+        encoder_block_out_channels=[8] * levels,
+        decoder_block_out_channels=[8] * levels,
+        num_encoder_blocks=[1] * levels,
+        num_decoder_blocks=[1] * levels,
+        latent_channels=latent_channels,
+    ).save_pretrained(folder)
+    return folder

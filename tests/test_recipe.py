@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from scumble.training import adherence, world
@@ -31,7 +32,7 @@ def test_smoke_recipe_exports_a_loadable_model_and_resumes_exactly(tmp_path):
     recipe(work=tmp_path / "sittings", out=tmp_path / "b")
     # Two sittings follow the same path as one: equal up to float rounding (CPU kernels may round differently
     # in a new process); a run restarted from scratch instead would differ by the size of the updates.
-    for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "vae/diffusion_pytorch_model.safetensors"):
+    for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "vae/diffusion_pytorch_model.safetensors", "vae_tiny/diffusion_pytorch_model.safetensors"):
         a, b = load_file(tmp_path / "a" / part), load_file(tmp_path / "b" / part)
         assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4) for k in a), part  # fp16 export: 1 ulp
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "a", safety_checker=None)
@@ -39,6 +40,9 @@ def test_smoke_recipe_exports_a_loadable_model_and_resumes_exactly(tmp_path):
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
     tokens = pipe.tokenizer("zebra 🦓 ünïcode 日本 <tag> a red circle").input_ids
     assert tokens[0] == pipe.tokenizer.bos_token_id and pipe.tokenizer.unk_token_id not in tokens[1:-1]
+    tiny = subprocess.run([sys.executable, "-m", "scumble", "txt2img", "a red circle", "--model", str(tmp_path / "a"), "--vae", "tiny", "--steps", "2", "-o", str(tmp_path / "t.png")], capture_output=True, text=True)
+    assert tiny.returncode == 0, tiny.stderr
+    assert Image.open(tmp_path / "t.png").size == (64, 64)
 
 
 def test_world_samples_are_deterministic_and_captions_vary():

@@ -5,7 +5,8 @@ Phases, each checkpointed under --work so a killed run resumes where it stopped:
   2. vae        AutoencoderKL (8x downsampling) on random crops, L1 + edge loss
   3. latents    the training set encoded once (posterior means)
   4. unet       UNet2DConditionModel and CLIPTextModel trained jointly, with EMA
-  5. export     a diffusers folder that StableDiffusionPipeline.from_pretrained loads
+  5. vae_tiny   an AutoencoderTiny (TAESD's architecture) distilled onto the same latents, for --vae tiny
+  6. export     a diffusers folder that StableDiffusionPipeline.from_pretrained loads
 
 Every random draw is a function of (seed, phase, step), so a resumed run takes the same path
 as an uninterrupted one.
@@ -55,6 +56,8 @@ class Recipe:
     # The seed paper's input scaling b: latents are scaled to std b (not 1), which shifts logSNR
     # by 2 log b toward noise, so a flat background's mean no longer survives to t = T.
     input_scale: float = 0.5
+    tiny_steps: int = 1500
+    tiny_batch: int = 16
     eval_every: int = 1000
     eval_prompts: int = 40
     checkpoint_every: int = 250
@@ -62,7 +65,7 @@ class Recipe:
 
     @classmethod
     def smoke(cls) -> "Recipe":
-        return cls(size=64, vae_steps=4, vae_batch=4, vae_crop=32, dataset=64, unet_steps=4, batch=8, warmup=2, eval_every=4, eval_prompts=2, checkpoint_every=2)
+        return cls(size=64, vae_steps=4, vae_batch=4, vae_crop=32, dataset=64, unet_steps=4, batch=8, warmup=2, tiny_steps=2, tiny_batch=4, eval_every=4, eval_prompts=2, checkpoint_every=2)
 
 
 # ---------------------------------------------------------------- architectures
@@ -79,6 +82,17 @@ def vae_config(size: int) -> dict:
         latent_channels=4,
         norm_num_groups=32,
         sample_size=size,
+    )
+
+
+def tiny_vae_config() -> dict:
+    # TAESD's layout at half its width and one block per level: the world is flat colours and sharp edges.
+    return dict(
+        encoder_block_out_channels=[32, 32, 32, 32],
+        decoder_block_out_channels=[32, 32, 32, 32],
+        num_encoder_blocks=[1, 1, 1, 1],
+        num_decoder_blocks=[1, 1, 1, 1],
+        latent_channels=4,
     )
 
 
@@ -241,6 +255,54 @@ def encode_dataset(r: Recipe, work: Path, vae) -> tuple[torch.Tensor, list[int],
     return latents, seeds, scale
 
 
+def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int], scale: float):
+    """Distil an AutoencoderTiny onto the big VAE's scaled latent space: its encoder predicts the
+    latents, its decoder turns latents straight back into the training pictures."""
+    from diffusers import AutoencoderTiny
+
+    final = work / "vae_tiny"
+    if (final / "config.json").exists():
+        return AutoencoderTiny.from_pretrained(final)
+    torch.manual_seed(r.seed + 2)
+    tiny = AutoencoderTiny(**tiny_vae_config())
+    opt = torch.optim.AdamW(tiny.parameters(), lr=1e-3, weight_decay=0.0)
+    ckpt_path = work / "vae_tiny.ckpt"
+    start = 0
+    if ckpt := load_checkpoint(ckpt_path):
+        tiny.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        start = ckpt["step"]
+        log(f"vae_tiny: resumed at step {start}")
+    scaled = latents * scale
+    tiny.train()
+    t0 = time.time()
+    for step in range(start, r.tiny_steps):
+        gen = torch.Generator().manual_seed(r.seed * 1_000_033 + step)
+        idx = torch.randint(0, len(seeds), (r.tiny_batch,), generator=gen).tolist()
+        x = to_tensor(np.stack([world.make_sample(seeds[i], size=r.size).image for i in idx]))
+        z = scaled[idx]
+        # The decoder will see the UNet's slightly-off latents, not encoder means: train it on jittered ones.
+        recon = tiny.decoder(z + 0.03 * torch.randn(z.shape, generator=gen))
+        l1 = (recon - x).abs().mean()
+        edge = (torch.diff(recon, dim=-1) - torch.diff(x, dim=-1)).abs().mean() + (torch.diff(recon, dim=-2) - torch.diff(x, dim=-2)).abs().mean()
+        encode = F.mse_loss(tiny.encoder(x), z) / (scale**2 * latents.var())
+        loss = l1 + edge + encode
+        for g in opt.param_groups:
+            g["lr"] = 1e-3 * lr_factor(step, r.tiny_steps, 50)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(tiny.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == r.tiny_steps - 1:
+            log(f"vae_tiny step {step}/{r.tiny_steps} l1 {l1.item():.4f} edge {edge.item():.4f} encode {encode.item():.4f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
+        if (step + 1) % r.checkpoint_every == 0:
+            save_atomic({"model": tiny.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path)
+    tiny.eval()
+    tiny.save_pretrained(final.with_name("vae_tiny.partial"))
+    os.replace(final.with_name("vae_tiny.partial"), final)
+    return tiny
+
+
 def caption_for(seed: int, variant: int) -> str:
     """A fresh wording of sample `seed`'s scene: the picture stays, the sentence varies per epoch."""
     sample_rnd = random.Random(seed)
@@ -384,12 +446,14 @@ def ema_copies(unet, text_encoder, ema_unet, ema_text):
     return te, u
 
 
-def export(pipe, r: Recipe, out: Path, history: list, work: Path) -> None:
+def export(pipe, r: Recipe, out: Path, history: list, work: Path, tiny=None) -> None:
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.unet.to(torch.float16)
     pipe.vae.to(torch.float16)  # diffusers upcasts on load; halves the package size
     pipe.save_pretrained(tmp, safe_serialization=True)
+    if tiny is not None:  # not a pipeline component: from_pretrained ignores it, --vae tiny finds it
+        tiny.to(torch.float16).save_pretrained(tmp / "vae_tiny", safe_serialization=True)
     pipe.unet.to(torch.float32)
     pipe.vae.to(torch.float32)
     (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps({k: v for k, v in scheduler_config().items() if k != "_class_name"} | {"_class_name": "EulerDiscreteScheduler"}, indent=2))
@@ -420,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scumble" / "recipe" / (f"seed-{r.seed}" + ("-smoke" if args.smoke else ""))
     work.mkdir(parents=True, exist_ok=True)
     recorded = work / "recipe.json"
-    if recorded.exists() and json.loads(recorded.read_text()) != asdict(r) and not args.export_now:
+    # Fields added to the recipe after a run started take their current values: only recorded ones must agree.
+    if recorded.exists() and {**asdict(r), **json.loads(recorded.read_text())} != asdict(r) and not args.export_now:
         print(f"error: {work} holds a run with other settings; pass another --work or delete it", file=sys.stderr)
         return 2
     if not args.export_now:
@@ -439,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     pipe, history = train_unet(r, work, vae, latents, seeds, scale, stop_at=args.stop_at_step)
     if pipe is None:
         return 0
-    export(pipe, r, args.out, history, work)
+    tiny = train_tiny_vae(r, work, latents, seeds, scale)
+    export(pipe, r, args.out, history, work, tiny)
     return 0
 
 
