@@ -33,11 +33,29 @@ print(json.dumps(times[1:]))
 """
 
 
+def evaluate(engine, sampling, count: int) -> tuple[dict[str, float], list, list[float]]:
+    """Adherence on the first `count` held-out prompts (seed 1000 + i each): scores, images, seconds per image."""
+    from scumble.pipelines.engine import ImageJob
+    from scumble.training import adherence
+
+    targets = adherence.held_out_targets(count)
+    results, images, seconds = [], [], []
+    for i, target in enumerate(targets):
+        start = time.perf_counter()
+        image = engine.txt2img([ImageJob(target.prompt, "", 1000 + i, i)], sampling)[0]
+        seconds.append(time.perf_counter() - start)
+        images.append(image)
+        # Read at the model's native size: a larger picture is judged by the same pixel reader.
+        small = image.convert("RGB").resize((engine.native_size, engine.native_size), resample=3) if image.size[0] != engine.native_size else image.convert("RGB")
+        results.append(adherence.score(target, adherence.read_picture(np.asarray(small))))
+    return adherence.summarize(results), images, seconds
+
+
 def main() -> int:
     from PIL import Image
 
     from scumble.pipelines.device import make_runtime
-    from scumble.pipelines.engine import Engine, ImageJob, Sampling
+    from scumble.pipelines.engine import Engine, Sampling
     from scumble.pipelines.sources import BUILTIN_MODELS
     from scumble.training import adherence
 
@@ -54,14 +72,7 @@ def main() -> int:
     engine = Engine.load("scumble-mini", make_runtime("cpu", args.dtype))
     targets = adherence.held_out_targets(args.count)
     sampling = Sampling(steps=args.steps, cfg=args.cfg, scheduler=args.scheduler)
-    results, images, seconds = [], [], []
-    for i, target in enumerate(targets):
-        start = time.perf_counter()
-        image = engine.txt2img([ImageJob(target.prompt, "", 1000 + i, i)], sampling)[0]
-        seconds.append(time.perf_counter() - start)
-        images.append(image)
-        results.append(adherence.score(target, adherence.read_picture(np.asarray(image.convert("RGB")))))
-    scores = adherence.summarize(results)
+    scores, images, seconds = evaluate(engine, sampling, args.count)
     bare = json.loads(subprocess.run([sys.executable, "-c", BARE, str(BUILTIN_MODELS["scumble-mini"]), str(args.steps), "5"], check=True, capture_output=True, text=True).stdout)
     ours = float(np.median(seconds))
     theirs = float(np.median(bare))

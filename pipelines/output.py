@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import re
@@ -121,6 +122,8 @@ def write_bytes(data: bytes, path: Path | None, overwrite: bool = False) -> None
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ScumbleError(f"{path.parent}: cannot create the output folder ({exc.strerror})") from exc
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by a process killed mid-write (kill -9)
+        stale.unlink(missing_ok=True)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

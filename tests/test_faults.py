@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -103,3 +104,36 @@ def test_disk_full_mid_write_leaves_nothing(tiny_sd, tmp_path):
         assert list(mount.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mount)])
+
+
+@pytest.mark.slow
+def test_kill_9_mid_batch_then_skip_existing_finishes_bit_identical(tiny_sd, tmp_path):
+    """A folder run killed without warning resumes with --skip-existing to exactly the uninterrupted result."""
+    import signal
+    import time
+
+    sketches = tmp_path / "sketches"
+    sketches.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(sketches / f"s{i:02}.png")
+    command = [sys.executable, "-m", "scumble", "img2img", str(sketches), "-p", "a sketch", "--model", str(tiny_sd), "--steps", "40", "--strength", "0.9", "--seed", "7", "-q"]
+
+    subprocess.run([*command, "-o", str(tmp_path / "clean") + "/"], check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([*command, "-o", str(killed) + "/"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(killed.glob("*.png"))) < 3:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = sorted(p.name for p in killed.glob("*.png"))
+    assert 3 <= len(done_before) < 16, "the run must be killed part-way"
+
+    resumed = subprocess.run([*command, "-o", str(killed) + "/", "--skip-existing", "--json"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    written = [Path(json.loads(line)["path"]).name for line in resumed.stdout.splitlines()]
+    assert sorted(written + done_before) == sorted(p.name for p in (tmp_path / "clean").glob("*.png"))  # each input exactly once
+    assert sorted(p.name for p in killed.iterdir()) == sorted(p.name for p in (tmp_path / "clean").iterdir())  # no temp file survives
+    for image in (tmp_path / "clean").glob("*.png"):
+        assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(killed / image.name))), image.name
