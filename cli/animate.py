@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import load_engine, read_table
+from .common import ENGINE_OPTIONS, engine_options, load_engine, read_table
 from .render import ConsoleReporter, warning_line
 
 MOTION = "Motion (keyframe schedules, e.g. \"0: (1.0), 30: (1.05)\")"
@@ -103,7 +103,7 @@ def animate(
         known = {f.name for f in fields(AnimationSettings)}
         specific = presets.load(preset).get("animate", {})
         data |= {k: v for k, v in presets.for_command(preset, "animate").items() if k in known or k in specific}
-    flags = {k: v for k, v in ctx.params.items() if _explicit(ctx, k) and k not in ("prompt", "prompts_file", "settings_file", "preset", "quiet", "json_out", "model", "config", "allow_pickle", "device", "dtype", "channels_last", "compile_unet", "vae")}
+    flags = {k: v for k, v in ctx.params.items() if _explicit(ctx, k) and k not in ("prompt", "prompts_file", "settings_file", "preset", "quiet", "json_out", *ENGINE_OPTIONS)}
     data |= {k: v for k, v in flags.items() if v is not None}
     prompts = dict(data.get("prompts", {}))
     if prompts_file:
@@ -117,7 +117,7 @@ def animate(
         raise UsageError(f"--settings {settings_file}: unknown options {', '.join(unknown)}")
     if warnings and not quiet:
         warning_line(f"{settings_file}: Deforum settings not supported, ignored: {', '.join(warnings)}")
-    engine = load_engine(model, config, allow_pickle, device, dtype, channels_last=channels_last, compile_unet=compile_unet, vae=vae)
+    engine = load_engine(**engine_options(ctx))
     with ConsoleReporter(quiet, False) as reporter:
         result = run_animation(engine, settings, reporter)
     if json_out:

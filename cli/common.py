@@ -35,6 +35,52 @@ def load_engine(model: str, config: str | None = None, allow_pickle: bool = Fals
     return Engine.load(model, runtime, config=config, allow_pickle=allow_pickle, vae=vae)
 
 
+ENGINE_OPTIONS = ("model", "config", "allow_pickle", "device", "dtype", "offload", "vae_tiling", "attention_slicing", "channels_last", "compile_unet", "vae")
+
+
+def engine_options(ctx: typer.Context) -> dict:
+    """The model-and-hardware options a subcommand was given, as load_engine takes them."""
+    return {key: ctx.params[key] for key in ENGINE_OPTIONS if key in ctx.params}
+
+
+def run_edit_command(ctx: typer.Context, task: str, **task_options) -> None:
+    """img2img and inpaint share everything but their task options: build the request, run, report."""
+    from scumble.pipelines.edits import EditRequest, run_edit
+    from scumble.pipelines.engine import Sampling
+    from scumble.pipelines.runs import replay as replay_run
+
+    p = ctx.params
+    shift = logsnr_shift(p["logsnr_shift"], p["input_scale"])
+    v = apply_preset(ctx, task, {k: p[k] for k in ("steps", "cfg", "scheduler", "noise_schedule", "timestep_spacing", "strength", "batch_size")}, p["preset"])
+    if bool(p["inputs"]) == bool(p["replay"]):
+        raise UsageError("give INPUTS or --replay IMAGE (not both)")
+    request = EditRequest(
+        task=task,
+        inputs=tuple(p["inputs"] or ()),
+        sampling=Sampling(v["steps"], v["cfg"], p["width"], p["height"], v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift, p["cfg_cutoff"]),
+        prompt=p["prompt"],
+        negative_prompt=p["negative_prompt"],
+        captions=p["captions"],
+        strength=v["strength"],
+        exact_steps=p["exact_steps"],
+        seed=p["seed"],
+        batch_size=v["batch_size"],
+        recursive=p["recursive"],
+        output=p["output"],
+        overwrite=p["overwrite"],
+        skip_existing=p["skip_existing"],
+        shard=p["shard"],
+        **task_options,
+    )
+
+    def work(engine, reporter):
+        if p["replay"]:
+            return replay_run(engine, p["replay"], p["output"], p["overwrite"], reporter, task=task)
+        return run_edit(engine, request, reporter)
+
+    run_and_report(engine_options(ctx), p["quiet"], p["json_lines"], work)
+
+
 def run_and_report(engine_options: dict, quiet: bool, json_lines: bool, work) -> None:
     """Load the model, run `work(engine, reporter)`, print the summary, exit 1 if any image failed."""
     from .render import ConsoleReporter

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from . import options as opt
-from .common import apply_preset, logsnr_shift as resolve_shift, run_and_report
+from .common import run_edit_command
 
 Strength = Annotated[float, typer.Option("--strength", help="How much to change, 0..1: the input is noised to this fraction of the schedule and denoised from there.", rich_help_panel=opt.SAMPLING_PANEL)]
 
@@ -55,38 +55,4 @@ def img2img(
     vae: opt.Vae = "",
 ) -> None:
     """Redraw images: noise each input to --strength and denoise it toward the prompt (files, folders, globs or -)."""
-    from scumble.pipelines.edits import EditRequest, run_edit
-    from scumble.pipelines.engine import Sampling
-    from scumble.pipelines.errors import UsageError
-
-    shift = resolve_shift(logsnr_shift, input_scale)
-    v = apply_preset(ctx, "img2img", dict(steps=steps, cfg=cfg, scheduler=scheduler, noise_schedule=noise_schedule, timestep_spacing=timestep_spacing, strength=strength, batch_size=batch_size), preset)
-    request = EditRequest(
-        task="img2img",
-        inputs=tuple(inputs or ()),
-        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift, cfg_cutoff),
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        captions=captions,
-        strength=v["strength"],
-        exact_steps=exact_steps,
-        resize=resize,
-        seed=seed,
-        batch_size=v["batch_size"],
-        recursive=recursive,
-        output=output,
-        overwrite=overwrite,
-        skip_existing=skip_existing,
-        shard=shard,
-    )
-    if bool(inputs) == bool(replay):
-        raise UsageError("give INPUTS or --replay IMAGE (not both)")
-
-    def work(engine, reporter):
-        if replay:
-            from scumble.pipelines.runs import replay as replay_run
-
-            return replay_run(engine, replay, output, overwrite, reporter, task="img2img")
-        return run_edit(engine, request, reporter)
-
-    run_and_report(dict(model=model, config=config, allow_pickle=allow_pickle, device=device, dtype=dtype, offload=offload, vae_tiling=vae_tiling, attention_slicing=attention_slicing, channels_last=channels_last, compile_unet=compile_unet, vae=vae), quiet, json_lines, work)
+    run_edit_command(ctx, "img2img", resize=resize)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import apply_preset, logsnr_shift as resolve_shift, run_and_report
+from .common import run_edit_command
 
 MASK_PANEL = "Mask"
 Strength = Annotated[float, typer.Option("--strength", help="How much of the masked area to redo, 0..1 (1: from pure noise).", rich_help_panel=opt.SAMPLING_PANEL)]
@@ -62,44 +62,4 @@ def inpaint(
     vae: opt.Vae = "",
 ) -> None:
     """Repaint the white part of a mask; everything outside it comes back untouched."""
-    from scumble.pipelines.edits import EditRequest, run_edit
-    from scumble.pipelines.engine import Sampling
-    from scumble.pipelines.errors import UsageError
-
-    shift = resolve_shift(logsnr_shift, input_scale)
-    v = apply_preset(ctx, "inpaint", dict(steps=steps, cfg=cfg, scheduler=scheduler, noise_schedule=noise_schedule, timestep_spacing=timestep_spacing, strength=strength, batch_size=batch_size), preset)
-    request = EditRequest(
-        task="inpaint",
-        inputs=tuple(inputs or ()),
-        sampling=Sampling(v["steps"], v["cfg"], width, height, v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift, cfg_cutoff),
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        captions=captions,
-        strength=v["strength"],
-        exact_steps=exact_steps,
-        seed=seed,
-        batch_size=v["batch_size"],
-        recursive=recursive,
-        output=output,
-        overwrite=overwrite,
-        skip_existing=skip_existing,
-        shard=shard,
-        mask=mask,
-        mask_blur=mask_blur,
-        invert_mask=invert_mask,
-        fill=fill,
-        only_masked=only_masked,
-        padding=padding,
-        strict=strict,
-    )
-    if bool(inputs) == bool(replay):
-        raise UsageError("give INPUTS or --replay IMAGE (not both)")
-
-    def work(engine, reporter):
-        if replay:
-            from scumble.pipelines.runs import replay as replay_run
-
-            return replay_run(engine, replay, output, overwrite, reporter, task="inpaint")
-        return run_edit(engine, request, reporter)
-
-    run_and_report(dict(model=model, config=config, allow_pickle=allow_pickle, device=device, dtype=dtype, offload=offload, vae_tiling=vae_tiling, attention_slicing=attention_slicing, channels_last=channels_last, compile_unet=compile_unet, vae=vae), quiet, json_lines, work)
+    run_edit_command(ctx, "inpaint", mask=mask, mask_blur=mask_blur, invert_mask=invert_mask, fill=fill, only_masked=only_masked, padding=padding, strict=strict)

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import options as opt
-from .common import apply_preset, logsnr_shift as resolve_shift, run_and_report
+from .common import apply_preset, engine_options, run_and_report
+from .common import logsnr_shift as resolve_shift
 
 def txt2img(
     ctx: typer.Context,
@@ -81,7 +82,7 @@ def txt2img(
         )
         return runs.run_txt2img(engine, request, reporter)
 
-    run_and_report(dict(model=model, config=config, allow_pickle=allow_pickle, device=device, dtype=dtype, offload=offload, vae_tiling=vae_tiling, attention_slicing=attention_slicing, channels_last=channels_last, compile_unet=compile_unet, vae=vae), quiet, json_lines, work)
+    run_and_report(engine_options(ctx), quiet, json_lines, work)
 
 
 def read_prompt_file(path: str) -> list[str]:
