@@ -33,12 +33,12 @@ print(json.dumps(times[1:]))
 """
 
 
-def evaluate(engine, sampling, count: int) -> tuple[dict[str, float], list, list[float]]:
-    """Adherence on the first `count` held-out prompts (seed 1000 + i each): scores, images, seconds per image."""
+def evaluate(engine, sampling, count: int, offset: int = 0) -> tuple[dict[str, float], list, list[float]]:
+    """Adherence on `count` held-out prompts from `offset` (seed 1000 + i each): scores, images, seconds per image."""
     from scumble.pipelines.engine import ImageJob
     from scumble.training import adherence
 
-    targets = adherence.held_out_targets(count)
+    targets = adherence.held_out_targets(count, offset=offset)
     results, images, seconds = [], [], []
     for i, target in enumerate(targets):
         start = time.perf_counter()
@@ -65,14 +65,16 @@ def main() -> int:
     parser.add_argument("--cfg", type=float, default=7.0)
     parser.add_argument("--scheduler", default="")
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--validation", action="store_true", help="score the validation prompts (for tuning settings), not the test prompts")
     parser.add_argument("--sheet", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    offset = adherence.VALIDATION_OFFSET if args.validation else 0
     engine = Engine.load("scumble-mini", make_runtime("cpu", args.dtype))
-    targets = adherence.held_out_targets(args.count)
+    targets = adherence.held_out_targets(args.count, offset=offset)
     sampling = Sampling(steps=args.steps, cfg=args.cfg, scheduler=args.scheduler)
-    scores, images, seconds = evaluate(engine, sampling, args.count)
+    scores, images, seconds = evaluate(engine, sampling, args.count, offset)
     bare = json.loads(subprocess.run([sys.executable, "-c", BARE, str(BUILTIN_MODELS["scumble-mini"]), str(args.steps), "5"], check=True, capture_output=True, text=True).stdout)
     ours = float(np.median(seconds))
     theirs = float(np.median(bare))
@@ -80,7 +82,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{len(targets)} held-out prompts, {args.steps} steps, cfg {args.cfg}, {report['scheduler']}, {report['dtype']}")
+        print(f"{len(targets)} held-out {'validation' if args.validation else 'test'} prompts, {args.steps} steps, cfg {args.cfg}, {report['scheduler']}, {report['dtype']}")
         for key in ("object_color", "background", "position", "one_object"):
             print(f"  {key:<13} {scores[key]:5.1f}%   (target >= 90%)")
         print(f"  seconds per image: scumble {ours:.3f}s, bare diffusers {theirs:.3f}s -> {ours / theirs:.3f}x")

@@ -72,12 +72,16 @@ def score(target: Target, reading: Reading) -> dict[str, bool]:
     }
 
 
-def held_out_targets(count: int, seed: int = 0) -> list[Target]:
+VALIDATION_OFFSET = 100  # the first 100 shuffled combinations are the test set; settings are tuned on the ones after
+
+
+def held_out_targets(count: int, seed: int = 0, offset: int = 0) -> list[Target]:
     """Prompts whose whole combination never appeared in training, sampled evenly."""
     combos = world.held_out_combos()
     rnd = random.Random(seed)
     rnd.shuffle(combos)
-    return [Target(c, s, p, b, rnd.choice(world.SIZES)) for c, s, p, b in combos[:count]]
+    sizes = [rnd.choice(world.SIZES) for _ in combos]
+    return [Target(c, s, p, b, size) for (c, s, p, b), size in list(zip(combos, sizes))[offset : offset + count]]
 
 
 def summarize(results: list[dict[str, bool]]) -> dict[str, float]:
