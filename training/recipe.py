@@ -34,6 +34,9 @@ from .tokenizer import write_tokenizer
 
 # SD 1.x noise schedule: the built-in model must behave like a real checkpoint under every scheduler.
 BETA_START, BETA_END, TRAIN_TIMESTEPS = 0.00085, 0.012, 1000
+# Where training runs: a GPU when there is one (minutes), else the CPU (hours). Random draws stay on
+# the CPU so a seed takes the same path on either.
+DEVICE = torch.device("cpu")
 
 
 @dataclass
@@ -147,7 +150,7 @@ def log(msg: str) -> None:
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(DEVICE)
 
 
 def save_atomic(obj: dict, path: Path) -> None:
@@ -175,9 +178,9 @@ def train_vae(r: Recipe, work: Path):
 
     final = work / "vae"
     if (final / "config.json").exists():
-        return AutoencoderKL.from_pretrained(final)
+        return AutoencoderKL.from_pretrained(final).to(DEVICE)
     torch.manual_seed(r.seed)
-    vae = AutoencoderKL(**vae_config(r.size))
+    vae = AutoencoderKL(**vae_config(r.size)).to(DEVICE)
     with torch.no_grad():
         # Start the posterior nearly deterministic (std ~ 0.007): at the default logvar of 0 the sampled
         # noise swamped the young encoder's means and reconstructions stalled at the wrong colours.
@@ -227,7 +230,8 @@ def train_vae(r: Recipe, work: Path):
         if (step + 1) % r.checkpoint_every == 0:
             save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path)
     vae.eval()
-    vae.save_pretrained(final.with_name("vae.partial"))
+    vae.to("cpu").save_pretrained(final.with_name("vae.partial"))
+    vae.to(DEVICE)
     os.replace(final.with_name("vae.partial"), final)
     return vae
 
@@ -244,7 +248,7 @@ def encode_dataset(r: Recipe, work: Path, vae) -> tuple[torch.Tensor, list[int],
     with torch.no_grad():
         for i in range(0, len(seeds), 64):
             images = np.stack([world.make_sample(s, size=r.size).image for s in seeds[i : i + 64]])
-            chunks.append(vae.encode(to_tensor(images)).latent_dist.mean)
+            chunks.append(vae.encode(to_tensor(images)).latent_dist.mean.cpu())
             if i % 6400 == 0:
                 log(f"latents {i}/{len(seeds)}")
     latents = torch.cat(chunks)
@@ -262,9 +266,9 @@ def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int
 
     final = work / "vae_tiny"
     if (final / "config.json").exists():
-        return AutoencoderTiny.from_pretrained(final)
+        return AutoencoderTiny.from_pretrained(final).to(DEVICE)
     torch.manual_seed(r.seed + 2)
-    tiny = AutoencoderTiny(**tiny_vae_config())
+    tiny = AutoencoderTiny(**tiny_vae_config()).to(DEVICE)
     opt = torch.optim.AdamW(tiny.parameters(), lr=1e-3, weight_decay=0.0)
     ckpt_path = work / "vae_tiny.ckpt"
     start = 0
@@ -273,7 +277,7 @@ def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int
         opt.load_state_dict(ckpt["opt"])
         start = ckpt["step"]
         log(f"vae_tiny: resumed at step {start}")
-    scaled = latents * scale
+    scaled = latents * scale  # stays on the CPU: only each batch moves
     tiny.train()
     t0 = time.time()
     for step in range(start, r.tiny_steps):
@@ -283,9 +287,9 @@ def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int
         cell, factor = r.vae_crop // 8, 8
         corners = torch.randint(0, r.size // factor - cell + 1, (r.tiny_batch, 2), generator=gen).tolist()
         x = to_tensor(np.stack([world.make_sample(seeds[i], size=r.size).image[y * factor : (y + cell) * factor, x0 * factor : (x0 + cell) * factor] for i, (y, x0) in zip(idx, corners)]))
-        z = torch.stack([scaled[i, :, y : y + cell, x0 : x0 + cell] for i, (y, x0) in zip(idx, corners)])
+        z = torch.stack([scaled[i, :, y : y + cell, x0 : x0 + cell] for i, (y, x0) in zip(idx, corners)]).to(DEVICE)
         # The decoder will see the UNet's slightly-off latents, not encoder means: train it on jittered ones.
-        recon = tiny.decoder(z + 0.03 * torch.randn(z.shape, generator=gen))
+        recon = tiny.decoder(z + 0.03 * torch.randn(z.shape, generator=gen).to(DEVICE))
         l1 = (recon - x).abs().mean()
         edge = (torch.diff(recon, dim=-1) - torch.diff(x, dim=-1)).abs().mean() + (torch.diff(recon, dim=-2) - torch.diff(x, dim=-2)).abs().mean()
         encode = F.mse_loss(tiny.encoder(x), z) / (scale**2 * latents.var())
@@ -301,7 +305,7 @@ def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int
         if (step + 1) % r.checkpoint_every == 0:
             save_atomic({"model": tiny.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path)
     tiny.eval()
-    tiny.save_pretrained(final.with_name("vae_tiny.partial"))
+    tiny.to("cpu").save_pretrained(final.with_name("vae_tiny.partial"))
     os.replace(final.with_name("vae_tiny.partial"), final)
     return tiny
 
@@ -351,9 +355,9 @@ def prompt_influence(unet, text_encoder, tokenizer, latents: torch.Tensor, scale
     """How much the UNet's output moves between two different prompts, relative to its size."""
     ids = tokenizer(["a red circle on a blue background", "a white star at the top on a green background"], padding="max_length", max_length=77, return_tensors="pt").input_ids
     with torch.no_grad():
-        emb = text_encoder(ids)[0]
-        x = torch.randn(latents[:1].shape, generator=torch.Generator().manual_seed(0)).repeat(2, 1, 1, 1)
-        out = unet(x, torch.tensor([800, 800]), emb).sample
+        emb = text_encoder(ids.to(DEVICE))[0]
+        x = torch.randn(latents[:1].shape, generator=torch.Generator().manual_seed(0)).repeat(2, 1, 1, 1).to(DEVICE)
+        out = unet(x, torch.tensor([800, 800], device=DEVICE), emb).sample
     return ((out[0] - out[1]).norm() / out[0].norm()).item()
 
 
@@ -364,8 +368,8 @@ def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[in
 
     tokenizer = CLIPTokenizer.from_pretrained(work / "tokenizer")
     torch.manual_seed(r.seed + 1)
-    unet = UNet2DConditionModel(**unet_config(r.size))
-    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(len(tokenizer))))
+    unet = UNet2DConditionModel(**unet_config(r.size)).to(DEVICE)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(len(tokenizer)))).to(DEVICE)
     ema_unet = EMAModel(unet.parameters(), decay=r.ema_decay, use_ema_warmup=True)
     ema_text = EMAModel(text_encoder.parameters(), decay=r.ema_decay, use_ema_warmup=True)
     opt = torch.optim.AdamW(
@@ -382,6 +386,8 @@ def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[in
         text_encoder.load_state_dict(ckpt["text"])
         ema_unet.load_state_dict(ckpt["ema_unet"])
         ema_text.load_state_dict(ckpt["ema_text"])
+        ema_unet.to(DEVICE)
+        ema_text.to(DEVICE)
         opt.load_state_dict(ckpt["opt"])
         start, history = ckpt["step"], json.loads(ckpt["history"])
         log(f"unet: resumed at step {start}")
@@ -392,15 +398,16 @@ def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[in
         text_encoder.train()
         gen = torch.Generator().manual_seed(r.seed * 1_000_003 + step)
         idx = torch.randint(0, len(seeds), (r.batch,), generator=gen)
-        x0 = scaled[idx]
+        x0 = scaled[idx].to(DEVICE)
         drop = torch.rand(r.batch, generator=gen) < r.uncond_rate
         captions = ["" if d else caption_for(seeds[i], step) for i, d in zip(idx.tolist(), drop.tolist())]
         ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, TRAIN_TIMESTEPS, (r.batch,), generator=gen)
-        xt = noise_sched.add_noise(x0, noise, t)
-        pred = unet(xt, t, text_encoder(ids)[0]).sample
-        weight = torch.clamp(snr[t], max=r.min_snr_gamma) / snr[t]  # min-SNR: stop easy low-noise steps dominating
+        noise, t_device = noise.to(DEVICE), t.to(DEVICE)
+        xt = noise_sched.add_noise(x0, noise, t_device)
+        pred = unet(xt, t_device, text_encoder(ids.to(DEVICE))[0]).sample
+        weight = (torch.clamp(snr[t], max=r.min_snr_gamma) / snr[t]).to(DEVICE)  # min-SNR: stop easy low-noise steps dominating
         loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
         for g in opt.param_groups:
             g["lr"] = g["base"] * lr_factor(step, r.unet_steps, r.warmup)
@@ -452,11 +459,12 @@ def ema_copies(unet, text_encoder, ema_unet, ema_text):
 def export(pipe, r: Recipe, out: Path, history: list, work: Path, tiny=None) -> None:
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
+    pipe.to("cpu")
     pipe.unet.to(torch.float16)
     pipe.vae.to(torch.float16)  # diffusers upcasts on load; halves the package size
     pipe.save_pretrained(tmp, safe_serialization=True)
     if tiny is not None:  # not a pipeline component: from_pretrained ignores it, --vae tiny finds it
-        tiny.to(torch.float16).save_pretrained(tmp / "vae_tiny", safe_serialization=True)
+        tiny.to("cpu", torch.float16).save_pretrained(tmp / "vae_tiny", safe_serialization=True)
     pipe.unet.to(torch.float32)
     pipe.vae.to(torch.float32)
     (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps({k: v for k, v in scheduler_config().items() if k != "_class_name"} | {"_class_name": "EulerDiscreteScheduler"}, indent=2))
@@ -475,7 +483,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     parser.add_argument("--stop-at-step", type=int, default=None, help="checkpoint and stop once the UNet reaches this step (train in sittings)")
     parser.add_argument("--export-now", action="store_true", help="export the EMA weights of the latest UNet checkpoint without training further")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto (a CUDA GPU when there is one), cpu or cuda")
     args = parser.parse_args(argv)
+    global DEVICE
+    from scumble.pipelines.device import resolve_device
+
+    DEVICE = resolve_device("cpu" if args.device == "auto" and resolve_device("auto").type == "mps" else args.device)
     r = replace(Recipe.smoke() if args.smoke else Recipe(), seed=args.seed)
     for item in args.set:
         key, _, value = item.partition("=")
@@ -493,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.export_now:
         recorded.write_text(json.dumps(asdict(r), indent=2))
-    log(f"recipe {asdict(r)} in {work}")
+    log(f"recipe {asdict(r)} in {work} on {DEVICE}")
     if not (work / "tokenizer" / "vocab.json").exists():
         log(f"tokenizer: {write_tokenizer(work / 'tokenizer', world.caption_corpus(20000, seed=r.seed))} tokens")
     vae = train_vae(r, work)
