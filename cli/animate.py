@@ -21,6 +21,7 @@ def _schedule(flag: str, text: str, panel: str = MOTION):
     return Annotated[Optional[str], typer.Option(flag, help=text, rich_help_panel=panel, show_default=False)]
 
 
+@opt.with_options(opt.MODEL_OPTIONS)
 def animate(
     ctx: typer.Context,
     prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="\"FRAME: text\"; repeat for more keyframes. Prompts carry forward; '--neg' inside a prompt starts its negative part.", rich_help_panel=FRAME, show_default=False)] = None,
@@ -74,14 +75,6 @@ def animate(
     overwrite: opt.Overwrite = False,
     quiet: opt.Quiet = False,
     json_out: opt.Json = False,
-    model: opt.Model = "scumble-mini",
-    config: opt.Config = None,
-    allow_pickle: opt.AllowPickle = False,
-    device: opt.Device = "auto",
-    dtype: opt.Dtype = "auto",
-    channels_last: opt.ChannelsLast = False,
-    compile_unet: opt.Compile = False,
-    vae: opt.Vae = "",
 ) -> None:
     """Animate Deforum-style: each frame is the last one warped by keyframed motion and redrawn by img2img."""
     import json

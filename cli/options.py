@@ -87,3 +87,78 @@ Captions = Annotated[bool, typer.Option("--captions", help="Use the .txt file be
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Look for images in subfolders too (mirrored in the output).", rich_help_panel=EDIT_PANEL)]
 ExactSteps = Annotated[bool, typer.Option("--exact-steps", help="Run exactly --steps steps at this strength (stretches the schedule), not about steps x strength.", rich_help_panel=SAMPLING_PANEL)]
 Resize = Annotated[str, typer.Option("--resize", help="just (stretch), crop (cover, then centre-crop) or fill (fit, then pad with the edges) when --width/--height differ from the input.", rich_help_panel=EDIT_PANEL)]
+
+
+# ---------------------------------------------------------------- groups a subcommand takes whole
+MODEL_OPTIONS = (
+    ("model", Model, "scumble-mini"),
+    ("config", Config, None),
+    ("allow_pickle", AllowPickle, False),
+    ("device", Device, "auto"),
+    ("dtype", Dtype, "auto"),
+    ("offload", Offload, "none"),
+    ("vae_tiling", VaeTiling, False),
+    ("attention_slicing", AttentionSlicing, False),
+    ("channels_last", ChannelsLast, False),
+    ("compile_unet", Compile, False),
+    ("vae", Vae, ""),
+)
+SAMPLING_OPTIONS = (
+    ("negative_prompt", NegativePrompt, ""),
+    ("steps", Steps, 20),
+    ("cfg", Cfg, 7.0),
+    ("seed", Seed, None),
+    ("width", Width, 0),
+    ("height", Height, 0),
+    ("scheduler", Scheduler, ""),
+    ("noise_schedule", NoiseSchedule, "default"),
+    ("timestep_spacing", TimestepSpacing, ""),
+    ("logsnr_shift", LogsnrShift, "0"),
+    ("input_scale", InputScale, None),
+    ("cfg_cutoff", CfgCutoff, 0.0),
+    ("batch_size", BatchSize, 1),
+    ("preset", Preset, None),
+    ("replay", Replay, None),
+)
+OUTPUT_OPTIONS = (
+    ("output", Output, None),
+    ("overwrite", Overwrite, False),
+    ("skip_existing", SkipExisting, False),
+    ("shard", Shard, None),
+    ("quiet", Quiet, False),
+    ("json_lines", Json, False),
+)
+EDIT_OPTIONS = (
+    ("inputs", Inputs, None),
+    ("prompt", Prompt, None),
+    ("captions", Captions, False),
+    ("exact_steps", ExactSteps, False),
+    ("recursive", Recursive, False),
+)
+
+
+def with_options(*groups):
+    """Give a command whole option groups: Typer reads the signature, the command reads ctx.params.
+
+    Typer has no option groups of its own; this extends the function's signature (which Typer
+    inspects) and passes the command only the parameters it declares itself.
+    """
+    import functools
+    import inspect
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        own = list(signature.parameters.values())
+        taken = {p.name for p in own}
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation) for group in groups for name, annotation, default in group if name not in taken]
+        arguments = [p for p in added if p.name == "inputs"]  # a positional argument goes before the options
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[:1] + arguments + own[1:] + [p for p in added if p.name != "inputs"]]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            return command(**{name: kwargs[name] for name in taken})
+
+        wrapper.__signature__ = signature.replace(parameters=parameters)  # inspect.signature prefers it to __wrapped__
+        return wrapper
+
+    return decorate
