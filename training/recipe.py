@@ -163,6 +163,25 @@ def load_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
+def edge_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Edges carry the shapes: L1 between the images' horizontal and vertical gradients."""
+    return sum((torch.diff(recon, dim=d) - torch.diff(target, dim=d)).abs().mean() for d in (-1, -2))
+
+
+def descend(opt, loss: torch.Tensor, parameters) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    opt.step()
+
+
+def save_model_atomic(model, folder: Path) -> None:
+    partial = folder.with_name(folder.name + ".partial")
+    model.to("cpu").save_pretrained(partial)
+    model.to(DEVICE)
+    os.replace(partial, folder)
+
+
 def lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -217,22 +236,15 @@ def train_vae(r: Recipe, work: Path):
         dominant = x.flatten(2).median(dim=2).values[..., None, None]
         weight = 1.0 + 7.0 * ((x - dominant).abs().amax(dim=1, keepdim=True) > 0.1).float()
         l1 = ((recon - x).abs() * weight).sum() / (weight.sum() * x.shape[1])
-        # Edges carry the shapes: penalise gradient differences so outlines stay sharp.
-        edge = (torch.diff(recon, dim=-1) - torch.diff(x, dim=-1)).abs().mean() + (torch.diff(recon, dim=-2) - torch.diff(x, dim=-2)).abs().mean()
+        edge = edge_loss(recon, x)
         kl = posterior.kl().mean() / x[0].numel()
         loss = l1 + edge + 1e-4 * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
+        descend(opt, loss, vae.parameters())
         if step % 50 == 0 or step == r.vae_steps - 1:
             log(f"vae step {step}/{r.vae_steps} l1 {l1.item():.4f} edge {edge.item():.4f} kl {kl.item():.3f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
         if (step + 1) % r.checkpoint_every == 0:
             save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path)
-    vae.eval()
-    vae.to("cpu").save_pretrained(final.with_name("vae.partial"))
-    vae.to(DEVICE)
-    os.replace(final.with_name("vae.partial"), final)
+    save_model_atomic(vae.eval(), final)
     return vae
 
 
@@ -291,22 +303,17 @@ def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int
         # The decoder will see the UNet's slightly-off latents, not encoder means: train it on jittered ones.
         recon = tiny.decoder(z + 0.03 * torch.randn(z.shape, generator=gen).to(DEVICE))
         l1 = (recon - x).abs().mean()
-        edge = (torch.diff(recon, dim=-1) - torch.diff(x, dim=-1)).abs().mean() + (torch.diff(recon, dim=-2) - torch.diff(x, dim=-2)).abs().mean()
+        edge = edge_loss(recon, x)
         encode = F.mse_loss(tiny.encoder(x), z) / (scale**2 * latents.var())
         loss = l1 + edge + encode
         for g in opt.param_groups:
             g["lr"] = 1e-3 * lr_factor(step, r.tiny_steps, 50)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tiny.parameters(), 1.0)
-        opt.step()
+        descend(opt, loss, tiny.parameters())
         if step % 50 == 0 or step == r.tiny_steps - 1:
             log(f"vae_tiny step {step}/{r.tiny_steps} l1 {l1.item():.4f} edge {edge.item():.4f} encode {encode.item():.4f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
         if (step + 1) % r.checkpoint_every == 0:
             save_atomic({"model": tiny.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path)
-    tiny.eval()
-    tiny.to("cpu").save_pretrained(final.with_name("vae_tiny.partial"))
-    os.replace(final.with_name("vae_tiny.partial"), final)
+    save_model_atomic(tiny.eval(), final)
     return tiny
 
 
@@ -411,10 +418,7 @@ def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[in
         loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
         for g in opt.param_groups:
             g["lr"] = g["base"] * lr_factor(step, r.unet_steps, r.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(text_encoder.parameters()), 1.0)
-        opt.step()
+        descend(opt, loss, list(unet.parameters()) + list(text_encoder.parameters()))
         ema_unet.step(unet.parameters())
         ema_text.step(text_encoder.parameters())
         done = step + 1
