@@ -211,6 +211,8 @@ def check_same_model(record: dict, engine: Engine, path: Path) -> None:
     made_with = record.get("model", {})
     if made_with.get("hash") and engine.model_hash and made_with["hash"] != engine.model_hash:
         raise UsageError(f"{path}: was made with model {made_with.get('name')} (hash {made_with['hash']}), not {engine.source.name} (hash {engine.model_hash}); pass --model")
+    if record.get("dtype") and record["dtype"] != engine.runtime.dtype_name:
+        raise UsageError(f"{path}: was made in {record['dtype']}, and this run would use {engine.runtime.dtype_name}; pass --dtype {record['dtype']}")
     if record.get("vae", "") != engine.vae_name:
         wanted = record.get("vae", "")
         raise UsageError(f"{path}: was made with " + (f"--vae {wanted}" if wanted else "the model's own autoencoder") + "; pass " + (f"--vae {wanted}" if wanted else "no --vae"))

@@ -217,3 +217,33 @@ def test_v_prediction_model_goes_through_the_same_core(run_cli, tmp_path):
     engine = Engine.load(str(model), make_runtime("cpu"))
     engine.use_scheduler(Sampling(scheduler="dpmpp_2m"))
     assert engine.pipeline("img2img").scheduler.config.prediction_type == "v_prediction"
+
+
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_dtype_auto_on_the_cpu_follows_the_processor(monkeypatch, fast_bf16):
+    import torch
+
+    from scumble.pipelines import device
+
+    monkeypatch.setattr(device, "bf16_supported", lambda: fast_bf16)
+    chosen = device.resolve_dtype("auto", torch.device("cpu"))
+    assert chosen == (torch.bfloat16 if fast_bf16 and device.CPU_AUTO_BF16 else torch.float32)
+    assert device.resolve_dtype("auto", torch.device("cuda")) == torch.float16
+    assert device.resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+
+
+def test_the_dtype_used_is_recorded(run_cli, tiny_sd, tmp_path):
+    from scumble.pipelines import metadata
+
+    for dtype in ("fp32", "bf16"):
+        assert run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 1, "--seed", 1, "--dtype", dtype, "-o", f"{dtype}.png").exit_code == 0
+        assert metadata.read_image_metadata(tmp_path / f"{dtype}.png")["record"]["dtype"] == dtype
+    assert not np.array_equal(pixels(tmp_path / "fp32.png"), pixels(tmp_path / "bf16.png"))
+
+
+def test_replay_asks_for_the_recorded_dtype(run_cli, tiny_sd, tmp_path):
+    assert run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 2, "--seed", 1, "--dtype", "bf16", "-o", "a.png").exit_code == 0
+    refused = run_cli("txt2img", "--replay", "a.png", "--model", tiny_sd, "--dtype", "fp32", "-o", "b.png")
+    assert refused.exit_code == 2 and "pass --dtype bf16" in refused.stderr and not (tmp_path / "b.png").exists()
+    assert run_cli("txt2img", "--replay", "a.png", "--model", tiny_sd, "--dtype", "bf16", "-o", "b.png").exit_code == 0
+    assert np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
