@@ -34,7 +34,10 @@ def unet_step_seconds(dtype: torch.dtype, size: int, repeat: int) -> tuple[float
     """Median seconds of one CFG step, and the UNet's GFLOP per step measured by the profiler's counter."""
     from diffusers import UNet2DConditionModel
 
+    from scumble.pipelines.engine import quiet_libraries
     from scumble.pipelines.sources import CONFIGS_ROOT
+
+    quiet_libraries()
 
     config = UNet2DConditionModel.load_config(CONFIGS_ROOT / "sd15" / "unet")
     torch.manual_seed(0)
