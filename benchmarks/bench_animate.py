@@ -48,7 +48,7 @@ def per_frame(args) -> int:
         init = Path(tmp) / "init.png"  # frame 0 from an init image: every frame is then one img2img call
         Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)).save(init)
         out = subprocess.run(
-            scumble("animate", "-p", "0: a landscape of hills at sunset", "--init-image", str(init), "--frames", str(args.frames), "--steps", f"0: ({args.steps})", "--strength", f"0: ({args.strength})", "-o", str(Path(tmp) / "a.mp4"), "--json", "-q"),
+            scumble("animate", "-p", "0: a landscape of hills at sunset", "--init-image", str(init), "--frames", str(args.frames), "--steps", f"0: ({args.steps})", "--strength", f"0: ({args.strength})", "--dtype", "fp32", "-o", str(Path(tmp) / "a.mp4"), "--json", "-q"),
             check=True, capture_output=True, text=True,
         ).stdout
         total = json.loads(out)["seconds"]

@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("--strength", type=float, default=0.6)
     args = parser.parse_args()
     prompt, seed = "a clean shape on a white background", 100
-    common = ["-p", prompt, "--model", args.model, "--steps", str(args.steps), "--strength", str(args.strength), "-q"]
+    common = ["-p", prompt, "--model", args.model, "--steps", str(args.steps), "--strength", str(args.strength), "--dtype", "fp32", "-q"]  # the bare loop runs fp32
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_sketches(tmp / "in", args.count)

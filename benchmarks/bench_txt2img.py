@@ -42,7 +42,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ours, theirs = Path(tmp) / "ours.png", Path(tmp) / "bare.png"
         bare_cmd = python("-c", BARE, args.model, prompt, str(seed), str(args.steps), str(theirs))
-        our_cmd = scumble("txt2img", prompt, "--model", args.model, "--seed", str(seed), "--steps", str(args.steps), "-o", str(ours), "--overwrite", "-q")
+        our_cmd = scumble("txt2img", prompt, "--model", args.model, "--seed", str(seed), "--steps", str(args.steps), "--dtype", "fp32", "-o", str(ours), "--overwrite", "-q")  # the bare script runs fp32
         baseline = wall(bare_cmd, args.repeat)
         seconds = wall(our_cmd, args.repeat)
         same = np.array_equal(np.asarray(Image.open(ours).convert("RGB")), np.asarray(Image.open(theirs).convert("RGB")))

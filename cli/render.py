@@ -62,7 +62,9 @@ class ConsoleReporter:
         if self.progress and not result.skipped and self._images is not None:
             self.progress.advance(self._images)
         if self.json_lines and not result.skipped:
-            print(json.dumps({"path": result.path, "seed": result.seed, "settings": result.record}), flush=True)
+            # One write per line: processes sharing stdout (torchrun) must not interleave, even unbuffered.
+            sys.stdout.write(json.dumps({"path": result.path, "seed": result.seed, "settings": result.record}) + "\n")
+            sys.stdout.flush()
         elif not self.quiet and result.path:
             verb = "skipped (exists)" if result.skipped else "wrote"
             self._print(f"{verb} {result.path} (seed {result.seed})")

@@ -198,7 +198,8 @@ def test_cfg_cutoff_changes_the_image_and_counts_fewer_unet_rows(run_cli, tiny_s
 
 def test_channels_last_gives_the_same_picture_closely(run_cli, tiny_sd, tmp_path):
     for name, extra in (("plain.png", []), ("cl.png", ["--channels-last"])):
-        assert run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 3, "--seed", 2, "-o", name, *extra).exit_code == 0
+        # fp32: a layout change reorders sums, which bf16's 8-bit mantissa would magnify past any tight bound
+        assert run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 3, "--seed", 2, "--dtype", "fp32", "-o", name, *extra).exit_code == 0
     assert np.abs(pixels(tmp_path / "plain.png").astype(int) - pixels(tmp_path / "cl.png").astype(int)).max() <= 2
 
 
