@@ -303,7 +303,10 @@ class Engine:
         planned = noise_schedules.plan(continuous, num_inference_steps, self.train_sigmas(), float(shift))
         flag = schedulers.custom_schedule_flag(schedulers.find_scheduler(sampling.scheduler or self.default_scheduler_name()))
         if flag == "sigmas":
-            return {"sigmas": planned.sigmas.tolist()}
+            # Levels clipped to the model's range repeat; a repeated first level makes diffusers' Euler start
+            # one step late (and run off the end), and a repeat is a zero-length step anyway: keep each once.
+            levels = [float(x) for i, x in enumerate(planned.sigmas) if i == 0 or x != planned.sigmas[i - 1]]
+            return {"sigmas": levels + [0.0]}  # diffusers also takes the level after the last step: clean, 0
         timesteps = sorted({int(round(t)) for t in planned.timesteps}, reverse=True)
         return {"timesteps": timesteps}
 

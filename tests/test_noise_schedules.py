@@ -122,3 +122,20 @@ def test_schedules_plot_writes_a_png(run_cli, tiny_sd, tmp_path):
     assert again.exit_code == 1 and "already exists" in again.stderr
     bad = run_cli("schedules", "plot", "--noise-schedule", "karras", "--model", tiny_sd, "-o", "k.png")
     assert bad.exit_code == 2 and "continuous families" in bad.stderr
+
+
+@pytest.mark.parametrize("shift", [0.0, -1.5, -3.0])
+def test_euler_denoises_to_zero_and_survives_levels_clipped_at_the_top(tiny_sd, shift):
+    """Strong noisier shifts clip several first levels to the model's maximum; the run must still end clean."""
+    from scumble.pipelines.device import make_runtime
+    from scumble.pipelines.engine import Engine, ImageJob, Sampling
+
+    engine = Engine.load(str(tiny_sd), make_runtime("cpu", "fp32"))
+    sampling = Sampling(steps=12, noise_schedule="cosine", logsnr_shift=shift, width=32, height=32)
+    done = []
+    engine.txt2img([ImageJob("x", seed=1)], sampling, on_step=lambda step, total: done.append(step))
+    sigmas = engine.pipeline("txt2img").scheduler.sigmas
+    assert float(sigmas[-1]) == 0.0 and len(done) == len(sigmas) - 1
+    assert bool((sigmas[1:] < sigmas[:-1]).all())  # strictly decreasing: no level repeated, no zero-length step
+    assert float(sigmas[0]) == pytest.approx(float(engine.train_sigmas().max()), rel=1e-5)
+    assert (len(done) == 12) == (shift == 0.0)
