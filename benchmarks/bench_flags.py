@@ -1,9 +1,10 @@
 """Each speed flag on the built-in model: seconds per image and adherence, against plain fp32 in the same run.
 
 Rows: fp32 (the baseline), bf16, --channels-last, --compile, --cfg-cutoff 0.2 and 0.4, --vae tiny,
-and all the ones that pay off together. Seconds are the median per image after one warm-up image
-(so --compile's one-off compile time is reported separately). Adherence uses the same held-out
-prompts and seeds for every row, so differences come from the flag alone.
+and a combination. Every row's engine is loaded and warmed up first (--compile's one-off compile
+time is reported apart), then each prompt goes through all rows in turn, so the machine's drift
+falls on every row alike. Adherence uses the same held-out prompts and seeds for every row, so
+differences come from the flag alone.
 
     python benchmarks/bench_flags.py [--count 100] [--steps 20] [--only bf16,tiny]
 """
@@ -15,7 +16,7 @@ import statistics
 import sys
 import time
 
-from bench_adherence import evaluate
+import numpy as np
 
 ROWS = {
     "fp32": {},
@@ -29,7 +30,8 @@ ROWS = {
 }
 
 
-def run_row(flags: dict, count: int, steps: int, cfg: float) -> dict:
+def load_row(flags: dict, steps: int, cfg: float):
+    """An engine with the row's flags, warmed up (so --compile's one-off cost is timed apart)."""
     from scumble.pipelines.device import make_runtime
     from scumble.pipelines.engine import Engine, ImageJob, Sampling
 
@@ -38,12 +40,13 @@ def run_row(flags: dict, count: int, steps: int, cfg: float) -> dict:
     sampling = Sampling(steps=steps, cfg=cfg, cfg_cutoff=flags.get("cfg_cutoff", 0.0))
     start = time.perf_counter()
     engine.txt2img([ImageJob("a warm-up square", "", 0, 0)], sampling)
-    warmup = time.perf_counter() - start
-    scores, _, seconds = evaluate(engine, sampling, count)
-    return {"seconds": statistics.median(seconds), "warmup": warmup, **scores}
+    return engine, sampling, time.perf_counter() - start
 
 
 def main() -> int:
+    from scumble.pipelines.engine import ImageJob
+    from scumble.training import adherence
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--steps", type=int, default=20)
@@ -51,15 +54,26 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated row names (fp32 is always run)")
     args = parser.parse_args()
     wanted = ["fp32"] + [name for name in ROWS if name != "fp32" and (not args.only or any(part in name for part in args.only.split(",")))]
-    print(f"built-in model, {args.count} held-out prompts, {args.steps} steps, cfg {args.cfg}; seconds: median per image after one warm-up")
+    rows = {name: load_row(ROWS[name], args.steps, args.cfg) for name in wanted}
+    targets = adherence.held_out_targets(args.count)
+    seconds = {name: [] for name in wanted}
+    results = {name: [] for name in wanted}
+    # Round-robin: every prompt goes through every row before the next, so the machine's drift over
+    # the run (10% here) falls on all rows alike instead of on whichever ran last.
+    for i, target in enumerate(targets):
+        for name, (engine, sampling, _) in rows.items():
+            start = time.perf_counter()
+            image = engine.txt2img([ImageJob(target.prompt, "", 1000 + i, i)], sampling)[0]
+            seconds[name].append(time.perf_counter() - start)
+            results[name].append(adherence.score(target, adherence.read_picture(np.asarray(image.convert("RGB")))))
+    print(f"built-in model, {args.count} held-out prompts, {args.steps} steps, cfg {args.cfg}; seconds: median per image, rows interleaved, after one warm-up")
     print(f"{'flags':<34} {'s/image':>8} {'vs fp32':>8} {'warm-up s':>10} {'colour':>7} {'backgr':>7} {'position':>9} {'one obj':>8} {'worst Δ':>8}")
-    base = None
+    keys = ("object_color", "background", "position", "one_object")
+    base_scores, base_seconds = adherence.summarize(results["fp32"]), statistics.median(seconds["fp32"])
     for name in wanted:
-        row = run_row(ROWS[name], args.count, args.steps, args.cfg)
-        base = base or row
-        keys = ("object_color", "background", "position", "one_object")
-        worst = min(row[k] - base[k] for k in keys)
-        print(f"{name:<34} {row['seconds']:8.3f} {row['seconds'] / base['seconds']:7.3f}x {row['warmup']:10.1f} " + " ".join(f"{row[k]:6.0f}%" for k in keys[:2]) + f" {row['position']:8.0f}% {row['one_object']:7.0f}% {worst:+7.0f}", flush=True)
+        scores, median = adherence.summarize(results[name]), statistics.median(seconds[name])
+        worst = min(scores[k] - base_scores[k] for k in keys)
+        print(f"{name:<34} {median:8.3f} {median / base_seconds:7.3f}x {rows[name][2]:10.1f} " + " ".join(f"{scores[k]:6.0f}%" for k in keys[:2]) + f" {scores['position']:8.0f}% {scores['one_object']:7.0f}% {worst:+7.0f}")
     return 0
 
 
