@@ -62,7 +62,7 @@ class Recipe:
     # The seed paper's input scaling b: latents are scaled to std b (not 1), which shifts logSNR
     # by 2 log b toward noise, so a flat background's mean no longer survives to t = T.
     input_scale: float = 0.5
-    tiny_steps: int = 1200
+    tiny_steps: int = 3000
     tiny_batch: int = 16
     eval_every: int = 1000
     eval_prompts: int = 40
@@ -166,6 +166,14 @@ def load_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
+def object_weighted_l1(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 with pixels that differ from the crop's dominant colour weighted 8x: objects are a small part
+    of most crops, and an unweighted loss is satisfied by right backgrounds and smeared shapes."""
+    dominant = target.flatten(2).median(dim=2).values[..., None, None]
+    weight = 1.0 + 7.0 * ((target - dominant).abs().amax(dim=1, keepdim=True) > 0.1).float()
+    return ((recon - target).abs() * weight).sum() / (weight.sum() * target.shape[1])
+
+
 def edge_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Edges carry the shapes: L1 between the images' horizontal and vertical gradients."""
     return sum((torch.diff(recon, dim=d) - torch.diff(target, dim=d)).abs().mean() for d in (-1, -2))
@@ -234,11 +242,7 @@ def train_vae(r: Recipe, work: Path):
             g["lr"] = r.vae_lr * lr_factor(step, r.vae_steps, 100)
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample(generator=torch.Generator().manual_seed(step))).sample
-        # Objects are a small part of most crops: weight pixels that differ from the crop's dominant
-        # colour 8x, or the loss is satisfied by getting backgrounds right and smearing the shapes.
-        dominant = x.flatten(2).median(dim=2).values[..., None, None]
-        weight = 1.0 + 7.0 * ((x - dominant).abs().amax(dim=1, keepdim=True) > 0.1).float()
-        l1 = ((recon - x).abs() * weight).sum() / (weight.sum() * x.shape[1])
+        l1 = object_weighted_l1(recon, x)
         edge = edge_loss(recon, x)
         kl = posterior.kl().mean() / x[0].numel()
         loss = l1 + edge + 1e-4 * kl
@@ -305,7 +309,7 @@ def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int
         z = torch.stack([scaled[i, :, y : y + cell, x0 : x0 + cell] for i, (y, x0) in zip(idx, corners)]).to(DEVICE)
         # The decoder will see the UNet's slightly-off latents, not encoder means: train it on jittered ones.
         recon = tiny.decoder(z + 0.03 * torch.randn(z.shape, generator=gen).to(DEVICE))
-        l1 = (recon - x).abs().mean()
+        l1 = object_weighted_l1(recon, x)
         edge = edge_loss(recon, x)
         encode = F.mse_loss(tiny.encoder(x), z) / (scale**2 * latents.var())
         loss = l1 + edge + encode
