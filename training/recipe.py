@@ -193,6 +193,16 @@ def save_model_atomic(model, folder: Path) -> None:
     os.replace(partial, folder)
 
 
+def resume(model, opt, path: Path, phase: str) -> int:
+    """Load a phase's last checkpoint into `model` and `opt`; the step to go on from (0: none yet)."""
+    if (ckpt := load_checkpoint(path)) is None:
+        return 0
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["opt"])
+    log(f"{phase}: resumed at step {ckpt['step']}")
+    return ckpt["step"]
+
+
 def lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -217,12 +227,7 @@ def train_vae(r: Recipe, work: Path):
         vae.encoder.conv_out.bias[vae.config.latent_channels :] = -10.0
     opt = torch.optim.AdamW(vae.parameters(), lr=r.vae_lr, weight_decay=0.0)
     ckpt_path = work / "vae.ckpt"
-    start = 0
-    if ckpt := load_checkpoint(ckpt_path):
-        vae.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        start = ckpt["step"]
-        log(f"vae: resumed at step {start}")
+    start = resume(vae, opt, ckpt_path, "vae")
     vae.train()
     t0 = time.time()
     for step in range(start, r.vae_steps):
@@ -290,12 +295,7 @@ def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int
     tiny = AutoencoderTiny(**tiny_vae_config()).to(DEVICE)
     opt = torch.optim.AdamW(tiny.parameters(), lr=1e-3, weight_decay=0.0)
     ckpt_path = work / "vae_tiny.ckpt"
-    start = 0
-    if ckpt := load_checkpoint(ckpt_path):
-        tiny.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        start = ckpt["step"]
-        log(f"vae_tiny: resumed at step {start}")
+    start = resume(tiny, opt, ckpt_path, "vae_tiny")
     scaled = latents * scale  # stays on the CPU: only each batch moves
     tiny.train()
     t0 = time.time()
