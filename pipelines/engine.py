@@ -113,9 +113,17 @@ def _from_pretrained(location: str, family: str, dtype: dict, local_only: bool):
 
 
 def _load_hub(source: ModelSource, dtype: dict):
-    """The local cache first, then (unless HF_HUB_OFFLINE) the hub; one line naming all that was tried."""
     from huggingface_hub import hf_hub_download
 
+    def load(local_only: bool):
+        index = hf_hub_download(source.location, "model_index.json", local_files_only=local_only)
+        return _from_pretrained(source.location, sources.family_from_index(Path(index)), dtype, local_only)
+
+    return cache_then_hub(load, f"--model {source.location}: could not load this hub id")
+
+
+def cache_then_hub(load: Callable[[bool], object], failure: str):
+    """`load(local_only)` from the local cache first, then (unless HF_HUB_OFFLINE) the hub; else one line naming all that was tried."""
     tried = []
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     for local_only in (True, False):
@@ -123,14 +131,12 @@ def _load_hub(source: ModelSource, dtype: dict):
             tried.append("no download (HF_HUB_OFFLINE is set)")
             break
         try:
-            index = hf_hub_download(source.location, "model_index.json", local_files_only=local_only)
-            family = sources.family_from_index(Path(index))
-            return _from_pretrained(source.location, family, dtype, local_only)
+            return load(local_only)
         except (ModelError, UsageError):
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - hub and file errors come in many types
             tried.append(("the local cache" if local_only else "downloading") + f" ({_first_line(exc)})")
-    raise ModelError(f"--model {source.location}: could not load this hub id; tried " + "; ".join(tried))
+    raise ModelError(f"{failure}; tried " + "; ".join(tried))
 
 
 def _first_line(exc: Exception) -> str:
@@ -146,6 +152,7 @@ def load_vae(spec: str, source: ModelSource, family: str, runtime: devices.Runti
     """The autoencoder --vae names: 'tiny' (the model's own, else TAESD for its family), a folder, or a hub id."""
     quiet_libraries()
     from diffusers import AutoencoderKL, AutoencoderTiny
+    from huggingface_hub import hf_hub_download
 
     dtype = dtype_kwarg(runtime.dtype)
     location = spec
@@ -162,17 +169,13 @@ def load_vae(spec: str, source: ModelSource, family: str, runtime: devices.Runti
             return cls.from_pretrained(folder, local_files_only=True, **dtype)
         if folder.suffix or location.startswith((".", "/", "~")) or location.count("/") != 1:
             raise ModelError(f"--vae {spec}: no such folder")
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        tried = []
-        for local_only in (True, False) if not offline else (True,):
-            try:
-                cls = AutoencoderTiny if "taesd" in location.lower() else AutoencoderKL
-                return cls.from_pretrained(location, local_files_only=local_only, **dtype)
-            except Exception as exc:  # noqa: BLE001 - hub and file errors come in many types
-                tried.append("the local cache (not there)" if local_only else f"downloading ({_first_line(exc)})")
-        if offline:
-            tried.append("no download (HF_HUB_OFFLINE is set)")
-        raise ModelError(f"--vae {spec}: could not load {location}; tried " + "; ".join(tried))
+
+        def load(local_only: bool):
+            config = hf_hub_download(location, "config.json", local_files_only=local_only)
+            cls = AutoencoderTiny if json.loads(Path(config).read_text()).get("_class_name") == "AutoencoderTiny" else AutoencoderKL
+            return cls.from_pretrained(location, local_files_only=local_only, **dtype)
+
+        return cache_then_hub(load, f"--vae {spec}: could not load {location}")
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001
