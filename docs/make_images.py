@@ -61,12 +61,12 @@ def main() -> None:
         names = sorted(p.name for p in sketches.glob("*.png"))
         strip([sketches / n for n in names] + [tmp / "finished" / n for n in names], ["sketch"] * len(names) + ["img2img"] * len(names)).save(OUT / "img2img.png")
 
-        base = tmp / "scene.png"
-        scumble("txt2img", "a blue circle on the left on a white background", "--seed", "3", "-o", str(base))
+        base = tmp / "scene.png"  # a clean picture of the world, as a photo to edit would be
+        Image.fromarray(world.render_shapes(world.ShapeScene("blue", (world.ShapeObject("red", "circle", "left", "large"),)))).save(base)
         mask = np.zeros((128, 128), np.uint8)
         mask[20:108, 66:124] = 255
         Image.fromarray(mask).save(tmp / "mask.png")
-        scumble("inpaint", str(base), "--mask", str(tmp / "mask.png"), "-p", "a yellow star on the right on a white background", "--seed", "4", "-o", str(tmp / "inpainted.png"))
+        scumble("inpaint", str(base), "--mask", str(tmp / "mask.png"), "-p", "a large yellow star on the right on a blue background", "--seed", "2", "-o", str(tmp / "inpainted.png"))
         strip([base, tmp / "mask.png", tmp / "inpainted.png"], ["before", "mask", "inpainted"]).save(OUT / "inpaint.png")
     print(f"wrote {', '.join(p.name for p in sorted(OUT.glob('*.png')))} in {OUT}")
 
