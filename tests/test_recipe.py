@@ -67,14 +67,17 @@ def test_adherence_reader_scores_rendered_targets_perfectly():
         obj = world.ShapeObject(target.color, target.shape, target.position, target.size)
         image = world.render_shapes(world.ShapeScene(target.background, (obj,)), np.random.default_rng(i))
         results.append(adherence.score(target, adherence.read_picture(image)))
-    assert adherence.summarize(results) == {"object_color": 100.0, "background": 100.0, "position": 100.0, "one_object": 100.0}
+    summary = adherence.summarize(results)
+    assert summary.pop("shape") >= 95.0  # a small hexagon is within a pixel of a circle: the reader may confuse them
+    assert summary == {"object_color": 100.0, "background": 100.0, "position": 100.0, "one_object": 100.0}
 
 
 def test_adherence_reader_catches_wrong_pictures():
     target = adherence.Target("red", "circle", "left", "blue")
     two = world.render_shapes(world.ShapeScene("green", (world.ShapeObject("yellow", "star", "left", "small"), world.ShapeObject("red", "square", "right", "small"))))
     # the largest blob (the red square, on the right) is read as "the" object
-    assert adherence.score(target, adherence.read_picture(two)) == {"object_color": True, "background": False, "position": False, "one_object": False}
+    assert adherence.score(target, adherence.read_picture(two)) == {"object_color": True, "background": False, "position": False, "one_object": False, "shape": False}
+    assert adherence.read_picture(two).shape == "square"
 
 
 def test_tokenizer_merges_cover_the_vocabulary():
