@@ -148,10 +148,16 @@ TINY_AUTOENCODERS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}  
 TINY_FOLDER = "vae_tiny"  # a model folder may carry its own tiny autoencoder beside its components
 
 
+def autoencoder_class(config_file: Path):
+    """AutoencoderTiny (TAESD's layout) or AutoencoderKL, as the component's config.json names it."""
+    from diffusers import AutoencoderKL, AutoencoderTiny
+
+    return AutoencoderTiny if json.loads(config_file.read_text()).get("_class_name") == "AutoencoderTiny" else AutoencoderKL
+
+
 def load_vae(spec: str, source: ModelSource, family: str, runtime: devices.Runtime):
     """The autoencoder --vae names: 'tiny' (the model's own, else TAESD for its family), a folder, or a hub id."""
     quiet_libraries()
-    from diffusers import AutoencoderKL, AutoencoderTiny
     from huggingface_hub import hf_hub_download
 
     dtype = dtype_kwarg(runtime.dtype)
@@ -165,15 +171,13 @@ def load_vae(spec: str, source: ModelSource, family: str, runtime: devices.Runti
             config_file = folder / "config.json"
             if not config_file.is_file():
                 raise ModelError(f"--vae {spec}: {folder} has no config.json (expected a diffusers AutoencoderKL or AutoencoderTiny folder)")
-            cls = AutoencoderTiny if json.loads(config_file.read_text()).get("_class_name") == "AutoencoderTiny" else AutoencoderKL
-            return cls.from_pretrained(folder, local_files_only=True, **dtype)
+            return autoencoder_class(config_file).from_pretrained(folder, local_files_only=True, **dtype)
         if folder.suffix or location.startswith((".", "/", "~")) or location.count("/") != 1:
             raise ModelError(f"--vae {spec}: no such folder")
 
         def load(local_only: bool):
             config = hf_hub_download(location, "config.json", local_files_only=local_only)
-            cls = AutoencoderTiny if json.loads(Path(config).read_text()).get("_class_name") == "AutoencoderTiny" else AutoencoderKL
-            return cls.from_pretrained(location, local_files_only=local_only, **dtype)
+            return autoencoder_class(Path(config)).from_pretrained(location, local_files_only=local_only, **dtype)
 
         return cache_then_hub(load, f"--vae {spec}: could not load {location}")
     except ModelError:
@@ -185,7 +189,7 @@ def load_vae(spec: str, source: ModelSource, family: str, runtime: devices.Runti
 class Engine:
     """One model, loaded once, serving every task."""
 
-    def __init__(self, pipe, source: ModelSource, runtime: devices.Runtime):
+    def __init__(self, pipe, source: ModelSource, runtime: devices.Runtime, vae_name: str = ""):
         self.source = source
         self.runtime = runtime
         self._pipes = {"txt2img": devices.place(pipe, runtime)}
@@ -194,7 +198,7 @@ class Engine:
         self._scheduler_key: tuple[str, str] | None = None
         self._hash: str | None = None
         self._compiled_size: tuple | None = None
-        self.vae_name = ""  # "" is the model's own autoencoder
+        self.vae_name = vae_name  # the --vae given; "" is the model's own autoencoder
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -208,9 +212,7 @@ class Engine:
             if autoencoder.config.latent_channels != pipe.unet.config.out_channels:
                 raise ModelError(f"--vae {vae}: it makes {autoencoder.config.latent_channels}-channel latents but the model's UNet works on {pipe.unet.config.out_channels}")
             pipe.vae = autoencoder
-        engine = cls(pipe, source, runtime)
-        engine.vae_name = vae
-        return engine
+        return cls(pipe, source, runtime, vae)
 
     # ---------------------------------------------------------------- properties
 

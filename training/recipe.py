@@ -193,6 +193,10 @@ def save_model_atomic(model, folder: Path) -> None:
     os.replace(partial, folder)
 
 
+def save_checkpoint(model, opt, step: int, path: Path) -> None:
+    save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, path)
+
+
 def resume(model, opt, path: Path, phase: str) -> int:
     """Load a phase's last checkpoint into `model` and `opt`; the step to go on from (0: none yet)."""
     if (ckpt := load_checkpoint(path)) is None:
@@ -255,7 +259,7 @@ def train_vae(r: Recipe, work: Path):
         if step % 50 == 0 or step == r.vae_steps - 1:
             log(f"vae step {step}/{r.vae_steps} l1 {l1.item():.4f} edge {edge.item():.4f} kl {kl.item():.3f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
         if (step + 1) % r.checkpoint_every == 0:
-            save_atomic({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path)
+            save_checkpoint(vae, opt, step + 1, ckpt_path)
     save_model_atomic(vae.eval(), final)
     return vae
 
@@ -319,7 +323,7 @@ def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int
         if step % 50 == 0 or step == r.tiny_steps - 1:
             log(f"vae_tiny step {step}/{r.tiny_steps} l1 {l1.item():.4f} edge {edge.item():.4f} encode {encode.item():.4f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
         if (step + 1) % r.checkpoint_every == 0:
-            save_atomic({"model": tiny.state_dict(), "opt": opt.state_dict(), "step": step + 1}, ckpt_path)
+            save_checkpoint(tiny, opt, step + 1, ckpt_path)
     save_model_atomic(tiny.eval(), final)
     return tiny
 
@@ -438,22 +442,11 @@ def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[in
             scores = evaluate(pipe, r, r.eval_prompts)
             history.append({"step": done, "loss": loss.item(), "influence": influence, **scores})
             log(f"eval @ {done}: influence {influence:.3f} " + " ".join(f"{k} {v:.0f}%" for k, v in scores.items()))
-        if done % r.checkpoint_every == 0 or done == end:
-            save_atomic(
-                {
-                    "unet": unet.state_dict(),
-                    "text": text_encoder.state_dict(),
-                    "ema_unet": ema_unet.state_dict(),
-                    "ema_text": ema_text.state_dict(),
-                    "opt": opt.state_dict(),
-                    "step": done,
-                    "history": json.dumps(history),
-                },
-                ckpt_path,
-            )
-        if stop_at is not None and done >= stop_at:
-            if done % r.checkpoint_every:
-                save_atomic({"unet": unet.state_dict(), "text": text_encoder.state_dict(), "ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(), "opt": opt.state_dict(), "step": done, "history": json.dumps(history)}, ckpt_path)
+        stopping = stop_at is not None and done >= stop_at
+        if done % r.checkpoint_every == 0 or done == end or stopping:
+            state = {"unet": unet, "text": text_encoder, "ema_unet": ema_unet, "ema_text": ema_text, "opt": opt}
+            save_atomic({k: v.state_dict() for k, v in state.items()} | {"step": done, "history": json.dumps(history)}, ckpt_path)
+        if stopping:
             log(f"unet: stopped at step {done} as asked; run again to continue")
             return None, history
     return build_pipeline(tokenizer, *ema_copies(unet, text_encoder, ema_unet, ema_text), vae, scale), history
