@@ -35,7 +35,7 @@ print(json.dumps(times[1:]))
 
 def evaluate(engine, sampling, count: int, offset: int = 0) -> tuple[dict[str, float], list, list[float]]:
     """Adherence on `count` held-out prompts from `offset` (seed 1000 + i each): scores, images, seconds per image."""
-    from scumble.pipelines.engine import ImageJob
+    from scumble.core.sampling.engine import ImageJob
     from scumble.training import adherence
 
     targets = adherence.held_out_targets(count, offset=offset)
@@ -54,9 +54,9 @@ def evaluate(engine, sampling, count: int, offset: int = 0) -> tuple[dict[str, f
 def main() -> int:
     from PIL import Image
 
-    from scumble.pipelines.device import make_runtime
-    from scumble.pipelines.engine import Engine, Sampling
-    from scumble.pipelines.sources import BUILTIN_MODELS
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine, Sampling
+    from scumble.core.loading.sources import BUILTIN_MODELS
     from scumble.training import adherence
 
     parser = argparse.ArgumentParser()

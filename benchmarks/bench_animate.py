@@ -36,7 +36,7 @@ print(json.dumps(times))
 
 
 def per_frame(args) -> int:
-    from scumble.pipelines.sources import BUILTIN_MODELS
+    from scumble.core.loading.sources import BUILTIN_MODELS
 
     folder = str(BUILTIN_MODELS["scumble-mini"])
     bare = json.loads(subprocess.run([sys.executable, "-c", BARE, folder, str(args.steps), str(args.strength), str(args.frames)], check=True, capture_output=True, text=True).stdout)

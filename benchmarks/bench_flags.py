@@ -32,8 +32,8 @@ ROWS = {
 
 def load_row(flags: dict, steps: int, cfg: float):
     """An engine with the row's flags, warmed up (so --compile's one-off cost is timed apart)."""
-    from scumble.pipelines.device import make_runtime
-    from scumble.pipelines.engine import Engine, ImageJob, Sampling
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine, ImageJob, Sampling
 
     runtime = make_runtime("cpu", flags.get("dtype", "fp32"), channels_last=flags.get("channels_last", False), compile=flags.get("compile", False))
     engine = Engine.load("scumble-mini", runtime, vae=flags.get("vae", ""))
@@ -44,7 +44,7 @@ def load_row(flags: dict, steps: int, cfg: float):
 
 
 def main() -> int:
-    from scumble.pipelines.engine import ImageJob
+    from scumble.core.sampling.engine import ImageJob
     from scumble.training import adherence
 
     parser = argparse.ArgumentParser()

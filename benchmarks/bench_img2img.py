@@ -45,7 +45,7 @@ def make_sketches(folder: Path, count: int) -> None:
 
 
 def main() -> int:
-    from scumble.pipelines.sources import BUILTIN_MODELS
+    from scumble.core.loading.sources import BUILTIN_MODELS
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(BUILTIN_MODELS["scumble-mini"]))

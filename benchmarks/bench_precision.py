@@ -34,8 +34,8 @@ def unet_step_seconds(dtype: torch.dtype, size: int, repeat: int) -> tuple[float
     """Median seconds of one CFG step, and the UNet's GFLOP per step measured by the profiler's counter."""
     from diffusers import UNet2DConditionModel
 
-    from scumble.pipelines.engine import quiet_libraries
-    from scumble.pipelines.sources import CONFIGS_ROOT
+    from scumble.core.loading.loaders import quiet_libraries
+    from scumble.core.loading.sources import CONFIGS_ROOT
 
     quiet_libraries()
 
@@ -67,7 +67,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from scumble.pipelines.device import bf16_supported
+    from scumble.core.loading.device import bf16_supported
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, fast bf16: {bf16_supported()}")
     print(f"one CFG step (UNet on batch 2) of SD 1.5 at {args.size}x{args.size}, median of {args.repeat}")

@@ -19,9 +19,9 @@ from bench_adherence import evaluate
 
 
 def main() -> int:
-    from scumble.pipelines.device import make_runtime
-    from scumble.pipelines.engine import Engine, Sampling
-    from scumble.pipelines.noise_schedules import auto_shift
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine, Sampling
+    from scumble.core.sampling.noise_schedules import auto_shift
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=32)

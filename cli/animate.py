@@ -79,9 +79,9 @@ def animate(
     """Animate Deforum-style: each frame is the last one warped by keyframed motion and redrawn by img2img."""
     import json
 
-    from scumble.pipelines.animation import animate as run_animation
-    from scumble.pipelines.animation import settings_from_mapping
-    from scumble.pipelines.errors import UsageError
+    from ..core.animation.run import animate as run_animation
+    from ..core.animation.run import settings_from_mapping
+    from ..core.errors import UsageError
 
     data: dict = {}
     warnings: list[str] = []
@@ -90,8 +90,8 @@ def animate(
     if preset:
         from dataclasses import fields
 
-        from scumble import presets
-        from scumble.pipelines.animation import AnimationSettings
+        from .. import presets
+        from ..core.animation.run import AnimationSettings
 
         known = {f.name for f in fields(AnimationSettings)}
         specific = presets.load(preset).get("animate", {})
@@ -129,7 +129,7 @@ def _explicit(ctx: typer.Context, name: str) -> bool:
 
 
 def parse_prompt_flags(values: list[str]) -> dict[str, str]:
-    from scumble.pipelines.errors import UsageError
+    from ..core.errors import UsageError
 
     prompts = {}
     for value in values:
@@ -143,7 +143,7 @@ def parse_prompt_flags(values: list[str]) -> dict[str, str]:
 
 
 def read_prompts_file(path: Path) -> dict[str, str]:
-    from scumble.pipelines.errors import InputError
+    from ..core.errors import InputError
 
     data = read_table(path, "--prompts")
     if not data:
@@ -155,7 +155,7 @@ def load_settings_file(path: Path) -> tuple[dict, list[str]]:
     """Our own TOML/JSON settings, or a Deforum export (mapped, with its unsupported keys returned)."""
     from dataclasses import asdict
 
-    from scumble.pipelines import deforum
+    from ..core.animation import deforum
 
     data = read_table(path, "--settings")
     if deforum.is_deforum(data):

@@ -8,8 +8,8 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from scumble import __version__
-from scumble.pipelines.errors import ScumbleError
+from .. import __version__
+from ..core.errors import ScumbleError
 
 from . import animate, img2img, inpaint, listings, schedules, txt2img
 from .render import error_line

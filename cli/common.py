@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from scumble.pipelines.errors import UsageError
+from ..core.errors import UsageError
 
 
 def apply_preset(ctx: typer.Context, command: str, values: dict, preset: str | None) -> dict:
     """Fill options the user did not type from the preset; explicit flags always win."""
     if not preset:
         return values
-    from scumble import presets
+    from .. import presets
 
     merged = dict(values)
     specific = presets.load(preset).get(command, {})
@@ -28,8 +28,8 @@ def apply_preset(ctx: typer.Context, command: str, values: dict, preset: str | N
 
 def load_engine(model: str, config: str | None = None, allow_pickle: bool = False, device: str = "auto", dtype: str = "auto", offload: str = "none", vae_tiling: bool = False, attention_slicing: bool = False, channels_last: bool = False, compile_unet: bool = False, vae: str = ""):
     """The one engine of a run, from the model-and-hardware options (named as the subcommands name them)."""
-    from scumble.pipelines.device import make_runtime
-    from scumble.pipelines.engine import Engine
+    from ..core.loading.device import make_runtime
+    from ..core.sampling.engine import Engine
 
     runtime = make_runtime(device, dtype, offload, vae_tiling, attention_slicing, channels_last, compile_unet)
     return Engine.load(model, runtime, config=config, allow_pickle=allow_pickle, vae=vae)
@@ -45,9 +45,9 @@ def engine_options(ctx: typer.Context) -> dict:
 
 def run_edit_command(ctx: typer.Context, task: str, **task_options) -> None:
     """img2img and inpaint share everything but their task options: build the request, run, report."""
-    from scumble.pipelines.edits import EditRequest, run_edit
-    from scumble.pipelines.engine import Sampling
-    from scumble.pipelines.runs import replay as replay_run
+    from ..core.tasks.edit import EditRequest, run_edit
+    from ..core.sampling.engine import Sampling
+    from ..core.tasks.runner import replay as replay_run
 
     p = ctx.params
     shift = logsnr_shift(p["logsnr_shift"], p["input_scale"])
@@ -97,7 +97,7 @@ def read_table(path, flag: str) -> dict:
     import json
     import tomllib
 
-    from scumble.pipelines.errors import InputError
+    from ..core.errors import InputError
 
     kind = "TOML" if str(path).lower().endswith(".toml") else "JSON"
     try:
@@ -116,7 +116,7 @@ def logsnr_shift(shift: str, input_scale: float | None) -> float | str:
     """--logsnr-shift X (or auto), or --input-scale b meaning X = 2 log b; not both."""
     import math
 
-    from scumble.pipelines.errors import UsageError
+    from ..core.errors import UsageError
 
     if input_scale is not None:
         if shift not in ("0", "0.0"):

@@ -16,11 +16,11 @@ def info(
     json_out: JsonFlag = False,
 ) -> None:
     """Print the generation settings an image carries."""
-    from scumble.pipelines import metadata
+    from ..core.records import metadata
 
     data = metadata.read_image_metadata(image)
     if data["parameters"] is None and data["record"] is None:
-        from scumble.pipelines.errors import InputError
+        from ..core.errors import InputError
 
         raise InputError(f"{image}: carries no generation metadata")
     if json_out:
@@ -36,7 +36,7 @@ def info(
 
 def models(json_out: JsonFlag = False) -> None:
     """List the built-in model and the diffusers models in the local Hugging Face cache."""
-    from scumble.pipelines.sources import BUILTIN_MODELS, DEFAULT_MODEL
+    from ..core.loading.sources import BUILTIN_MODELS, DEFAULT_MODEL
 
     rows = [{"name": name, "kind": "built-in" + (" (default)" if name == DEFAULT_MODEL else ""), "location": str(path)} for name, path in BUILTIN_MODELS.items()]
     rows += [{"name": repo, "kind": "hub cache", "location": str(path)} for repo, path in cached_diffusers_models()]
@@ -74,7 +74,7 @@ def cached_diffusers_models() -> list[tuple[str, Path]]:
 
 def schedulers_cmd(json_out: JsonFlag = False) -> None:
     """List the schedulers (samplers) and noise schedules, one line each."""
-    from scumble.pipelines.schedulers import NOISE_SCHEDULE_SUMMARIES, SCHEDULERS
+    from ..core.sampling.schedulers import NOISE_SCHEDULE_SUMMARIES, SCHEDULERS
 
     if json_out:
         print(json.dumps({"schedulers": [{"name": s.name, "a1111": s.a1111, "diffusers": s.class_name, "aliases": list(s.aliases), "summary": s.summary} for s in SCHEDULERS], "noise_schedules": NOISE_SCHEDULE_SUMMARIES}, indent=2))
@@ -90,7 +90,7 @@ def schedulers_cmd(json_out: JsonFlag = False) -> None:
 
 def presets_cmd(json_out: JsonFlag = False) -> None:
     """List the presets (built in, and from your config folder)."""
-    from scumble import presets
+    from .. import presets
 
     rows = presets.available()
     if json_out:

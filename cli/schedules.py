@@ -28,8 +28,10 @@ def show(
 
     import numpy as np
 
-    from scumble.pipelines import noise_schedules, schedulers, sources
-    from scumble.pipelines.errors import ModelError, UsageError
+    from ..core.sampling import noise_schedules
+    from ..core.sampling import schedulers
+    from ..core.loading import sources
+    from ..core.errors import ModelError, UsageError
 
     from .common import logsnr_shift as resolve_shift
 
@@ -83,8 +85,10 @@ def plot(
 
     import numpy as np
 
-    from scumble.pipelines import noise_schedules, output as out, sources
-    from scumble.pipelines.errors import ScumbleError, UsageError
+    from ..core.sampling import noise_schedules
+    from ..core.records import output as out
+    from ..core.loading import sources
+    from ..core.errors import ScumbleError, UsageError
 
     from .common import logsnr_shift as resolve_shift
 

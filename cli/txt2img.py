@@ -21,9 +21,9 @@ def txt2img(
     name: opt.NamePattern = "{index:05}-{seed}-{prompt}",
 ) -> None:
     """Generate images from a text prompt."""
-    from scumble.pipelines import runs
-    from scumble.pipelines.engine import Sampling
-    from scumble.pipelines.errors import UsageError
+    from ..core.tasks import runner
+    from ..core.sampling.engine import Sampling
+    from ..core.errors import UsageError
 
     p = ctx.params
     shift = resolve_shift(p["logsnr_shift"], p["input_scale"])
@@ -37,9 +37,9 @@ def txt2img(
 
     def work(engine, reporter):
         if replay:
-            return runs.replay(engine, replay, output, p["overwrite"], reporter)
+            return runner.replay(engine, replay, output, p["overwrite"], reporter)
         prompts = [prompt] if prompt is not None else read_prompt_file(prompt_file)
-        request = runs.Txt2ImgRequest(
+        request = runner.Txt2ImgRequest(
             prompts=tuple((text, v["negative_prompt"]) for text in prompts),
             sampling=Sampling(v["steps"], v["cfg"], v["width"], v["height"], v["scheduler"], v["noise_schedule"], v["timestep_spacing"], shift, p["cfg_cutoff"]),
             count=count,
@@ -51,13 +51,13 @@ def txt2img(
             skip_existing=p["skip_existing"],
             shard=p["shard"],
         )
-        return runs.run_txt2img(engine, request, reporter)
+        return runner.run_txt2img(engine, request, reporter)
 
     run_and_report(engine_options(ctx), p["quiet"], p["json_lines"], work)
 
 
 def read_prompt_file(path: str) -> list[str]:
-    from scumble.pipelines.errors import InputError, UsageError
+    from ..core.errors import InputError, UsageError
 
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from scumble.pipelines.errors import UsageError
+from ..core.errors import UsageError
 
 PACKAGE_PRESETS = Path(__file__).resolve().parent
 

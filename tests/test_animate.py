@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scumble.pipelines import motion
-from scumble.pipelines.animation import AnimationSettings, frame_seed, plan_frames
-from scumble.pipelines.keyframes import Schedule
-from scumble.pipelines.video import probe
+from scumble.core.images import motion
+from scumble.core.animation.run import AnimationSettings, frame_seed, plan_frames
+from scumble.core.animation.keyframes import Schedule
+from scumble.core.animation.video import probe
 
 
 def test_zoom_one_angle_zero_is_identity():
@@ -235,7 +235,7 @@ def test_animation_presets(run_cli, tiny_sd, tmp_path, preset):
 
 
 def test_video_input(run_cli, tiny_sd, tmp_path):
-    from scumble.pipelines.video import VideoWriter
+    from scumble.core.animation.video import VideoWriter
 
     with VideoWriter(tmp_path / "source.mp4", fps=10) as video:
         for i in range(6):

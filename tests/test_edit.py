@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from helpers import pixels
-from scumble.pipelines import denoise, imaging
-from scumble.pipelines.errors import UsageError
+from scumble.core.sampling import strength as denoise
+from scumble.core.images import pixels as imaging
+from scumble.core.errors import UsageError
 
 
 def make_image(path, size=(32, 32), color=(200, 40, 40), seed=0):
@@ -52,8 +53,8 @@ def test_zero_steps_is_an_error_that_says_what_to_change():
 
 
 def test_img2img_runs_the_planned_number_of_unet_calls(tiny_sd):
-    from scumble.pipelines.device import make_runtime
-    from scumble.pipelines.engine import Engine, ImageJob, Sampling
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine, ImageJob, Sampling
 
     engine = Engine.load(str(tiny_sd), make_runtime("cpu"))
     calls = []

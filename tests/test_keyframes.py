@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scumble.pipelines.keyframes import Schedule, ScheduleError, parse
+from scumble.core.animation.keyframes import Schedule, ScheduleError, parse
 
 
 def test_numeric_keyframes_interpolate_linearly_and_hold_the_ends():

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from sd_parsers import ParserManager
 
-from scumble.pipelines import metadata
+from scumble.core.records import metadata
 
 RECORD = {
     "prompt": "a red circle, on blue: bright",
@@ -50,7 +50,7 @@ def test_round_trip_through_our_parser():
 
 def test_sd_parsers_reads_what_we_write(tmp_path):
     image = Image.new("RGB", (8, 8))
-    from scumble.pipelines.output import encode_png
+    from scumble.core.records.output import encode_png
 
     path = tmp_path / "meta.png"
     record = {**RECORD, "model": {"name": "my-model", "hash": "45dee52b00"}}  # sd-parsers does not unquote "a, b" values; A1111 does
@@ -67,7 +67,7 @@ def test_sd_parsers_reads_what_we_write(tmp_path):
 
 
 def test_unicode_prompt_survives(tmp_path):
-    from scumble.pipelines.output import encode_png
+    from scumble.core.records.output import encode_png
 
     record = {**RECORD, "prompt": "un cercle rouge — 赤い円"}
     path = tmp_path / "u.png"

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from helpers import pixels
-from scumble.pipelines import noise_schedules as ns
-from scumble.pipelines.errors import UsageError
+from scumble.core.sampling import noise_schedules as ns
+from scumble.core.errors import UsageError
 
 T = [i / 40 for i in range(41)]
 
@@ -127,8 +127,8 @@ def test_schedules_plot_writes_a_png(run_cli, tiny_sd, tmp_path):
 @pytest.mark.parametrize("shift", [0.0, -1.5, -3.0])
 def test_euler_denoises_to_zero_and_survives_levels_clipped_at_the_top(tiny_sd, shift):
     """Strong noisier shifts clip several first levels to the model's maximum; the run must still end clean."""
-    from scumble.pipelines.device import make_runtime
-    from scumble.pipelines.engine import Engine, ImageJob, Sampling
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine, ImageJob, Sampling
 
     engine = Engine.load(str(tiny_sd), make_runtime("cpu", "fp32"))
     sampling = Sampling(steps=12, noise_schedule="cosine", logsnr_shift=shift, width=32, height=32)

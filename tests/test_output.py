@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from scumble.pipelines import output
-from scumble.pipelines.errors import ScumbleError, UsageError
+from scumble.core.records import output
+from scumble.core.errors import ScumbleError, UsageError
 
 
 def test_written_file_gets_normal_permissions(tmp_path):

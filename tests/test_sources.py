@@ -15,8 +15,8 @@ from PIL import Image
 
 from helpers import pixels
 
-from scumble.pipelines import sources
-from scumble.pipelines.errors import ModelError
+from scumble.core.loading import sources
+from scumble.core.errors import ModelError
 
 
 def test_builtin_model_is_the_default_and_ships_in_the_package():

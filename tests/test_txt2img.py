@@ -180,8 +180,8 @@ def test_bad_options_give_one_line(run_cli, tiny_sd, tmp_path, args, message):
 
 
 def test_cfg_cutoff_changes_the_image_and_counts_fewer_unet_rows(run_cli, tiny_sd, tmp_path):
-    from scumble.pipelines.device import make_runtime
-    from scumble.pipelines.engine import Engine, ImageJob, Sampling
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine, ImageJob, Sampling
 
     engine = Engine.load(str(tiny_sd), make_runtime("cpu"))
     rows = []
@@ -212,8 +212,8 @@ def test_v_prediction_model_goes_through_the_same_core(run_cli, tmp_path):
     assert run_cli("txt2img", "x", "--model", model, "--steps", 3, "--seed", 5, "--scheduler", "dpmpp_2m", "-o", "v2.png").exit_code == 0
     record = json.loads(Image.open(tmp_path / "v2.png").text["scumble"])
     assert record["scheduler"] == "dpmpp_2m"
-    from scumble.pipelines.device import make_runtime
-    from scumble.pipelines.engine import Engine, Sampling
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine, Sampling
 
     engine = Engine.load(str(model), make_runtime("cpu"))
     engine.use_scheduler(Sampling(scheduler="dpmpp_2m"))
@@ -224,7 +224,7 @@ def test_v_prediction_model_goes_through_the_same_core(run_cli, tmp_path):
 def test_dtype_auto_on_the_cpu_follows_the_processor(monkeypatch, fast_bf16):
     import torch
 
-    from scumble.pipelines import device
+    from scumble.core.loading import device
 
     monkeypatch.setattr(device, "bf16_supported", lambda: fast_bf16)
     chosen = device.resolve_dtype("auto", torch.device("cpu"))
@@ -234,7 +234,7 @@ def test_dtype_auto_on_the_cpu_follows_the_processor(monkeypatch, fast_bf16):
 
 
 def test_the_dtype_used_is_recorded(run_cli, tiny_sd, tmp_path):
-    from scumble.pipelines import metadata
+    from scumble.core.records import metadata
 
     for dtype in ("fp32", "bf16"):
         assert run_cli("txt2img", "x", "--model", tiny_sd, "--steps", 1, "--seed", 1, "--dtype", dtype, "-o", f"{dtype}.png").exit_code == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import build_tiny_autoencoder, pixels
 
-from scumble.pipelines import metadata
+from scumble.core.records import metadata
 
 
 @pytest.fixture(scope="module")

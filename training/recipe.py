@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto (a CUDA GPU when there is one), cpu or cuda")
     args = parser.parse_args(argv)
     global DEVICE
-    from scumble.pipelines.device import resolve_device
+    from ..core.loading.device import resolve_device
 
     DEVICE = resolve_device("cpu" if args.device == "auto" and resolve_device("auto").type == "mps" else args.device)
     r = replace(Recipe.smoke() if args.smoke else Recipe(), seed=args.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 @dataclass(frozen=True)

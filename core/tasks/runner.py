@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol
 
-from .. import __version__
-from . import metadata, output
-from .engine import Engine, ImageJob, Sampling
-from .errors import ScumbleError, UsageError
-from .output import DEFAULT_PATTERN
-from .schedulers import a1111_label
+from ... import __version__
+from ..records import metadata
+from ..records import output
+from ..sampling.engine import Engine, ImageJob, Sampling
+from ..errors import ScumbleError, UsageError
+from ..records.output import DEFAULT_PATTERN
+from ..sampling.schedulers import a1111_label
 from .sharding import my_share
 
 MAX_SEED = 2**32 - 1
@@ -239,7 +240,7 @@ def replay(engine: Engine, path: Path, output_option: str | None, overwrite: boo
     record = read_record(path, task)
     check_same_model(record, engine, path)
     if task != "txt2img":
-        from .edits import replay_edit
+        from .edit import replay_edit
 
         return replay_edit(engine, path, record, output_option, overwrite, reporter)
     request = replay_request(record, output_option, overwrite)

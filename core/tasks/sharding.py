@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Sequence, TypeVar
 
-from .errors import UsageError
+from ..errors import UsageError
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import ast
 import math
 from dataclasses import dataclass
 
-from .errors import UsageError
+from ..errors import UsageError
 
 MAX_MAGNITUDE = 1e12
 MAX_SOURCE = 2000

@@ -16,9 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import denoise, imaging, inputs, motion, output
-from .engine import Engine, ImageJob, Sampling
-from .errors import InputError, ScumbleError, UsageError
+from ..sampling import strength as denoise
+from ..images import pixels as imaging
+from ..images import inputs
+from ..images import motion
+from ..records import output
+from ..sampling.engine import Engine, ImageJob, Sampling
+from ..errors import InputError, ScumbleError, UsageError
 from .keyframes import Schedule, ScheduleError, compile_expression, _Refused
 
 SEED_BEHAVIORS = ("iter", "fixed", "random", "ladder", "alternate", "schedule")
@@ -338,7 +342,7 @@ def _differences(old: dict, new: dict) -> list[str]:
 def animate(engine: Engine, settings: AnimationSettings, reporter=None) -> AnimationResult:
     from PIL import Image
 
-    from .runs import SilentReporter
+    from ..tasks.runner import SilentReporter
     from .video import VideoWriter
 
     reporter = reporter or SilentReporter()

@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 BORDERS = {"replicate": cv2.BORDER_REPLICATE, "wrap": cv2.BORDER_WRAP, "reflect": cv2.BORDER_REFLECT_101}
 COLOR_MODES = ("none", "lab", "hsv", "rgb")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ScumbleError, UsageError
+from ..errors import ScumbleError, UsageError
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
 

@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ScumbleError, UsageError
+from ..errors import ScumbleError, UsageError
 
 IMAGE_SUFFIXES = (".png",)
 DEFAULT_FOLDER = Path("outputs")

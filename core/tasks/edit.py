@@ -12,11 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import denoise, imaging, inputs, metadata, output
-from .engine import Engine, ImageJob, Sampling
-from .errors import InputError, ScumbleError, UsageError
+from ..sampling import strength as denoise
+from ..images import pixels as imaging
+from ..images import inputs
+from ..records import metadata
+from ..records import output
+from ..sampling.engine import Engine, ImageJob, Sampling
+from ..errors import InputError, ScumbleError, UsageError
 from .sharding import my_share
-from .runs import ImageResult, Reporter, RunSummary, SilentReporter, base_record, check_seed
+from .runner import ImageResult, Reporter, RunSummary, SilentReporter, base_record, check_seed
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError, UsageError
+from ..errors import ModelError, UsageError
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 BUILTIN_MODELS = {"scumble-mini": PACKAGE_ROOT / "models" / "scumble-mini"}
 DEFAULT_MODEL = "scumble-mini"
 CONFIGS_ROOT = Path(__file__).resolve().parent / "configs"

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 PARAMETERS_KEY = "parameters"  # A1111's PNG text chunk, read by sd-parsers, civitai and A1111's own PNG Info
 RECORD_KEY = "scumble"  # our JSON record: everything needed to regenerate the image exactly

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 RESIZE_MODES = ("just", "crop", "fill")
 FILL_MODES = ("original", "fill", "noise", "nothing")

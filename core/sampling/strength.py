@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 def steps_run(num_inference_steps: int, strength: float) -> int:

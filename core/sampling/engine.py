@@ -6,19 +6,18 @@ shares the same tokenizer, text encoder, UNet and VAE objects instead of loading
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-from . import device as devices
-from . import schedulers, sources
-from .errors import ModelError, UsageError
-from .sources import ModelSource
+from ..errors import ModelError, UsageError
+from ..loading import device as devices
+from ..loading import sources
+from ..loading.loaders import load_pipeline, load_vae
+from ..loading.sources import ModelSource
+from . import schedulers
 
 StepCallback = Callable[[int, int], None]  # (step just finished, steps in all)
 
@@ -47,143 +46,6 @@ class ImageJob:
     seed: int = 0
     index: int = 0
     extra: dict = field(default_factory=dict, compare=False)
-
-
-def quiet_libraries() -> None:
-    """Our own progress bar and one-line errors replace the libraries' load bars, warnings and notices."""
-    import warnings
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(diffusers|transformers)\.")
-    warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks")  # diffusers still passes a retired hub argument
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-
-
-def dtype_kwarg(dtype: torch.dtype) -> dict:
-    """diffusers 0.42 renamed `torch_dtype` to `dtype`; older releases know only the old name."""
-    import diffusers
-    from packaging.version import Version
-
-    return {"dtype": dtype} if Version(diffusers.__version__) >= Version("0.42") else {"torch_dtype": dtype}
-
-
-def _load_failure(source: ModelSource, exc: Exception) -> ModelError:
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-    return ModelError(f"could not load {source.describe()}: {first}")
-
-
-def load_pipeline(source: ModelSource, runtime: devices.Runtime, config: str | None = None, allow_pickle: bool = False):
-    """Build the txt2img pipeline for `source`, offline unless the source is a hub id not yet cached."""
-    quiet_libraries()
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-    dtype = dtype_kwarg(runtime.dtype)
-    try:
-        if source.kind in ("builtin", "folder"):
-            sources.check_components(Path(source.location))
-            return _from_pretrained(source.location, source.family, dtype, local_only=True)
-        if source.kind == "single_file":
-            path = Path(source.location)
-            keys = sources.checkpoint_keys(path, allow_pickle)
-            folder = sources.config_folder(config, keys)
-            xl = "XL" in json.loads((folder / "model_index.json").read_text()).get("_class_name", "")
-            cls = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
-            extra = {} if xl else {"safety_checker": None, "requires_safety_checker": False}
-            return cls.from_single_file(str(path), config=str(folder), local_files_only=True, **dtype, **extra)
-        return _load_hub(source, dtype)
-    except (ModelError, UsageError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - diffusers/transformers raise anything from OSError to KeyError on bad folders
-        raise _load_failure(source, exc) from exc
-
-
-def _from_pretrained(location: str, family: str, dtype: dict, local_only: bool):
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-    if family == "sdxl":
-        return StableDiffusionXLPipeline.from_pretrained(location, **dtype, local_files_only=local_only)
-    return StableDiffusionPipeline.from_pretrained(location, **dtype, local_files_only=local_only, safety_checker=None, requires_safety_checker=False)
-
-
-def _load_hub(source: ModelSource, dtype: dict):
-    from huggingface_hub import hf_hub_download
-
-    def load(local_only: bool):
-        index = hf_hub_download(source.location, "model_index.json", local_files_only=local_only)
-        return _from_pretrained(source.location, sources.family_from_index(Path(index)), dtype, local_only)
-
-    return cache_then_hub(load, f"--model {source.location}: could not load this hub id")
-
-
-def cache_then_hub(load: Callable[[bool], object], failure: str):
-    """`load(local_only)` from the local cache first, then (unless HF_HUB_OFFLINE) the hub; else one line naming all that was tried."""
-    tried = []
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    for local_only in (True, False):
-        if not local_only and offline:
-            tried.append("no download (HF_HUB_OFFLINE is set)")
-            break
-        try:
-            return load(local_only)
-        except (ModelError, UsageError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - hub and file errors come in many types
-            tried.append(("the local cache" if local_only else "downloading") + f" ({_first_line(exc)})")
-    raise ModelError(f"{failure}; tried " + "; ".join(tried))
-
-
-def _first_line(exc: Exception) -> str:
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-    return text[:160]
-
-
-TINY_AUTOENCODERS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}  # the AutoencoderTiny diffusers documents per family
-TINY_FOLDER = "vae_tiny"  # a model folder may carry its own tiny autoencoder beside its components
-
-
-def autoencoder_class(config_file: Path):
-    """AutoencoderTiny (TAESD's layout) or AutoencoderKL, as the component's config.json names it."""
-    from diffusers import AutoencoderKL, AutoencoderTiny
-
-    return AutoencoderTiny if json.loads(config_file.read_text()).get("_class_name") == "AutoencoderTiny" else AutoencoderKL
-
-
-def load_vae(spec: str, source: ModelSource, family: str, runtime: devices.Runtime):
-    """The autoencoder --vae names: 'tiny' (the model's own, else TAESD for its family), a folder, or a hub id."""
-    quiet_libraries()
-    from huggingface_hub import hf_hub_download
-
-    dtype = dtype_kwarg(runtime.dtype)
-    location = spec
-    if spec == "tiny":
-        own = Path(source.location) / TINY_FOLDER if source.kind in ("builtin", "folder") else None
-        location = str(own) if own is not None and own.is_dir() else TINY_AUTOENCODERS[family]
-    folder = Path(location).expanduser()
-    try:
-        if folder.is_dir():
-            config_file = folder / "config.json"
-            if not config_file.is_file():
-                raise ModelError(f"--vae {spec}: {folder} has no config.json (expected a diffusers AutoencoderKL or AutoencoderTiny folder)")
-            return autoencoder_class(config_file).from_pretrained(folder, local_files_only=True, **dtype)
-        if folder.suffix or location.startswith((".", "/", "~")) or location.count("/") != 1:
-            raise ModelError(f"--vae {spec}: no such folder")
-
-        def load(local_only: bool):
-            config = hf_hub_download(location, "config.json", local_files_only=local_only)
-            return autoencoder_class(Path(config)).from_pretrained(location, local_files_only=local_only, **dtype)
-
-        return cache_then_hub(load, f"--vae {spec}: could not load {location}")
-    except ModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"--vae {spec}: could not load {location}: {_first_line(exc)}") from exc
 
 
 class Engine:
@@ -347,14 +209,14 @@ class Engine:
 
     def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
         """Noise each image to `strength` of the schedule and denoise it from there (one forward batch, one size)."""
-        from . import denoise
+        from . import strength as denoise
 
         num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
         return self._run("img2img", jobs, sampling, run, on_step, image=images, strength=strength, num_inference_steps=num_inference_steps, **({"width": images[0].size[0], "height": images[0].size[1]} if "width" in self._call_parameters("img2img") else {}))
 
     def inpaint(self, jobs: list[ImageJob], images: list, masks: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
         """Repaint where the masks are white; 4-channel and 9-channel (inpainting) UNets alike."""
-        from . import denoise
+        from . import strength as denoise
 
         num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
         width, height = images[0].size
