@@ -80,7 +80,7 @@ def animate(
     import json
 
     from ..core.animation.run import animate as run_animation
-    from ..core.animation.run import settings_from_mapping
+    from ..core.animation.settings import settings_from_mapping
     from ..core.errors import UsageError
 
     data: dict = {}
@@ -91,7 +91,7 @@ def animate(
         from dataclasses import fields
 
         from .. import presets
-        from ..core.animation.run import AnimationSettings
+        from ..core.animation.settings import AnimationSettings
 
         known = {f.name for f in fields(AnimationSettings)}
         specific = presets.load(preset).get("animate", {})

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from scumble.core.images import motion
-from scumble.core.animation.run import AnimationSettings, frame_seed, plan_frames
+from scumble.core.animation.frames import frame_seed, plan_frames
+from scumble.core.animation.settings import AnimationSettings
 from scumble.core.animation.keyframes import Schedule
 from scumble.core.animation.video import probe
 

@@ -6,7 +6,7 @@ amount denoised); everything else is returned by name so the caller can warn abo
 
 from __future__ import annotations
 
-from .run import AnimationSettings
+from .settings import AnimationSettings
 from .keyframes import parse
 
 # Deforum key -> our field, for values that carry over unchanged.
