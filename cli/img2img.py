@@ -1,22 +1,27 @@
-"""scumble img2img: parse, call the core, render."""
+"""scumble img2img: parse, build the request, run, render."""
 
 from __future__ import annotations
-
-from typing import Annotated
 
 import typer
 
 from . import options as opt
-from .common import run_edit_command
-
-Strength = Annotated[float, typer.Option("--strength", help="How much to change, 0..1: the input is noised to this fraction of the schedule and denoised from there.", rich_help_panel=opt.SAMPLING_PANEL)]
+from .common import image_request, run_images
 
 
-@opt.with_options(opt.EDIT_OPTIONS, opt.SAMPLING_OPTIONS, opt.OUTPUT_OPTIONS, opt.MODEL_OPTIONS)
-def img2img(
-    ctx: typer.Context,
-    strength: Strength = 0.75,
-    resize: opt.Resize = "just",
-) -> None:
-    """Redraw images: noise each input to --strength and denoise it toward the prompt (files, folders, globs or -)."""
-    run_edit_command(ctx, "img2img", resize=resize)
+@opt.command("img2img")
+def img2img(ctx: typer.Context, flags: dict, inputs: opt.Inputs = None, replay: opt.Replay = None, preset: opt.Preset = None, quiet: opt.Quiet = False, json_lines: opt.Json = False) -> None:
+    """Redraw images: noise each input to --strength and denoise it toward the prompt (files, folders, globs or -).
+
+    Examples:
+
+      scumble img2img sketches/ -p "a red circle on a white background" --strength 0.6 -o finished/
+
+      scumble img2img sketch.png --strength 0.5 --exact-steps --steps 20 -o clean.png
+
+      cat sketch.png | scumble img2img - -p "a blue square" -o - > square.png
+    """
+    if bool(inputs) == bool(replay):
+        from ..core.errors import UsageError
+
+        raise UsageError("give INPUTS or --replay IMAGE (not both)")
+    run_images(image_request("img2img", flags, preset, replay, inputs=inputs or ()), quiet, json_lines)

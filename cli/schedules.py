@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..core.errors import UsageError
 from . import options as opt
 
 app = typer.Typer(help="Inspect noise schedules: the sigmas a scheduler will step through.", no_args_is_help=True)
@@ -13,14 +14,15 @@ app = typer.Typer(help="Inspect noise schedules: the sigmas a scheduler will ste
 
 @app.command("show")
 def show(
-    noise_schedule: opt.NoiseSchedule = "cosine",
-    steps: opt.Steps = 20,
-    scheduler: opt.Scheduler = "",
-    logsnr_shift: opt.LogsnrShift = "0",
-    input_scale: opt.InputScale = None,
-    width: opt.Width = 0,
-    height: opt.Height = 0,
-    model: opt.Model = "scumble-mini",
+    ctx: typer.Context,
+    noise_schedule: opt.alias("noise_schedule") = "cosine",
+    steps: opt.alias("steps") = 20,
+    scheduler: opt.alias("scheduler") = "",
+    logsnr_shift: opt.alias("logsnr_shift") = "0",
+    input_scale: opt.alias("input_scale") = None,
+    width: opt.alias("width") = 0,
+    height: opt.alias("height") = 0,
+    model: opt.alias("model") = "scumble-mini",
     json_out: Annotated[bool, typer.Option("--json", help="One JSON list, a row per sampling step: t, gamma, logsnr, sigma, timestep.")] = False,
 ) -> None:
     """Print the noise levels a schedule gives, one row per sampling step (the model's weights are not loaded)."""
@@ -33,8 +35,7 @@ def show(
     from ..core.loading import sources
     from ..core.errors import ModelError, UsageError
 
-    from .common import logsnr_shift as resolve_shift
-
+    values = checked(ctx, steps=steps, scheduler=scheduler, logsnr_shift=logsnr_shift, input_scale=input_scale, width=width, height=height)
     continuous = noise_schedules.parse(noise_schedule)
     if continuous is None:
         raise UsageError(f"--noise-schedule {noise_schedule}: show takes the continuous families: {', '.join(noise_schedules.FAMILIES)}")
@@ -46,9 +47,9 @@ def show(
     config = DDPMScheduler.load_config(source.location, subfolder="scheduler")
     alphas = np.asarray(DDPMScheduler.from_config(config).alphas_cumprod, dtype=np.float64)
     train_sigmas = np.sqrt((1 - alphas) / alphas)
-    if scheduler:
-        schedulers.custom_schedule_flag(schedulers.find_scheduler(scheduler))
-    shift = resolve_shift(logsnr_shift, input_scale)
+    if values["scheduler"]:
+        schedulers.custom_schedule_flag(schedulers.find_scheduler(values["scheduler"]))
+    shift = values["shift"]
     if shift == "auto":
         import json as _json
 
@@ -71,13 +72,14 @@ def show(
 
 @app.command("plot")
 def plot(
+    ctx: typer.Context,
     noise_schedule: Annotated[list[str], typer.Option("--noise-schedule", help="A continuous schedule to draw; repeat to compare several.")] = ["cosine", "sigmoid:start=-3,end=3,tau=1.1", "linear"],  # noqa: B006
-    steps: opt.Steps = 20,
-    logsnr_shift: opt.LogsnrShift = "0",
-    input_scale: opt.InputScale = None,
-    model: opt.Model = "scumble-mini",
+    steps: opt.alias("steps") = 20,
+    logsnr_shift: opt.alias("logsnr_shift") = "0",
+    input_scale: opt.alias("input_scale") = None,
+    model: opt.alias("model") = "scumble-mini",
     output: Annotated[str, typer.Option("--output", "-o", help="The PNG to write.")] = "schedules.png",
-    overwrite: opt.Overwrite = False,
+    overwrite: opt.alias("overwrite") = False,
 ) -> None:
     """Draw gamma(t) and logSNR(t) for one or more schedules (as the paper's Figures 3 and 5), with the sampler's discrete noise levels marked."""
     import io
@@ -90,8 +92,7 @@ def plot(
     from ..core.loading import sources
     from ..core.errors import ScumbleError, UsageError
 
-    from .common import logsnr_shift as resolve_shift
-
+    values = checked(ctx, steps=steps, logsnr_shift=logsnr_shift, input_scale=input_scale)
     try:
         import matplotlib
 
@@ -102,7 +103,7 @@ def plot(
     parsed = [noise_schedules.parse(spec) for spec in noise_schedule]
     if any(p is None for p in parsed):
         raise UsageError(f"--noise-schedule: plot takes the continuous families: {', '.join(noise_schedules.FAMILIES)}")
-    shift = resolve_shift(logsnr_shift, input_scale)
+    shift = values["shift"]
     if shift == "auto":
         raise UsageError("--logsnr-shift auto depends on an image size; give a number for the plot")
     source = sources.resolve(model)
@@ -133,3 +134,19 @@ def plot(
     plt.close(fig)
     out.write_bytes(buffer.getvalue(), Path(output), overwrite=overwrite)
     print(f"wrote {output}")
+
+
+def checked(ctx: typer.Context, **given) -> dict:
+    """The typed flags through the option table's checks, as for any subcommand; `shift` from --logsnr-shift or --input-scale."""
+    import math
+
+    from ..core.request.build import FLAGS, Layer, merge
+
+    explicit = {k: v for k, v in given.items() if opt.explicit(ctx, k)}
+    values, origin = merge("txt2img", [Layer(FLAGS, explicit)])
+    shift = values["logsnr_shift"]
+    if values["input_scale"] is not None:
+        if origin["logsnr_shift"] != "default":
+            raise UsageError("give --logsnr-shift or --input-scale, not both (X = 2 log b)")
+        shift = 2 * math.log(values["input_scale"])
+    return values | {"shift": shift}

@@ -6,7 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from ..core.errors import UsageError
+from ..core.errors import ScumbleError, UsageError
 
 PACKAGE_PRESETS = Path(__file__).resolve().parent
 
@@ -23,30 +23,40 @@ def _files() -> dict[str, Path]:
     return found
 
 
+TASKS = ("txt2img", "img2img", "inpaint", "animate")
+
+
 def load(name: str) -> dict:
     """The preset's settings: top-level keys apply to every subcommand, a [command] table to that one."""
+    from ..core.request.files import read_table
+
     files = _files()
     if name not in files:
         raise UsageError(f"--preset: unknown preset {name!r}; choose from {', '.join(sorted(files)) or '(none)'}")
     try:
-        return tomllib.loads(files[name].read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"--preset {name}: {files[name]} is not valid TOML ({exc})") from exc
+        return read_table(files[name], f"--preset {name}:")
+    except ScumbleError as exc:
+        raise UsageError(str(exc)) from None
 
 
-def for_command(name: str, command: str) -> dict:
+def layers(name: str, task: str) -> list:
+    """The request layers a preset gives `task`: its shared top level, then its own [task] table."""
+    from ..core.request.build import Layer
+
     data = load(name)
-    values = {k: v for k, v in data.items() if not isinstance(v, dict) and k != "description"}
-    values.update(data.get(command, {}))
-    return values
+    shared = {k: v for k, v in data.items() if k != "description" and k not in TASKS}
+    own = data.get(task, {})
+    if not isinstance(own, dict):
+        raise UsageError(f"--preset {name}: [{task}] must be a table")
+    return [Layer(f"--preset {name}", shared, shared=True), Layer(f"--preset {name} [{task}]", own)]
 
 
 def available() -> list[tuple[str, str, Path]]:
     out = []
     for name, path in _files().items():
         try:
-            description = tomllib.loads(path.read_text()).get("description", "")
-        except (OSError, tomllib.TOMLDecodeError):
+            description = str(tomllib.loads(path.read_text(encoding="utf-8")).get("description", ""))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
             description = "(unreadable)"
         out.append((name, description, path))
     return out

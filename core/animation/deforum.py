@@ -6,7 +6,7 @@ amount denoised); everything else is returned by name so the caller can warn abo
 
 from __future__ import annotations
 
-from .settings import AnimationSettings
+from ..errors import UsageError
 from .keyframes import parse
 
 # Deforum key -> our field, for values that carry over unchanged.
@@ -72,7 +72,8 @@ def invert_strength(schedule: str) -> str:
     return ", ".join(f"{kf.text.split(':', 1)[0].strip()}: (1-({_unwrap(kf.value.source)}))" for kf in parse(schedule, "strength_schedule"))
 
 
-def from_deforum(data: dict) -> tuple[AnimationSettings, list[str]]:
+def from_deforum(data: dict) -> tuple[dict, list[str]]:
+    """Our option names and values (checked by the request builder like any other door), and the keys left out."""
     values: dict = {}
     for key, field_name in DIRECT.items():
         if key in data and data[key] not in (None, ""):
@@ -80,14 +81,20 @@ def from_deforum(data: dict) -> tuple[AnimationSettings, list[str]]:
     if isinstance(values.get("noise_type"), str):
         values["noise_type"] = values["noise_type"].lower()
     prompts = data.get("prompts") or {}
-    positive_all = (data.get("animation_prompts_positive") or "").strip()
-    values["prompts"] = {str(k): ", ".join(p for p in (str(v).strip(), positive_all) if p) for k, v in prompts.items()}
+    if not isinstance(prompts, dict):
+        raise UsageError(f"prompts must be a table of frame -> prompt, not a {type(prompts).__name__}")
+    positive_all = data.get("animation_prompts_positive") or ""
+    if not isinstance(positive_all, str):
+        raise UsageError("animation_prompts_positive must be text")
+    values["prompts"] = {str(k): ", ".join(p for p in (str(v).strip(), positive_all.strip()) if p) for k, v in prompts.items()}
     if "strength_schedule" in data:
-        values["strength"] = invert_strength(data["strength_schedule"])
+        if not isinstance(data["strength_schedule"], (str, int, float)) or isinstance(data["strength_schedule"], bool):
+            raise UsageError("strength_schedule must be a schedule like \"0: (0.65)\"")
+        values["strength"] = invert_strength(str(data["strength_schedule"]) if isinstance(data["strength_schedule"], str) else f"0: ({data['strength_schedule']})")
     if data.get("enable_steps_scheduling") and data.get("steps_schedule"):
         values["steps"] = data["steps_schedule"]
     elif "steps" in data:
-        values["steps"] = f"0: ({int(data['steps'])})"
+        values["steps"] = data["steps"]
     coherence = str(data.get("color_coherence", "None")).lower()
     unsupported = []
     if coherence in ("lab", "hsv", "rgb", "none"):
@@ -103,7 +110,5 @@ def from_deforum(data: dict) -> tuple[AnimationSettings, list[str]]:
         unsupported.append(f"animation_mode={mode!r} (run as 2D)")
     if data.get("use_init") and data.get("init_image") not in (None, "", "None"):
         values["init_image"] = data["init_image"]
-    defaults = AnimationSettings()
-    settings = AnimationSettings(**{**defaults.__dict__, **values})
     unsupported += sorted(k for k in data if k not in DIRECT and k not in CONSUMED)
-    return settings, unsupported
+    return values, unsupported

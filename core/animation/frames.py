@@ -11,10 +11,11 @@ import numpy as np
 from ..errors import InputError, UsageError
 from ..images import inputs, motion
 from ..images import pixels as imaging
-from ..sampling import strength as denoise
+from ..sampling import strength as strengths
+from ..sampling.strength import Denoise
 from ..sampling.engine import Engine, ImageJob, Sampling
 from .keyframes import Schedule, ScheduleError, _Refused, compile_expression
-from .settings import SCHEDULE_FIELDS, SEED_BEHAVIORS, AnimationSettings
+from .settings import SCHEDULE_FIELDS, AnimationSettings
 
 FRAME_NAME = "{:09}.png"
 
@@ -29,6 +30,7 @@ class FramePlan:
     negative_prompt: str
     seed: int
     values: dict[str, float]
+    denoise: Denoise | None = None  # key frames made by img2img: the step plan for this frame's strength
 
 
 def _parse_frame_key(text: str, max_f: int, seed: int) -> int:
@@ -68,21 +70,21 @@ def frame_seed(settings: AnimationSettings, index: int, generation: int, seed_va
     return value % 2**32
 
 
+def schedules_in_use(settings: AnimationSettings) -> tuple[str, ...]:
+    """Schedules that can change the video: a schedule a switched-off feature would read is not evaluated (nor refused)."""
+    unused = set()
+    if settings.seed_behavior != "schedule":
+        unused.add("seed_schedule")
+    if not settings.perspective_flip:
+        unused |= {"perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma", "perspective_flip_fv"}
+    return tuple(name for name in SCHEDULE_FIELDS if name not in unused)
+
+
 def plan_frames(settings: AnimationSettings) -> list[FramePlan]:
-    """Check every schedule and prompt and compute every frame's values; errors surface here, before frame 0."""
-    if settings.frames < 1:
-        raise UsageError(f"--frames {settings.frames}: must be at least 1")
-    if settings.cadence < 1:
-        raise UsageError(f"--cadence {settings.cadence}: must be at least 1")
-    if settings.seed_behavior not in SEED_BEHAVIORS:
-        raise UsageError(f"--seed-behavior: unknown behaviour {settings.seed_behavior!r}; choose from {', '.join(SEED_BEHAVIORS)}")
-    if not settings.prompts:
-        raise UsageError("no prompt given (pass --prompt \"0: a red circle\")")
-    for flag, value, choices in (("--border", settings.border, motion.BORDERS), ("--color-coherence", settings.color_coherence, motion.COLOR_MODES), ("--noise-type", settings.noise_type, motion.NOISE_TYPES)):
-        if value not in choices:
-            raise UsageError(f"{flag}: unknown mode {value!r}; choose from {', '.join(choices)}")
+    """Every frame's values, each within its option's limits; errors surface here, before frame 0."""
     n, max_f = settings.frames, settings.frames - 1
-    schedules = {name: Schedule(getattr(settings, name), n, settings.seed, name=name) for name in SCHEDULE_FIELDS}
+    in_use = schedules_in_use(settings)
+    schedules = {name: Schedule(getattr(settings, name), n, settings.seed, name=name) for name in in_use}
     prompts = sorted((_parse_frame_key(k, max_f, settings.seed), v) for k, v in settings.prompts.items())
     if prompts[0][0] > 0:
         prompts.insert(0, (0, prompts[0][1]))
@@ -91,27 +93,26 @@ def plan_frames(settings: AnimationSettings) -> list[FramePlan]:
     for index in range(n):
         prompt = next(text for frame, text in reversed(prompts) if frame <= index)
         positive, negative = split_negative(prompt, settings.negative_prompt)
-        values = {name: schedules[name][index] for name in SCHEDULE_FIELDS}
+        values = {name: schedules[name][index] for name in in_use}
         is_key = index in keys
-        seed = frame_seed(settings, index, generation, schedules["seed_schedule"])
+        seed = frame_seed(settings, index, generation, schedules.get("seed_schedule"))
+        plan = None
         if is_key:
             generation += 1
-            steps, strength = int(round(values["steps"])), values["strength"]
             if index > 0 or settings.init_image or settings.video_input:
-                try:
-                    denoise.check_strength(strength, flag=f"strength (frame {index})")
-                except UsageError as exc:
-                    raise ScheduleError(f"strength: {exc}") from None
-                if steps < 1:
-                    raise ScheduleError(f"steps: frame {index} has {steps} steps; it needs at least 1")
-        plans.append(FramePlan(index, is_key, positive, negative, seed, values))
+                plan = _denoise_plan(int(round(values["steps"])), values["strength"], index)
+        plans.append(FramePlan(index, is_key, positive, negative, seed, values, plan))
     return plans
 
 
-def _steps_for(plan: FramePlan) -> tuple[int, bool]:
-    """The steps to ask for and whether to stretch the schedule, so every key frame denoises at least one step."""
-    steps, strength = int(round(plan.values["steps"])), plan.values["strength"]
-    return (steps, False) if denoise.steps_run(steps, strength) >= 1 else (1, True)
+def _denoise_plan(steps: int, strength: float, index: int) -> Denoise:
+    """Every key frame denoises at least one step: when steps x strength rounds to none, the schedule is stretched to one."""
+    try:
+        if strengths.steps_run(steps, strength) >= 1:
+            return strengths.plan(steps, strength, exact=False, flag="strength")
+        return strengths.plan(1, strength, exact=True, flag="strength")
+    except UsageError as exc:
+        raise ScheduleError(f"frame {index}: {exc}") from None
 
 
 class Animator:
@@ -119,7 +120,7 @@ class Animator:
 
     def __init__(self, engine: Engine, settings: AnimationSettings, plans: list[FramePlan]):
         self.engine, self.settings, self.plans = engine, settings, plans
-        self.width, self.height = engine.check_size(settings.width, settings.height)
+        self.width, self.height = engine.size(settings.width, settings.height)
         self.reference: np.ndarray | None = None
         self.video_frames = None
 
@@ -143,8 +144,7 @@ class Animator:
         if start is None:
             images = self.engine.txt2img([job], self.sampling(plan, int(round(plan.values["steps"]))), on_step)
         else:
-            steps, exact = _steps_for(plan)
-            images = self.engine.img2img([job], [Image.fromarray(start)], self.sampling(plan, steps), plan.values["strength"], exact, on_step)
+            images = self.engine.img2img([job], [Image.fromarray(start)], self.sampling(plan, int(round(plan.values["steps"]))), plan.denoise, on_step)
         return np.asarray(images[0].convert("RGB"))
 
     def prepare(self, frame: np.ndarray, plan: FramePlan) -> np.ndarray:
@@ -204,8 +204,6 @@ def read_video_frames(path: Path, nth: int, width: int, height: int, limit: int)
 
     if not path.is_file():
         raise InputError(f"--video-input {path}: no such file")
-    if nth < 1:
-        raise UsageError(f"--extract-nth-frame {nth}: must be at least 1")
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
         meta = next(reader)

@@ -232,15 +232,26 @@ def _first_top_level(text: str, char: str) -> int | None:
     return None
 
 
-class Schedule:
-    """A parsed schedule, evaluated for every frame up front so errors surface before frame 0."""
+@dataclass(frozen=True)
+class ParsedSchedule:
+    """A schedule parsed once; `evaluate` gives every frame's value, each checked against the option's bounds."""
 
-    def __init__(self, text: str | float, frames: int, seed: int = 0, name: str = "schedule"):
-        self.name, self.text = name, str(text)
-        keyframes = parse(text, name)
+    text: str
+    keyframes: tuple[Keyframe, ...]
+    bounds: object = None  # the option's KeyframeSchedule kind: check_value(v) raises Invalid
+
+    @classmethod
+    def parse(cls, text: str, name: str = "schedule", bounds: object = None) -> "ParsedSchedule":
+        return cls(text, tuple(parse(text, name)), bounds)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def evaluate(self, frames: int, seed: int = 0, name: str = "schedule") -> list[float]:
+        """Every frame's value; keyframes past the end are ignored and Deforum's truncation of keys applies."""
         max_f = frames - 1
         by_frame: dict[int, Keyframe] = {}
-        for kf in keyframes:
+        for kf in self.keyframes:
             try:
                 frame = kf.key(t=0, max_f=max_f, s=seed)
             except ScheduleError as exc:
@@ -259,7 +270,23 @@ class Schedule:
                     values[t] = kf.value(t=t, max_f=max_f, s=seed)
                 except ScheduleError as exc:
                     raise ScheduleError(f"{name}: keyframe {kf.index} ({kf.text!r}) at frame {t}: {exc}") from None
-        self.values = _interpolate(values)
+        result = _interpolate(values)
+        if self.bounds is not None:
+            for t, value in enumerate(result):
+                try:
+                    self.bounds.check_value(value)
+                except ValueError as exc:
+                    raise ScheduleError(f"{name}: at frame {t} {exc}") from None
+        return result
+
+
+class Schedule:
+    """A schedule evaluated for every frame up front, so errors surface before frame 0."""
+
+    def __init__(self, text: "str | float | ParsedSchedule", frames: int, seed: int = 0, name: str = "schedule"):
+        parsed = text if isinstance(text, ParsedSchedule) else ParsedSchedule.parse(text if isinstance(text, str) else f"0: ({text})", name)
+        self.name, self.text = name, parsed.text
+        self.values = parsed.evaluate(frames, seed, name)
 
     def __getitem__(self, frame: int) -> float:
         return self.values[frame]

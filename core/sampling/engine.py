@@ -12,12 +12,14 @@ from typing import Callable
 
 import torch
 
-from ..errors import ModelError, UsageError
+from ..errors import ModelError
 from ..loading import device as devices
 from ..loading import sources
 from ..loading.loaders import load_pipeline, load_vae
 from ..loading.sources import ModelSource
 from . import schedulers
+from .noise_schedules import NoiseSpec, parse_spec
+from .strength import Denoise
 
 StepCallback = Callable[[int, int], None]  # (step just finished, steps in all)
 
@@ -31,10 +33,14 @@ class Sampling:
     width: int = 0  # 0: the model's native size
     height: int = 0
     scheduler: str = ""  # "": the model's own scheduler
-    noise_schedule: str = "default"
+    noise_schedule: NoiseSpec = NoiseSpec("default")
     timestep_spacing: str = ""  # "": the model's own
     logsnr_shift: float | str = 0.0  # continuous noise schedules: toward more (<0) or less noise; "auto": by image size
     cfg_cutoff: float = 0.0  # skip classifier-free guidance on this last fraction of the steps
+
+    def __post_init__(self):
+        # Parsed once, here: the engine, the scheduler factory and the record all read the parsed spec.
+        object.__setattr__(self, "noise_schedule", parse_spec(self.noise_schedule))
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,12 @@ class Engine:
             pipe.vae = autoencoder
         return cls(pipe, source, runtime, vae)
 
+    @classmethod
+    def from_options(cls, options) -> "Engine":
+        """The one engine of a run, from its request's ModelOptions."""
+        runtime = devices.make_runtime(options.device, options.dtype, options.offload, options.vae_tiling, options.attention_slicing, options.channels_last, options.compile_unet)
+        return cls.load(options.model, runtime, config=options.config, allow_pickle=options.allow_pickle, vae=options.vae)
+
     # ---------------------------------------------------------------- properties
 
     @property
@@ -107,26 +119,26 @@ class Engine:
             self._pipes[task] = pipe
         return self._pipes[task]
 
+    def scheduler_name(self, sampling: Sampling) -> str:
+        """The table name of the scheduler a run uses (the model's own for "")."""
+        return schedulers.find_scheduler(sampling.scheduler or self.default_scheduler_name()).name
+
     def use_scheduler(self, sampling: Sampling) -> str:
-        """Switch every task pipeline to the run's scheduler (the model's own for ""); return its table name."""
-        name = sampling.scheduler or self.default_scheduler_name()
-        key = (name, sampling.noise_schedule, sampling.timestep_spacing)
+        """Switch every task pipeline to the run's scheduler; a no-op when it is already in use."""
+        name = self.scheduler_name(sampling)
+        key = (name, sampling.noise_schedule.text, sampling.timestep_spacing)
         if key != self._scheduler_key:
             scheduler = schedulers.make_scheduler(name, sampling.noise_schedule, self._default_scheduler_config, sampling.timestep_spacing)
             for pipe in self._pipes.values():
                 pipe.scheduler = scheduler
             self._scheduler_key = key
-        return schedulers.find_scheduler(name).name
+        return name
 
     # ---------------------------------------------------------------- tasks
 
-    def check_size(self, width: int, height: int) -> tuple[int, int]:
-        width, height = width or self.native_size, height or self.native_size
-        for flag, value in (("--width", width), ("--height", height)):
-            if value <= 0 or value % 8:
-                lower, upper = max(8, value // 8 * 8), (value // 8 + 1) * 8
-                raise UsageError(f"{flag} {value}: must be a positive multiple of 8 (nearest: {lower} or {upper})")
-        return width, height
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """The size a run makes: 0 means the model's native size (the values were checked where they entered)."""
+        return width or self.native_size, height or self.native_size
 
     def _progress(self, on_step: StepCallback | None, total: int, cfg_cutoff: float = 0.0):
         stop_guidance = total - int(round(total * cfg_cutoff)) if cfg_cutoff > 0 else None
@@ -155,20 +167,18 @@ class Engine:
         alphas = np.asarray(self._pipes["txt2img"].scheduler.alphas_cumprod, dtype=np.float64)
         return np.sqrt((1 - alphas) / alphas)
 
-    def schedule_args(self, sampling: Sampling, num_inference_steps: int) -> dict:
+    def schedule_args(self, sampling: Sampling, num_inference_steps: int, width: int, height: int) -> dict:
         """num_inference_steps, or the custom sigmas/timesteps a continuous noise schedule gives."""
         from . import noise_schedules
 
-        continuous = noise_schedules.parse(sampling.noise_schedule)
+        continuous = sampling.noise_schedule.continuous
         if continuous is None:
-            if sampling.logsnr_shift:
-                raise UsageError("--logsnr-shift works with the continuous noise schedules: linear, cosine, sigmoid")
             return {"num_inference_steps": num_inference_steps}
         shift = sampling.logsnr_shift
         if shift == "auto":
-            shift = noise_schedules.auto_shift(*self.check_size(sampling.width, sampling.height), self.native_size)
+            shift = noise_schedules.auto_shift(width, height, self.native_size)
         planned = noise_schedules.plan(continuous, num_inference_steps, self.train_sigmas(), float(shift))
-        flag = schedulers.custom_schedule_flag(schedulers.find_scheduler(sampling.scheduler or self.default_scheduler_name()))
+        flag = schedulers.custom_schedule_flag(schedulers.find_scheduler(self.scheduler_name(sampling)))
         if flag == "sigmas":
             # Levels clipped to the model's range repeat; a repeated first level makes diffusers' Euler start
             # one step late (and run off the end), and a repeat is a zero-length step anyway: keep each once.
@@ -177,18 +187,16 @@ class Engine:
         timesteps = sorted({int(round(t)) for t in planned.timesteps}, reverse=True)
         return {"timesteps": timesteps}
 
-    def _run(self, task: str, jobs: list[ImageJob], sampling: Sampling, steps: int, on_step: StepCallback | None, **task_args):
+    def _run(self, task: str, jobs: list[ImageJob], sampling: Sampling, steps: int, on_step: StepCallback | None, num_inference_steps: int, size: tuple[int, int], **task_args):
         """Every task's call: one forward batch with per-image prompts and seeds, on the run's scheduler."""
         pipe = self.pipeline(task)
         self.use_scheduler(sampling)
-        task_args |= self.schedule_args(sampling, task_args.pop("num_inference_steps"))
-        if not 0.0 <= sampling.cfg_cutoff < 1.0:
-            raise UsageError(f"--cfg-cutoff {sampling.cfg_cutoff}: the fraction of final steps without guidance, in [0, 1)")
+        width, height = size
+        task_args |= self.schedule_args(sampling, num_inference_steps, width, height)
         if self.runtime.compile:
-            size = task_args.get("width"), task_args.get("height")
-            if self._compiled_size not in (None, size):
-                print(f"warning: --compile: the image size changed to {size[0]}x{size[1]}; the UNet recompiles (slow, once per size)", file=sys.stderr)
-            self._compiled_size = size
+            if self._compiled_size not in (None, (width, height)):
+                print(f"warning: --compile: the image size changed to {width}x{height}; the UNet recompiles (slow, once per size)", file=sys.stderr)
+            self._compiled_size = (width, height)
         with torch.inference_mode():
             return pipe(
                 prompt=[j.prompt for j in jobs],
@@ -202,22 +210,27 @@ class Engine:
 
     def txt2img(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None):
         """Generate one forward batch: every job shares the sampling settings, each has its own prompt and seed."""
-        width, height = self.check_size(sampling.width, sampling.height)
-        if sampling.steps < 1:
-            raise UsageError(f"--steps {sampling.steps}: must be at least 1")
-        return self._run("txt2img", jobs, sampling, sampling.steps, on_step, num_inference_steps=sampling.steps, width=width, height=height)
+        width, height = self.size(sampling.width, sampling.height)
+        return self._run("txt2img", jobs, sampling, sampling.steps, on_step, sampling.steps, (width, height), width=width, height=height)
 
-    def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
-        """Noise each image to `strength` of the schedule and denoise it from there (one forward batch, one size)."""
-        from . import strength as denoise
-
-        num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
-        return self._run("img2img", jobs, sampling, run, on_step, image=images, strength=strength, num_inference_steps=num_inference_steps, **({"width": images[0].size[0], "height": images[0].size[1]} if "width" in self._call_parameters("img2img") else {}))
-
-    def inpaint(self, jobs: list[ImageJob], images: list, masks: list, sampling: Sampling, strength: float, exact_steps: bool = False, on_step: StepCallback | None = None):
-        """Repaint where the masks are white; 4-channel and 9-channel (inpainting) UNets alike."""
-        from . import strength as denoise
-
-        num_inference_steps, run = denoise.plan(sampling.steps, strength, exact_steps)
+    def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None):
+        """Noise each image to the plan's strength and denoise it from there (one forward batch, one size)."""
         width, height = images[0].size
-        return self._run("inpaint", jobs, sampling, run, on_step, image=images, mask_image=masks, strength=strength, width=width, height=height, num_inference_steps=num_inference_steps)
+        sized = {"width": width, "height": height} if "width" in self._call_parameters("img2img") else {}
+        return self._run("img2img", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), image=images, strength=denoise.strength, **sized)
+
+    def inpaint(self, jobs: list[ImageJob], images: list, masks: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None):
+        """Repaint where the masks are white; 4-channel and 9-channel (inpainting) UNets alike."""
+        width, height = images[0].size
+        return self._run("inpaint", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), image=images, mask_image=masks, strength=denoise.strength, width=width, height=height)
+
+    def prompt_overflow(self, text: str) -> tuple[int, int, str] | None:
+        """(tokens, tokens the text encoder reads, the text that is cut) for a prompt too long for CLIP; else None."""
+        tokenizer = self.components.get("tokenizer")
+        if tokenizer is None:
+            return None
+        ids = tokenizer(text, truncation=False, add_special_tokens=False).input_ids
+        kept = tokenizer.model_max_length - 2  # start and end tokens take two places
+        if len(ids) <= kept:
+            return None
+        return len(ids), kept, tokenizer.decode(ids[kept:])

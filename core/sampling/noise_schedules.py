@@ -72,11 +72,40 @@ def parse(spec: str) -> ContinuousSchedule | None:
             params[key] = float(value)
         except ValueError:
             raise UsageError(f"--noise-schedule {spec}: {key}={value!r} is not a number") from None
+        if not math.isfinite(params[key]) or abs(params[key]) > 100:
+            raise UsageError(f"--noise-schedule {spec}: {key}={value} must be a finite number in [-100, 100]")
     if name == "sigmoid" and (params["end"] <= params["start"] or params["tau"] <= 0):
         raise UsageError(f"--noise-schedule {spec}: sigmoid needs start < end and tau > 0")
     if name == "cosine" and not (0 <= params["start"] < params["end"] <= 1 and params["tau"] > 0):
         raise UsageError(f"--noise-schedule {spec}: cosine needs 0 <= start < end <= 1 and tau > 0")
     return ContinuousSchedule(name, params)
+
+
+# The discrete spacings diffusers' schedulers offer (schedulers.NOISE_SCHEDULES maps each to its flag).
+SPACINGS = ("default", "karras", "exponential", "beta")
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """--noise-schedule, parsed once: a discrete spacing, or a continuous family with its parameters."""
+
+    text: str
+    spacing: str = "default"
+    continuous: ContinuousSchedule | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_spec(text: "str | NoiseSpec") -> NoiseSpec:
+    if isinstance(text, NoiseSpec):
+        return text
+    continuous = parse(text)
+    if continuous is not None:
+        return NoiseSpec(text, "default", continuous)
+    if text not in SPACINGS:
+        raise UsageError(f"--noise-schedule: unknown schedule {text[:80]!r}; choose from {', '.join(SPACINGS)}, or {', '.join(FAMILIES)}[:k=v,...]")
+    return NoiseSpec(text, text)
 
 
 def logsnr(gamma):

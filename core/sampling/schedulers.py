@@ -6,6 +6,7 @@ import inspect
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from .noise_schedules import NoiseSpec
 
 
 @dataclass(frozen=True)
@@ -85,23 +86,14 @@ def supports(class_name: str, flag: str) -> bool:
     return flag in inspect.signature(getattr(diffusers, class_name).__init__).parameters
 
 
-TIMESTEP_SPACINGS = ("", "leading", "trailing", "linspace")
-
-
-def make_scheduler(name: str, noise_schedule: str, base_config: dict, timestep_spacing: str = ""):
+def make_scheduler(name: str, noise_schedule: "NoiseSpec", base_config: dict, timestep_spacing: str = ""):
     """Build scheduler `name` from a model's scheduler config (betas, prediction type, timestep spacing)."""
     import diffusers
 
-    from . import noise_schedules
-
     spec = find_scheduler(name)
-    continuous = noise_schedules.parse(noise_schedule)
-    if continuous is not None:
+    if noise_schedule.continuous is not None:
         custom_schedule_flag(spec)  # refuse early, naming the schedulers that can
-        noise_schedule = "default"
-    if noise_schedule not in NOISE_SCHEDULES:
-        raise UsageError(f"--noise-schedule: unknown schedule {noise_schedule!r}; choose from {', '.join(NOISE_SCHEDULES)}, or {', '.join(noise_schedules.FAMILIES)}[:k=v,...]")
-    flag = NOISE_SCHEDULES[noise_schedule]
+    flag = NOISE_SCHEDULES[noise_schedule.spacing]
     kwargs = dict(spec.kwargs)
     for other in NOISE_SCHEDULES.values():
         if other:
@@ -111,8 +103,6 @@ def make_scheduler(name: str, noise_schedule: str, base_config: dict, timestep_s
             able = [s.name for s in SCHEDULERS if supports(s.class_name, flag)]
             raise UsageError(f"--noise-schedule {noise_schedule}: scheduler {spec.name} cannot space its noise levels that way; these can: {', '.join(able)}")
         kwargs[flag] = True
-    if timestep_spacing not in TIMESTEP_SPACINGS:
-        raise UsageError(f"--timestep-spacing: unknown spacing {timestep_spacing!r}; choose from leading, trailing, linspace")
     if timestep_spacing:
         kwargs["timestep_spacing"] = timestep_spacing
     cls = getattr(diffusers, spec.class_name)
@@ -138,8 +128,9 @@ def custom_schedule_flag(spec: SchedulerSpec) -> str:
     raise UsageError(f"--scheduler {spec.name}: takes neither custom sigmas nor timesteps, so it cannot follow a continuous noise schedule; these can: {', '.join(able)}")
 
 
-def a1111_label(name: str, noise_schedule: str) -> tuple[str, str | None]:
+def a1111_label(name: str, noise_schedule: "NoiseSpec | str") -> tuple[str, str | None]:
     """(Sampler, Schedule type) as A1111 writes them into image metadata."""
     spec = find_scheduler(name)
+    noise_schedule = str(noise_schedule)
     schedule = {"karras": "Karras", "exponential": "Exponential", "beta": "Beta"}.get(noise_schedule, noise_schedule if noise_schedule != "default" else None)
     return spec.a1111, schedule

@@ -1,109 +1,179 @@
-"""img2img and inpaint runs: many inputs through one loaded model, each bad input reported and skipped.
+"""img2img and inpaint as tasks of the runner: items are input images, names mirror the inputs.
 
-Inputs stream through in order; consecutive inputs of the same processing size share a forward
-pass, so memory stays flat however long the folder is.
+A bad input (not an image, a missing caption or mask, too large) fails alone, and the batch goes on.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..sampling import strength as denoise
-from ..images import pixels as imaging
-from ..images import inputs
-from ..records import metadata
-from ..records import output
-from ..sampling.engine import Engine, ImageJob, Sampling
 from ..errors import InputError, ScumbleError, UsageError
-from .sharding import my_share
-from .runner import ImageResult, Reporter, RunSummary, SilentReporter, base_record, check_seed
-
-
-@dataclass(frozen=True)
-class EditRequest:
-    task: str  # img2img | inpaint
-    inputs: tuple[str, ...]
-    sampling: Sampling
-    prompt: str | None = None
-    negative_prompt: str = ""
-    captions: bool = False
-    strength: float = 0.75
-    exact_steps: bool = False
-    resize: str = "just"
-    seed: int | None = None
-    batch_size: int = 1
-    recursive: bool = False
-    output: str | None = None
-    overwrite: bool = False
-    skip_existing: bool = False
-    # inpaint only
-    mask: str | None = None
-    mask_blur: float = 4.0
-    invert_mask: bool = False
-    fill: str = "original"
-    only_masked: bool = False
-    padding: int = 32
-    strict: bool = False
-    seeds: tuple[int, ...] = ()  # replay: the recorded seed of each input, instead of seed + index
-    shard: str | None = None
+from ..images import inputs
+from ..images import pixels as px
+from ..records import output
+from ..request.types import ImageRequest
+from ..sampling.engine import Engine
+from .items import Item, Prepared, max_side, read_verified
 
 
 @dataclass
-class Prepared:
-    """One input, decoded and ready for the model, with what is needed to finish it afterwards."""
-
-    item: inputs.InputItem
-    job: ImageJob
-    target: Path | None
+class EditState:
     pixels: np.ndarray  # what goes to the model, already at processing size
     original: np.ndarray | None = None  # inpaint: the full input, for pasting back
     soft_mask: np.ndarray | None = None  # inpaint: feathered mask at the original size
     model_mask: np.ndarray | None = None  # inpaint: mask at processing size
     box: tuple[int, int, int, int] | None = None  # inpaint --only-masked: the crop in the original
-    record: dict = field(default_factory=dict)
-    notices: list[str] = field(default_factory=list)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.pixels.shape[1], self.pixels.shape[0]
 
 
-def _check(request: EditRequest) -> None:
-    denoise.check_strength(request.strength)
-    if request.task == "inpaint" and not request.mask:
-        raise UsageError("--mask is required for inpaint")
-    if not request.captions and request.prompt is None:
-        raise UsageError("give --prompt, or --captions to read a .txt caption beside each image")
-    if request.batch_size < 1:
-        raise UsageError(f"--batch-size {request.batch_size}: must be at least 1")
-    if request.mask_blur < 0:
-        raise UsageError(f"--mask-blur {request.mask_blur}: must be 0 or more")
-    if request.padding < 0:
-        raise UsageError(f"--padding {request.padding}: must be 0 or more")
-    if request.resize not in imaging.RESIZE_MODES:
-        raise UsageError(f"--resize: unknown mode {request.resize!r}; choose from {', '.join(imaging.RESIZE_MODES)}")
-    if request.fill not in imaging.FILL_MODES:
-        raise UsageError(f"--fill: unknown mode {request.fill!r}; choose from {', '.join(imaging.FILL_MODES)}")
-    for flag, value in (("--width", request.sampling.width), ("--height", request.sampling.height)):
-        if value and (value < 0 or value % 8):
-            raise UsageError(f"{flag} {value}: must be a positive multiple of 8 (nearest: {max(8, value // 8 * 8)} or {(value // 8 + 1) * 8})")
+class Edit:
+    def __init__(self, name: str):
+        self.name = name
+        self._masks: _Masks | None = None
+
+    # ---------------------------------------------------------------- items and names
+
+    def items(self, request: ImageRequest) -> tuple[list[Item], list[tuple[str, str]]]:
+        prompt, negative = request.prompts[0]
+        if request.replay is not None:
+            replay = request.replay
+            found = [(inputs.InputItem(entry.image, Path(entry.image), Path(Path(entry.image).name)), entry) for entry in replay.inputs]
+            return [Item(i, replay.seeds[i], replay.prompts[i], negative, source.label, source, entry, write=i == replay.position) for i, (source, entry) in enumerate(found)], []
+        found, problems = inputs.expand(list(request.inputs), request.recursive)
+        if request.task == "inpaint" and found:
+            self._masks = _Masks(request.mask.mask)
+        items = [Item(i, (request.seed + i) % 2**32, prompt, negative, source.label, source) for i, source in enumerate(found)]
+        return items, problems
+
+    def assign_targets(self, request: ImageRequest, items: list[Item]) -> None:
+        if request.replay is not None:
+            record = request.replay.record
+            chosen = items[request.replay.position]
+            chosen.target = output.OutputPlan.from_option(request.output.output, 1).target(index=record.get("index", 0), seed=chosen.seed, prompt=chosen.prompt)
+            return
+        plan = plan_output(request, [item.source for item in items])
+        owners: dict[Path, str] = {}
+        for item in items:
+            try:
+                item.target = mirrored_target(plan, item.source)
+            except ScumbleError as exc:
+                item.problem = str(exc)
+                continue
+            if item.target is not None and plan.kind == "folder":
+                if item.target in owners:
+                    item.problem = f"{item.label}: would write {item.target}, as {owners[item.target]} does"
+                    continue
+                owners[item.target] = item.label
+
+    def record_fields(self, request: ImageRequest) -> dict:
+        d = request.denoise
+        fields = {"strength": d.strength, "exact_steps": d.exact_steps, "num_inference_steps": d.num_inference_steps, "steps_run": d.steps_run}
+        if request.task == "img2img":
+            return fields | {"resize": request.resize}
+        m = request.mask
+        return fields | {"mask_blur": m.blur, "invert_mask": m.invert, "fill": m.fill, "only_masked": m.only_masked, "padding": m.padding}
+
+    # ---------------------------------------------------------------- one input
+
+    def prepare(self, engine: Engine, request: ImageRequest, item: Item) -> Prepared:
+        if item.problem:  # found while naming the outputs: this input alone fails
+            raise InputError(item.problem)
+        if request.captions and request.replay is None:
+            item.prompt = caption_for(item.source, request)
+        if item.recorded is not None:
+            data = read_verified(item.recorded.image, item.recorded.image_sha256, f"{request.replay.path}: its input")
+        else:
+            data = item.source.read_bytes()
+        image = inputs.decode_rgb(data, item.label)
+        h, w = image.shape[:2]
+        recorded = {"image": str(item.source.path.resolve()) if item.source.path else item.label, "image_sha256": inputs.sha256(data)}
+        if self.name == "img2img":
+            pw, ph = processing_size(engine, request, w, h, item.label)
+            return Prepared(item, (pw, ph), recorded, EditState(px.resize(image, pw, ph, request.resize)))
+        return self._prepare_inpaint(engine, request, item, image, recorded)
+
+    def _prepare_inpaint(self, engine: Engine, request: ImageRequest, item: Item, image: np.ndarray, recorded: dict) -> Prepared:
+        m = request.mask
+        h, w = image.shape[:2]
+        if item.recorded is not None:
+            mask_label = item.recorded.mask
+            mask_bytes = read_verified(mask_label, item.recorded.mask_sha256, f"{request.replay.path}: its mask")
+        else:
+            mask_bytes, mask_label = self._masks.for_item(item.source)
+        mask = inputs.decode_mask(mask_bytes, mask_label)
+        recorded |= {"mask": mask_label, "mask_sha256": inputs.sha256(mask_bytes)}
+        notices = []
+        if mask.shape != image.shape[:2]:
+            if m.strict:
+                raise InputError(f"{item.label}: mask {mask_label} is {mask.shape[1]}x{mask.shape[0]} but the image is {w}x{h} (--strict)")
+            notices.append(f"{item.label}: mask {mask.shape[1]}x{mask.shape[0]} resized to the image's {w}x{h}")
+            mask = px.resize(mask[..., None].repeat(3, 2), w, h, "just")[..., 0]
+        if m.invert:
+            mask = 255 - mask
+        if not (mask > 127).any():
+            raise InputError(f"{item.label}: the mask {mask_label} marks nothing to repaint (white means repaint)")
+        soft = px.feather(mask, m.blur)
+        filled = px.fill_masked(image, mask, m.fill, item.seed)
+        box = None
+        region, region_mask = filled, soft
+        sampling = request.sampling
+        if m.only_masked:
+            native = engine.native_size
+            x0, y0, x1, y1 = box = px.mask_box(soft, m.padding, (sampling.width or native) / (sampling.height or native))
+            region, region_mask = filled[y0:y1, x0:x1], soft[y0:y1, x0:x1]
+            if sampling.width and sampling.height:
+                pw, ph = sampling.width, sampling.height
+            else:  # the crop is generated at the model's own resolution, keeping its aspect ratio
+                scale = native / max(x1 - x0, y1 - y0)
+                pw, ph = px.round8((x1 - x0) * scale), px.round8((y1 - y0) * scale)
+        else:
+            pw, ph = processing_size(engine, request, w, h, item.label)
+        state = EditState(px.resize(region, pw, ph, "just"), image, soft, px.resize(region_mask[..., None].repeat(3, 2), pw, ph, "just")[..., 0], box)
+        return Prepared(item, (pw, ph), recorded, state, notices)
+
+    # ---------------------------------------------------------------- the model, and after it
+
+    def generate(self, engine: Engine, request: ImageRequest, batch: list[Prepared], on_step) -> list:
+        from PIL import Image
+
+        jobs = [p.item.job for p in batch]
+        images = [Image.fromarray(p.state.pixels) for p in batch]
+        if self.name == "img2img":
+            return engine.img2img(jobs, images, request.sampling, request.denoise, on_step)
+        masks = [Image.fromarray(p.state.model_mask) for p in batch]
+        return engine.inpaint(jobs, images, masks, request.sampling, request.denoise, on_step)
+
+    def finish(self, request: ImageRequest, prep: Prepared, generated):
+        from PIL import Image
+
+        out = np.asarray(generated.convert("RGB"))
+        if self.name == "img2img":
+            return Image.fromarray(out)
+        state = prep.state
+        h, w = state.original.shape[:2]
+        if state.box is None:
+            canvas = px.resize(out, w, h, "just")
+        else:
+            x0, y0, x1, y1 = state.box
+            canvas = state.original.copy()
+            canvas[y0:y1, x0:x1] = px.resize(out, x1 - x0, y1 - y0, "just")
+        return Image.fromarray(px.paste_back(state.original, canvas, state.soft_mask))
 
 
-def plan_output(request: EditRequest, items: list[inputs.InputItem]) -> output.OutputPlan:
+def plan_output(request: ImageRequest, items: list[inputs.InputItem]) -> output.OutputPlan:
+    option = request.output.output
     single = len(items) == 1 and len(request.inputs) == 1 and not Path(request.inputs[0]).is_dir()
-    if request.output == "-":
+    if option == "-":
         if not single:
             raise UsageError(f"-o -: standard output takes one image, but {len(items)} inputs were given")
         return output.OutputPlan("stdout")
-    if request.output and single and (output.is_special(Path(request.output)) or Path(request.output).suffix.lower() == ".png") and not Path(request.output).is_dir():
-        return output.OutputPlan("file", Path(request.output).expanduser())
-    if request.output and Path(request.output).suffix and not Path(request.output).is_dir():
-        raise UsageError(f"-o {request.output}: many inputs need a folder (-o {Path(request.output).with_suffix('')}/)")
-    return output.OutputPlan("folder", Path(request.output).expanduser() if request.output else output.DEFAULT_FOLDER)
+    if option and single and (output.is_special(Path(option)) or Path(option).suffix.lower() == ".png") and not Path(option).is_dir():
+        return output.OutputPlan("file", Path(option).expanduser())
+    if option and Path(option).suffix and not Path(option).is_dir():
+        raise UsageError(f"-o {option}: many inputs need a folder (-o {Path(option).with_suffix('')}/)")
+    return output.OutputPlan("folder", Path(option).expanduser() if option else output.DEFAULT_FOLDER)
 
 
 def mirrored_target(plan: output.OutputPlan, item: inputs.InputItem) -> Path | None:
@@ -120,16 +190,16 @@ class _Masks:
     """--mask as one file for every image, or a folder matched to images by file stem."""
 
     def __init__(self, spec: str):
-        self.folder = Path(spec).expanduser() if Path(spec).expanduser().is_dir() else None
+        path = Path(spec).expanduser()
+        self.folder = path if path.is_dir() else None
         self.single: bytes | None = None
         self.label = spec
         if self.folder is None:
-            path = Path(spec).expanduser()
             if not path.is_file():
                 raise InputError(f"--mask {spec}: no such file or folder")
-            self.single = path.read_bytes()
+            self.single = inputs.InputItem(f"--mask {spec}", path, Path(path.name)).read_bytes()
         else:
-            self.by_stem = {}
+            self.by_stem: dict[str, Path] = {}
             for p in sorted(self.folder.rglob("*")):
                 if p.is_file() and p.suffix.lower() in inputs.IMAGE_SUFFIXES:
                     self.by_stem.setdefault(p.stem, p)
@@ -142,233 +212,32 @@ class _Masks:
         path = self.by_stem.get(item.relative.stem)
         if path is None:
             raise InputError(f"{item.label}: no mask named {item.relative.stem}.* in {self.folder}")
-        return path.read_bytes(), str(path)
+        return inputs.InputItem(str(path), path, Path(path.name)).read_bytes(), str(path)
 
 
-def processing_size(engine: Engine, request: EditRequest, width: int, height: int) -> tuple[int, int]:
-    if request.sampling.width and request.sampling.height:
-        return request.sampling.width, request.sampling.height
-    if request.sampling.width or request.sampling.height:  # one given: keep the input's aspect ratio
-        scale = (request.sampling.width / width) if request.sampling.width else (request.sampling.height / height)
-        return request.sampling.width or imaging.round8(width * scale), request.sampling.height or imaging.round8(height * scale)
-    return imaging.round8(width), imaging.round8(height)
-
-
-def prepare(engine: Engine, request: EditRequest, item: inputs.InputItem, job: ImageJob, target: Path | None, masks: _Masks | None) -> Prepared:
-    data = item.read_bytes()
-    image = inputs.decode_rgb(data, item.label)
-    h, w = image.shape[:2]
-    record = {"inputs": {"image": str(item.path.resolve()) if item.path else item.label, "image_sha256": inputs.sha256(data)}}
-    if request.task == "img2img":
-        pw, ph = processing_size(engine, request, w, h)
-        return Prepared(item, job, target, imaging.resize(image, pw, ph, request.resize), record=record)
-
-    mask_bytes, mask_label = masks.for_item(item)
-    mask = inputs.decode_mask(mask_bytes, mask_label)
-    record["inputs"] |= {"mask": mask_label, "mask_sha256": inputs.sha256(mask_bytes)}
-    notices = []
-    if mask.shape != image.shape[:2]:
-        if request.strict:
-            raise InputError(f"{item.label}: mask {mask_label} is {mask.shape[1]}x{mask.shape[0]} but the image is {w}x{h} (--strict)")
-        notices.append(f"{item.label}: mask {mask.shape[1]}x{mask.shape[0]} resized to the image's {w}x{h}")
-        mask = imaging.resize(mask[..., None].repeat(3, 2), w, h, "just")[..., 0]
-    if request.invert_mask:
-        mask = 255 - mask
-    if not (mask > 127).any():
-        raise InputError(f"{item.label}: the mask {mask_label} marks nothing to repaint (white means repaint)")
-    soft = imaging.feather(mask, request.mask_blur)
-    filled = imaging.fill_masked(image, mask, request.fill, job.seed)
-    box = None
-    region, region_mask = filled, soft
-    if request.only_masked:
-        native = engine.native_size
-        x0, y0, x1, y1 = box = imaging.mask_box(soft, request.padding, (request.sampling.width or native) / (request.sampling.height or native))
-        region, region_mask = filled[y0:y1, x0:x1], soft[y0:y1, x0:x1]
-        if request.sampling.width and request.sampling.height:
-            pw, ph = request.sampling.width, request.sampling.height
-        else:  # the crop is generated at the model's own resolution, keeping its aspect ratio
-            scale = native / max(x1 - x0, y1 - y0)
-            pw, ph = imaging.round8((x1 - x0) * scale), imaging.round8((y1 - y0) * scale)
+def processing_size(engine: Engine, request: ImageRequest, width: int, height: int, label: str) -> tuple[int, int]:
+    sampling = request.sampling
+    if sampling.width and sampling.height:
+        size = sampling.width, sampling.height
+    elif sampling.width or sampling.height:  # one given: keep the input's aspect ratio
+        scale = (sampling.width / width) if sampling.width else (sampling.height / height)
+        size = sampling.width or px.round8(width * scale), sampling.height or px.round8(height * scale)
     else:
-        pw, ph = processing_size(engine, request, w, h)
-    pixels = imaging.resize(region, pw, ph, "just")
-    model_mask = imaging.resize(region_mask[..., None].repeat(3, 2), pw, ph, "just")[..., 0]
-    return Prepared(item, job, target, pixels, image, soft, model_mask, box, record, notices)
+        size = px.round8(width), px.round8(height)
+    limit = max_side(engine)
+    if max(size) > limit:
+        raise InputError(f"{label}: {width}x{height} would be made at {size[0]}x{size[1]}, larger than this model can use (at most {limit} a side); pass --width or --height")
+    return size
 
 
-def finish(request: EditRequest, prep: Prepared, generated) -> np.ndarray:
-    out = np.asarray(generated.convert("RGB"))
-    if request.task == "img2img":
-        return out
-    h, w = prep.original.shape[:2]
-    if prep.box is None:
-        canvas = imaging.resize(out, w, h, "just")
-    else:
-        x0, y0, x1, y1 = prep.box
-        canvas = prep.original.copy()
-        canvas[y0:y1, x0:x1] = imaging.resize(out, x1 - x0, y1 - y0, "just")
-    return imaging.paste_back(prep.original, canvas, prep.soft_mask)
-
-
-def run_edit(engine: Engine, request: EditRequest, reporter: Reporter | None = None) -> RunSummary:
-    from PIL import Image
-
-    reporter = reporter or SilentReporter()
-    _check(request)
-    seed = check_seed(request.seed)
-    items, problems = inputs.expand(list(request.inputs), request.recursive)
-    summary = RunSummary()
-    for label, problem in problems:
-        summary.failed.append((label, problem))
-        reporter.image_failed(label, problem)
-    if not items:
-        summary.seconds = 0.0
-        return summary
-    plan = plan_output(request, items)
-    masks = _Masks(request.mask) if request.task == "inpaint" else None
-    scheduler_name = engine.use_scheduler(request.sampling)
-    record0 = base_record(engine, request.task, request.sampling, scheduler_name)
-    num_inference_steps, steps_run = denoise.plan(request.sampling.steps, request.strength, request.exact_steps)
-    record0 |= {"strength": request.strength, "exact_steps": request.exact_steps, "num_inference_steps": num_inference_steps, "steps_run": steps_run}
-    if request.task == "img2img":
-        record0["resize"] = request.resize
-    else:
-        record0 |= {"mask_blur": request.mask_blur, "invert_mask": request.invert_mask, "fill": request.fill, "only_masked": request.only_masked, "padding": request.padding}
-    mine, share = my_share(list(enumerate(items)), request.shard)
-    record0["shard"] = share
-    started = time.perf_counter()
-    reporter.start(len(mine), steps_run)
-
-    targets: dict[Path, str] = {}
-    batch: list[Prepared] = []
-
-    def flush():
-        if not batch:
-            return
-        jobs = [p.job for p in batch]
-        pil = [Image.fromarray(p.pixels) for p in batch]
-        if request.task == "img2img":
-            results = engine.img2img(jobs, pil, request.sampling, request.strength, request.exact_steps, reporter.step)
-        else:
-            masks_pil = [Image.fromarray(p.model_mask) for p in batch]
-            results = engine.inpaint(jobs, pil, masks_pil, request.sampling, request.strength, request.exact_steps, reporter.step)
-        for position, (prep, generated) in enumerate(zip(batch, results)):
-            final = finish(request, prep, generated)
-            w, h = prep.size
-            record = dict(record0, prompt=prep.job.prompt, negative_prompt=prep.job.negative_prompt, seed=prep.job.seed, index=prep.job.index, width=w, height=h, **prep.record)
-            record["batch"] = {
-                "size": len(batch),
-                "position": position,
-                "seeds": [p.job.seed for p in batch],
-                "prompts": [p.job.prompt for p in batch],
-                "inputs": [p.record["inputs"] for p in batch],
-            }
-            try:
-                output.write_bytes(output.encode_png(Image.fromarray(final), metadata.png_text(record)), prep.target, overwrite=request.overwrite)
-            except ScumbleError as exc:
-                summary.failed.append((prep.item.label, str(exc)))
-                reporter.image_failed(prep.item.label, str(exc))
-                continue
-            result = ImageResult(str(prep.target) if prep.target else None, prep.job.seed, record)
-            summary.written.append(result)
-            reporter.image_done(result)
-        batch.clear()
-
-    for index, item in mine:
-        job_seed = request.seeds[index] if request.seeds else (seed + index) % (2**32)
-        try:
-            target = mirrored_target(plan, item)
-            if target is not None and plan.kind == "folder":
-                if target in targets:
-                    raise InputError(f"{item.label}: would write {target}, as {targets[target]} does")
-                targets[target] = item.label
-            if target is not None and target.exists() and not output.is_special(target):
-                if request.skip_existing:
-                    result = ImageResult(str(target), job_seed, {}, skipped=True)
-                    summary.skipped.append(result)
-                    reporter.image_done(result)
-                    continue
-                if not request.overwrite:
-                    raise ScumbleError(f"{target}: already exists (pass --overwrite to replace it, or --skip-existing)")
-            prompt = caption_for(item, request)
-            prep = prepare(engine, request, item, ImageJob(prompt, request.negative_prompt, job_seed, index), target, masks)
-        except ScumbleError as exc:
-            summary.failed.append((item.label, str(exc)))
-            reporter.image_failed(item.label, str(exc))
-            continue
-        for notice in prep.notices:
-            reporter.notice(notice)
-        if batch and (batch[0].size != prep.size or len(batch) >= request.batch_size):
-            flush()
-        batch.append(prep)
-    flush()
-    summary.seconds = time.perf_counter() - started
-    return summary
-
-
-def caption_for(item: inputs.InputItem, request: EditRequest) -> str:
-    if not request.captions:
-        return request.prompt or ""
+def caption_for(item: inputs.InputItem, request: ImageRequest) -> str:
+    prompt = request.prompts[0][0] if request.prompts else ""
     caption = item.path.with_suffix(".txt") if item.path else None
     if caption is not None and caption.is_file():
-        text = caption.read_text(encoding="utf-8", errors="replace").strip()
+        data = inputs.InputItem(str(caption), caption, Path(caption.name)).read_bytes()
+        text = data.decode("utf-8", errors="replace").strip()
         if text:
             return text
-    if request.prompt is not None:
-        return request.prompt
+    if prompt:
+        return prompt
     raise InputError(f"{item.label}: no caption file {item.relative.with_suffix('.txt').name} beside it (and no --prompt to fall back on)")
-
-
-def replay_edit(engine: Engine, path: Path, record: dict, output_option: str | None, overwrite: bool, reporter: Reporter | None = None) -> RunSummary:
-    """Re-run the recorded batch from the same input files (checked by hash) and write the one image `path` holds."""
-    import tempfile
-
-    from PIL import Image
-
-    batch = record["batch"]
-    for entry in batch["inputs"]:
-        source = Path(entry["image"])
-        if not source.is_file():
-            raise InputError(f"{path}: its input {source} is gone, so it cannot be replayed")
-        if inputs.sha256(source.read_bytes()) != entry["image_sha256"]:
-            raise InputError(f"{path}: its input {source} has changed since (sha256 differs)")
-    mask_paths = {entry.get("mask") for entry in batch["inputs"]} - {None}
-    if len(mask_paths) > 1:
-        raise UsageError(f"{path}: its batch used several masks; replay it with --batch-size 1 images")
-    sampling = Sampling(record["steps"], record["cfg"], record["width"], record["height"], record["scheduler"], record.get("noise_schedule", "default"), record.get("timestep_spacing", ""), record.get("logsnr_shift", 0.0), record.get("cfg_cutoff", 0.0))
-    plan = output.OutputPlan.from_option(output_option, 1)
-    target = plan.target(index=record.get("index", 0), seed=record["seed"], prompt=record["prompt"])
-    output.refuse_existing(target, overwrite)
-    with tempfile.TemporaryDirectory(prefix="scumble-replay-") as tmp:
-        if len(set(batch["prompts"])) != 1:
-            raise UsageError(f"{path}: its batch mixed prompts (captions); replay is supported for one prompt per batch")
-        request = EditRequest(
-            task=record["task"],
-            inputs=tuple(entry["image"] for entry in batch["inputs"]),
-            sampling=sampling,
-            prompt=batch["prompts"][0],
-            negative_prompt=record.get("negative_prompt", ""),
-            strength=record["strength"],
-            exact_steps=record.get("exact_steps", False),
-            resize=record.get("resize", "just"),
-            batch_size=batch["size"],
-            output=tmp + "/",
-            mask=next(iter(mask_paths), None),
-            mask_blur=record.get("mask_blur", 4.0),
-            invert_mask=record.get("invert_mask", False),
-            fill=record.get("fill", "original"),
-            only_masked=record.get("only_masked", False),
-            padding=record.get("padding", 32),
-            seeds=tuple(batch["seeds"]),
-        )
-        summary = run_edit(engine, request, SilentReporter())
-        if summary.failed:
-            raise ScumbleError(f"{path}: replay failed: {summary.failed[0][1]}")
-        chosen = summary.written[batch["position"]]
-        image = Image.open(chosen.path)
-        image.load()
-    new_record = dict(chosen.record, replayed_from=str(path))
-    output.write_bytes(output.encode_png(image, metadata.png_text(new_record)), target, overwrite=overwrite)
-    result = ImageResult(str(target) if target else None, record["seed"], new_record)
-    (reporter or SilentReporter()).image_done(result)
-    return RunSummary(written=[result], seconds=summary.seconds)

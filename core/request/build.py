@@ -1,0 +1,229 @@
+"""Settings from every door merged in one place into one frozen request, each value checked once.
+
+Layers, lowest first: built-in defaults < preset < settings file (ours, Deforum's) < flags. A
+replayed image's record is a layer too. Every value goes through its option's `Kind`, and an error
+names the option and where the value came from: `--steps 100000: ...`, `preset big: steps = 100000: ...`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..errors import ScumbleError, UsageError
+from ..sampling import strength as strengths
+from ..sampling.engine import Sampling
+from .options import MAX_BATCH, Invalid, Option, UnknownChoice, any_task_takes, options_for
+from .types import ImageRequest, MaskOptions, ModelOptions, OutputOptions, RecordedInput, Replay
+
+FLAGS = "flags"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Values from one source. `label` names it in messages; flags are named by their own flag."""
+
+    label: str
+    values: Mapping[str, Any]
+    shared: bool = False  # a preset's top level: keys that only other subcommands take are skipped
+
+
+def names(items: Sequence[str], shown: int = 5) -> str:
+    """The first few of a list and a count of the rest: a million bad keys still make one short line."""
+    head = ", ".join(str(x)[:60] for x in items[:shown])
+    return head + (f" and {len(items) - shown:,} more" if len(items) > shown else "")
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def convert(option: Option, raw: Any, label: str) -> Any:
+    where = f"{option.flag.split('/')[0]} {_shown(raw)}" if label == FLAGS else f"{label}: {option.name} = {_shown(raw)}"
+    try:
+        return option.kind.convert(raw)
+    except UnknownChoice as exc:
+        raise UsageError(f"{option.flag}: {exc}" if label == FLAGS else f"{label}: {option.name}: {exc}") from None
+    except Invalid as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    except UsageError as exc:  # a library check (scheduler name, noise schedule, keyframes) already says what is wrong
+        message = str(exc)
+        raise UsageError(message if label == FLAGS else f"{label}: {option.name}: {message}") from None
+
+
+def merge(task: str, layers: Sequence[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every option of `task`, converted and checked, and where each value came from."""
+    table = options_for(task)
+    values = {name: option.kind.convert(option.default) if option.default is not None else None for name, option in table.items()}
+    origin = {name: "default" for name in table}
+    for layer in layers:
+        unknown = []
+        for key, raw in layer.values.items():
+            option = table.get(key)
+            if option is None:
+                if not (layer.shared and any_task_takes(key)):
+                    unknown.append(str(key))
+                continue
+            values[key] = convert(option, raw, layer.label)
+            origin[key] = layer.label
+        if unknown:
+            raise UsageError(f"{layer.label}: unknown options {names(unknown)} ({task} takes the names its --help lists, with _ for -)")
+    return values, origin
+
+
+def model_options(values: Mapping[str, Any]) -> ModelOptions:
+    return ModelOptions(**{f.name: values[f.name] for f in fields(ModelOptions)})
+
+
+def random_seed() -> int:
+    return random.SystemRandom().randrange(2**32)
+
+
+def _shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
+    shift, scale = values["logsnr_shift"], values["input_scale"]
+    if scale is not None:
+        if origin["logsnr_shift"] != "default":
+            raise UsageError("give --logsnr-shift or --input-scale, not both (X = 2 log b)")
+        shift = 2 * math.log(scale)
+    if shift and values["noise_schedule"].continuous is None:
+        raise UsageError("--logsnr-shift works with the continuous noise schedules: linear, cosine, sigmoid")
+    return shift
+
+
+def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (), inputs: Sequence[str] = (), replay: Replay | None = None) -> ImageRequest:
+    """txt2img (prompts), img2img or inpaint (inputs), or a replay; every cross-option rule checked here."""
+    values, origin = merge(task, layers)
+    sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"])
+    output = OutputOptions(values["output"], values.get("name_pattern", OutputOptions.name_pattern), values["overwrite"], values["skip_existing"], values["shard"])
+    seed = values["seed"] if values["seed"] is not None else random_seed()
+    common = dict(task=task, model=model_options(values), sampling=sampling, output=output, seed=seed, batch_size=values["batch_size"], replay=replay, sources=origin)
+    negative = values["negative_prompt"]
+    if task == "txt2img":
+        if not prompts and replay is None:
+            raise UsageError("no prompt given (pass PROMPT or --prompt-file)")
+        return ImageRequest(prompts=tuple((p, negative) for p in prompts), count=values["count"], **common)
+    if replay is None and not inputs:
+        raise UsageError("give INPUTS or --replay IMAGE")
+    if not values["captions"] and values["prompt"] is None and replay is None:
+        raise UsageError("give --prompt, or --captions to read a .txt caption beside each image")
+    denoise = strengths.plan(values["steps"], values["strength"], values["exact_steps"])
+    mask = None
+    if task == "inpaint":
+        if not values["mask"] and replay is None:
+            raise UsageError("--mask is required for inpaint")
+        mask = MaskOptions(values["mask"], values["mask_blur"], values["invert_mask"], values["fill"], values["only_masked"], values["padding"], values["strict"])
+    return ImageRequest(
+        prompts=((values["prompt"] or "", negative),),
+        inputs=tuple(inputs),
+        captions=values["captions"],
+        recursive=values["recursive"],
+        denoise=denoise,
+        resize=values.get("resize", "just"),
+        mask=mask,
+        **common,
+    )
+
+
+def animation_request(layers: Sequence[Layer]):
+    """(ModelOptions, AnimationSettings) for animate; every schedule parsed once, here."""
+    from ..animation.settings import AnimationSettings
+
+    values, _origin = merge("animate", layers)
+    if values["seed"] is None:
+        values["seed"] = random_seed()
+    return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings)})
+
+
+# ---------------------------------------------------------------- replay: a record is one more door
+
+# Record keys that are options, as the image's task takes them.
+RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "negative_prompt", "strength", "exact_steps", "resize")
+RECORDED_MASK_OPTIONS = {"mask_blur": "mask_blur", "invert_mask": "invert_mask", "fill": "fill", "only_masked": "only_masked", "padding": "padding"}
+REQUIRED = ("steps", "cfg", "width", "height", "scheduler", "seed", "prompt")
+
+
+def replay_request(task: str, path: Path, record: dict, flags: Mapping[str, Any]) -> ImageRequest:
+    """The request that regenerates the image at `path` from its record, checked as strictly as flags."""
+    label = f"--replay {path}"
+    if record.get("task") != task:
+        made = record.get("task")
+        raise UsageError(f"{path}: was made by {made}; replay it with scumble {made} --replay" if made in ("txt2img", "img2img", "inpaint") else f"{path}: its record names no task scumble knows")
+    missing = [key for key in REQUIRED + (("strength",) if task != "txt2img" else ()) if key not in record]
+    if missing:
+        raise UsageError(f"{label}: its record lacks {names(missing)}, so it cannot be replayed")
+    taken = {key for key in RECORDED_OPTIONS if key in options_for(task)}
+    recorded = {key: record[key] for key in taken if key in record}
+    if task == "inpaint":
+        recorded |= {option: record[key] for key, option in RECORDED_MASK_OPTIONS.items() if key in record}
+    if "batch" in record:
+        batch = record["batch"]
+    else:
+        batch = {"size": 1, "position": 0, "prompts": [record["prompt"]], "negative_prompts": [record.get("negative_prompt", "")], "seeds": [record["seed"]], "inputs": [record.get("inputs")]}
+    if not isinstance(batch, dict):
+        raise UsageError(f"{label}: its record's batch is not a table")
+    size, position = _recorded_int(batch.get("size"), 1, MAX_BATCH, f"{label}: batch size"), batch.get("position")
+    seeds, prompts = batch.get("seeds"), batch.get("prompts")
+    if not (isinstance(seeds, list) and isinstance(prompts, list) and len(seeds) == size == len(prompts)):
+        raise UsageError(f"{label}: its record's batch does not list {size} prompts and seeds")
+    position = _recorded_int(position, 0, size - 1, f"{label}: batch position")
+    checked_seeds = tuple(_recorded_int(s, 0, 2**32 - 1, f"{label}: seed") for s in seeds)
+    checked_prompts = tuple(convert(options_for(task)["negative_prompt"], p, f"{label} (prompt)") for p in prompts)
+    recorded_inputs: tuple[RecordedInput, ...] = ()
+    if task != "txt2img":
+        recorded_inputs = tuple(_recorded_input(entry, task, label) for entry in (batch.get("inputs") or [None] * size))
+        if len(recorded_inputs) != size:
+            raise UsageError(f"{label}: its record's batch does not list {size} inputs")
+    replay = Replay(str(path), position, checked_seeds, checked_prompts, recorded_inputs, record)
+    layers = [Layer(label, recorded | {"batch_size": size, "seed": checked_seeds[0]}), Layer(FLAGS, flags)]
+    if task == "txt2img":
+        negatives = batch.get("negative_prompts") or [record.get("negative_prompt", "")] * size
+        if not isinstance(negatives, list) or len(negatives) != size:
+            raise UsageError(f"{label}: its record's batch does not list {size} negative prompts")
+        request = image_request(task, layers, prompts=checked_prompts, replay=replay)
+        pairs = tuple(zip(checked_prompts, (convert(options_for(task)["negative_prompt"], n, label) for n in negatives)))
+        return replace(request, prompts=pairs)
+    return image_request(task, layers, inputs=tuple(entry.image for entry in recorded_inputs), replay=replay)
+
+
+def _recorded_int(value: Any, lo: int, hi: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise UsageError(f"{what} {_shown(value)}: must be a whole number between {lo} and {hi}")
+    return value
+
+
+def _recorded_input(entry: Any, task: str, label: str) -> RecordedInput:
+    """A recorded input names files, never folders or globs, and carries their hashes."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("image"), str) or not isinstance(entry.get("image_sha256"), str):
+        raise UsageError(f"{label}: its record does not name its input image and hash")
+    mask, mask_sha = entry.get("mask"), entry.get("mask_sha256")
+    if task == "inpaint" and not (isinstance(mask, str) and isinstance(mask_sha, str)):
+        raise UsageError(f"{label}: its record does not name its mask and the mask's hash")
+    for name in (entry["image"], mask):
+        if name is not None and (len(name) > 4096 or "\x00" in name):
+            raise UsageError(f"{label}: its record names an unusable input path")
+    return RecordedInput(entry["image"], entry["image_sha256"], mask, mask_sha)
+
+
+def check_replay_model(record: dict, engine, path: Path) -> None:
+    """Replaying on other weights would silently give another picture; say which flags to pass instead."""
+    made_with = record.get("model") if isinstance(record.get("model"), dict) else {}
+    if made_with.get("hash") and engine.model_hash and made_with["hash"] != engine.model_hash:
+        raise UsageError(f"{path}: was made with model {made_with.get('name')} (hash {made_with['hash']}), not {engine.source.name} (hash {engine.model_hash}); pass --model")
+    if record.get("dtype") and record["dtype"] != engine.runtime.dtype_name:
+        raise UsageError(f"{path}: was made in {record['dtype']}, and this run would use {engine.runtime.dtype_name}; pass --dtype {record['dtype']}")
+    if record.get("vae", "") != engine.vae_name:
+        wanted = record.get("vae", "")
+        raise UsageError(f"{path}: was made with " + (f"--vae {wanted}" if wanted else "the model's own autoencoder") + "; pass " + (f"--vae {wanted}" if wanted else "no --vae"))
+
+
+def read_record(path: Path) -> dict:
+    from ..records import metadata
+
+    record = metadata.read_image_metadata(path)["record"]
+    if not isinstance(record, dict):
+        raise ScumbleError(f"{path}: carries no scumble record, so it cannot be replayed (A1111 parameters alone do not pin the batch)")
+    return record

@@ -1,0 +1,468 @@
+"""Every option scumble takes, declared once: its flags, help, default, type and limits.
+
+The CLI builds its Typer options from this table, and every other door (a preset, a settings
+file, a Deforum export, a replayed image's record) is converted and checked by the same `Kind`,
+so a value that `--steps` refuses is refused wherever it comes from, with the same limit in the
+message.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+IMAGE_TASKS = frozenset({"txt2img", "img2img", "inpaint"})
+EDIT_TASKS = frozenset({"img2img", "inpaint"})
+ALL_TASKS = IMAGE_TASKS | {"animate"}
+ANIMATE = frozenset({"animate"})
+
+# Upper bounds on everything that costs time or memory. Each is far beyond what a real run needs
+# and far below what would hang the machine; the message names the limit.
+MAX_STEPS = 1000  # a model has 1000 training timesteps; more inference steps than that cannot run
+MAX_SIDE = 4096
+MAX_BATCH = 64
+MAX_COUNT = 10_000
+MAX_PROMPT_CHARS = 20_000
+MAX_FRAMES = 10_000
+MAX_PROMPTS = 10_000
+
+
+class Invalid(ValueError):
+    """A value that its option refuses; the builder adds where the value came from."""
+
+
+class UnknownChoice(Invalid):
+    """Named without the value (the message quotes it): `--fill: unknown mode 'paint'; choose from ...`."""
+
+
+# ---------------------------------------------------------------- kinds: convert and check one value
+
+
+@dataclass(frozen=True)
+class Kind:
+    python_type: ClassVar[type] = str
+    metavar: ClassVar[str] = "TEXT"
+
+    def convert(self, value: Any) -> Any:
+        return value
+
+    def describe(self) -> str:
+        return ""
+
+
+def _finite(value: Any, whole: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise Invalid("must be a whole number" if whole else "must be a number")
+    if isinstance(value, str):
+        try:
+            value = int(value) if whole else float(value)
+        except ValueError:
+            raise Invalid("must be a whole number" if whole else "must be a number") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Invalid("must be a finite number")
+    if whole and isinstance(value, float):
+        if not value.is_integer():
+            raise Invalid("must be a whole number")
+        value = int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Int(Kind):
+    metavar: ClassVar[str] = 'N'
+    lo: int = 0
+    hi: int = 2**31 - 1
+    python_type: ClassVar[type] = int
+
+    def convert(self, value: Any) -> int:
+        number = _finite(value, whole=True)
+        if number < self.lo:
+            raise Invalid(f"must be at least {self.lo} (at most {self.hi:,})")
+        if number > self.hi:
+            raise Invalid(f"must be at most {self.hi:,}")
+        return int(number)
+
+    def describe(self) -> str:
+        return f"{self.lo}..{self.hi}"
+
+
+@dataclass(frozen=True)
+class Float(Kind):
+    metavar: ClassVar[str] = 'X'
+    lo: float = 0.0
+    hi: float = 1.0
+    lo_open: bool = False
+    hi_open: bool = False
+    python_type: ClassVar[type] = float
+
+    def convert(self, value: Any) -> float:
+        number = float(_finite(value))
+        above = number > self.lo if self.lo_open else number >= self.lo
+        below = number < self.hi if self.hi_open else number <= self.hi
+        if not (above and below):
+            raise Invalid(f"must be in {self.describe()}")
+        return number
+
+    def describe(self) -> str:
+        return f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+
+@dataclass(frozen=True)
+class Bool(Kind):
+    metavar: ClassVar[str] = ''
+    python_type: ClassVar[type] = bool
+
+    def convert(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise Invalid("must be true or false")
+
+
+@dataclass(frozen=True)
+class Text(Kind):
+    metavar: ClassVar[str] = 'TEXT'
+    limit: int = MAX_PROMPT_CHARS
+    choices: tuple[str, ...] = ()
+    noun: str = "mode"
+
+    def convert(self, value: Any) -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not self.choices:
+            value = str(value)
+        if not isinstance(value, str):
+            raise Invalid("must be text")
+        check_text(value, self.limit)
+        if self.choices and value not in self.choices:
+            shown = ", ".join(c or "''" for c in self.choices)
+            raise UnknownChoice(f"unknown {self.noun} {value[:60]!r}; choose from {shown}")
+        return value
+
+    def describe(self) -> str:
+        return ", ".join(c for c in self.choices if c)
+
+
+def check_text(value: str, limit: int = MAX_PROMPT_CHARS) -> str:
+    if len(value) > limit:
+        raise Invalid(f"longer than {limit:,} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid("is not valid UTF-8") from None
+    if "\x00" in value:
+        raise Invalid("contains a NUL character")
+    return value
+
+
+@dataclass(frozen=True)
+class OptionalPath(Kind):
+    metavar: ClassVar[str] = 'PATH'
+    def convert(self, value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise Invalid("must be a path")
+        return check_text(value, 4096)
+
+
+@dataclass(frozen=True)
+class Seed(Kind):
+    """0..2**32-1, or -1 (or nothing) for a fresh random seed, which the run then reports and records."""
+
+    metavar: ClassVar[str] = 'N'
+    random_ok: bool = False  # animate follows Deforum: -1 asks for a fresh random seed
+    python_type: ClassVar[type] = int
+
+    def convert(self, value: Any) -> int | None:
+        if value is None:
+            return None
+        number = _finite(value, whole=True)
+        if number == -1 and self.random_ok:
+            return None
+        if not 0 <= number <= 2**32 - 1:
+            raise Invalid(f"must be between 0 and {2**32 - 1}" + (" (or -1 for a random seed)" if self.random_ok else "; leave it out for a random seed"))
+        return int(number)
+
+
+@dataclass(frozen=True)
+class Size(Kind):
+    """0 (the model's native size, or the input's) or a multiple of 8 up to MAX_SIDE."""
+
+    metavar: ClassVar[str] = 'PX'
+    python_type: ClassVar[type] = int
+
+    def convert(self, value: Any) -> int:
+        number = int(_finite(value, whole=True))
+        if number == 0:
+            return 0
+        if number < 0 or number > MAX_SIDE:
+            raise Invalid(f"must be 0 (native size) or between 8 and {MAX_SIDE}")
+        if number % 8:
+            lower, upper = max(8, number // 8 * 8), (number // 8 + 1) * 8
+            raise Invalid(f"must be a positive multiple of 8 (nearest: {lower} or {upper})")
+        return number
+
+
+@dataclass(frozen=True)
+class SchedulerName(Kind):
+    metavar: ClassVar[str] = 'NAME'
+    def convert(self, value: Any) -> str:
+        from ..sampling.schedulers import find_scheduler
+
+        text = Text(200).convert(value)
+        return find_scheduler(text).name if text else ""
+
+
+@dataclass(frozen=True)
+class NoiseScheduleSpec(Kind):
+    metavar: ClassVar[str] = 'SPEC'
+    def convert(self, value: Any):
+        from ..sampling.noise_schedules import parse_spec
+
+        return parse_spec(Text(500).convert(value))
+
+
+@dataclass(frozen=True)
+class LogsnrShift(Kind):
+    metavar: ClassVar[str] = 'X|auto'
+    def convert(self, value: Any) -> float | str:
+        if value == "auto":
+            return "auto"
+        number = float(_finite(value))
+        if abs(number) > 20:
+            raise Invalid("must be a number in [-20, 20], or auto")
+        return number
+
+
+@dataclass(frozen=True)
+class Shard(Kind):
+    metavar: ClassVar[str] = 'I/N'
+    def convert(self, value: Any) -> tuple[int, int] | None:
+        if value in (None, ""):
+            return None
+        try:
+            index, count = (int(p) for p in str(value).split("/"))
+        except ValueError:
+            raise Invalid("expected I/N, e.g. 0/4") from None
+        if not 1 <= count <= 100_000 or not 0 <= index < count:
+            raise Invalid("I must be in 0..N-1 (N at most 100000)")
+        return index, count
+
+
+@dataclass(frozen=True)
+class NamePattern(Kind):
+    """A file-name pattern with {index}, {seed} and {prompt}; format specs allowed, attribute or item access never."""
+
+    metavar: ClassVar[str] = 'PATTERN'
+    fields: tuple[str, ...] = ("index", "seed", "prompt")
+
+    def convert(self, value: Any) -> str:
+        text = Text(500).convert(value)
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise Invalid(f"bad pattern ({exc})") from None
+        for _literal, name, spec, conversion in parsed:
+            if name is None:
+                continue
+            if name not in self.fields:
+                raise Invalid(f"unknown field {{{name}}}; fields are {', '.join('{' + f + '}' for f in self.fields)}")
+            if conversion or (spec and "{" in spec):
+                raise Invalid(f"field {{{name}}} takes a plain format spec only")
+            try:
+                format(0 if name != "prompt" else "x", spec)
+            except ValueError as exc:
+                raise Invalid(f"field {{{name}:{spec}}}: {exc}") from None
+        return text
+
+
+@dataclass(frozen=True)
+class KeyframeSchedule(Kind):
+    """A Deforum keyframe schedule, or a plain number meaning a constant; every frame's value is bounded like the flag."""
+
+    metavar: ClassVar[str] = 'SCHEDULE'
+    lo: float = -1e6
+    hi: float = 1e6
+    lo_open: bool = False
+    whole: bool = False
+    python_type: ClassVar[type] = str
+
+    def convert(self, value: Any):
+        from ..animation.keyframes import ParsedSchedule
+
+        if isinstance(value, ParsedSchedule):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = f"0: ({_finite(value)})"
+        if not isinstance(value, str):
+            raise Invalid("must be a schedule like \"0: (1.0), 30: (1.05)\" or a number")
+        return ParsedSchedule.parse(value, bounds=self)
+
+    def check_value(self, value: float) -> None:
+        above = value > self.lo if self.lo_open else value >= self.lo
+        if not (above and value <= self.hi):
+            raise Invalid(f"reaches {value:g}, outside {self.describe()}")
+
+    def describe(self) -> str:
+        return f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
+
+
+@dataclass(frozen=True)
+class PromptMap(Kind):
+    """animate's prompts: frame (a number or an expression) -> text."""
+
+    metavar: ClassVar[str] = 'TABLE'
+    python_type: ClassVar[type] = dict
+
+    def convert(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise Invalid("must be a table of frame -> prompt, e.g. {\"0\": \"a red circle\"}")
+        if not value:
+            raise Invalid("holds no prompts")
+        if len(value) > MAX_PROMPTS:
+            raise Invalid(f"holds more than {MAX_PROMPTS:,} prompts")
+        out = {}
+        for key, text in value.items():
+            if not isinstance(text, str):
+                raise Invalid(f"prompt for frame {str(key)[:40]!r} must be text")
+            out[check_text(str(key), 200)] = check_text(text)
+        return out
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: Kind
+    default: Any
+    flags: tuple[str, ...]
+    help: str
+    panel: str
+    tasks: frozenset = ALL_TASKS
+    extra: dict = field(default_factory=dict)  # more typer.Option arguments (envvar, autocompletion)
+
+    @property
+    def flag(self) -> str:
+        return self.flags[0]
+
+
+MODEL, SAMPLING, OUTPUT, INPUTS, MASK, FRAME, MOTION, VIDEO = (
+    "Model and hardware", "Sampling", "Output", "Inputs", "Mask", "Per frame", "Motion (keyframe schedules)", "Video",
+)
+STEPS = Int(1, MAX_STEPS)
+CFG = Float(0.0, 100.0)
+STRENGTH = Float(0.0, 1.0, lo_open=True)
+
+
+def _schedule(name, default, help, lo, hi, panel=MOTION, lo_open=False, whole=False):
+    return Option(name, KeyframeSchedule(lo=lo, hi=hi, lo_open=lo_open, whole=whole), default, ("--" + name.replace("_", "-"),), help, panel, ANIMATE)
+
+
+OPTIONS: tuple[Option, ...] = (
+    # model and hardware: every task
+    Option("model", Text(4096), "scumble-mini", ("--model", "-m"), "Built-in model name, a diffusers folder, a .safetensors checkpoint, or a hub id.", MODEL, extra={"envvar": "SCUMBLE_MODEL"}),
+    Option("config", OptionalPath(), None, ("--config",), "Architecture for a single-file checkpoint: sd15, sd15-inpaint, sd2-base, sd2-v, sdxl, or a diffusers folder (guessed from the file when absent).", MODEL),
+    Option("allow_pickle", Bool(), False, ("--allow-pickle",), "Allow .ckpt/.bin/.pt/.pth checkpoints (still loaded weights-only).", MODEL),
+    Option("device", Text(20, ("auto", "cpu", "cuda", "mps"), "device"), "auto", ("--device",), "auto picks cuda, then mps, then the CPU.", MODEL),
+    Option("dtype", Text(20, ("auto", "fp32", "fp16", "bf16"), "dtype"), "auto", ("--dtype",), "auto: fp16 on a GPU; on the CPU bf16 where the processor has fast bf16, else fp32.", MODEL),
+    Option("offload", Text(20, ("none", "model", "sequential")), "none", ("--offload",), "CPU offload for small GPUs (CUDA only).", MODEL),
+    Option("vae", Text(4096), "", ("--vae",), "Another autoencoder: tiny (the model's own tiny one, else TAESD), a diffusers folder, or a hub id.", MODEL),
+    Option("vae_tiling", Bool(), False, ("--vae-tiling",), "Decode in tiles to save memory at large sizes.", MODEL),
+    Option("attention_slicing", Bool(), False, ("--attention-slicing",), "Compute attention in slices to save memory.", MODEL),
+    Option("channels_last", Bool(), False, ("--channels-last",), "Channels-last memory layout for the UNet and VAE.", MODEL),
+    Option("compile_unet", Bool(), False, ("--compile",), "torch.compile the UNet (slow first call; recompiles when the size changes).", MODEL),
+    # sampling
+    Option("negative_prompt", Text(), "", ("--negative-prompt", "-n"), "What the image should not show.", SAMPLING),
+    Option("steps", STEPS, 20, ("--steps", "-s"), "Denoising steps.", SAMPLING, IMAGE_TASKS),
+    Option("cfg", CFG, 7.0, ("--cfg", "--guidance-scale"), "Classifier-free guidance scale.", SAMPLING, IMAGE_TASKS),
+    Option("seed", Seed(), None, ("--seed",), "Seed of the first image (image i gets seed+i); random when absent or -1, and always reported.", SAMPLING, IMAGE_TASKS),
+    Option("seed", Seed(random_ok=True), 0, ("--seed",), "The run's seed; each frame's follows from it by --seed-behavior (-1: a random one, reported).", FRAME, ANIMATE),
+    Option("width", Size(), 0, ("--width", "-W"), "Width in pixels, a multiple of 8 (0: the model's native size, or the input's).", SAMPLING),
+    Option("height", Size(), 0, ("--height", "-H"), "Height in pixels, a multiple of 8 (0: the model's native size, or the input's).", SAMPLING),
+    Option("scheduler", SchedulerName(), "", ("--scheduler", "--sampler"), "Sampler, diffusers-style or A1111 name (see `scumble schedulers`); empty: the model's own.", SAMPLING),
+    Option("noise_schedule", NoiseScheduleSpec(), "default", ("--noise-schedule",), "Noise-level spacing: default, karras, exponential, beta, or Chen (2023)'s linear, cosine[:start=,end=,tau=], sigmoid[:start=,end=,tau=].", SAMPLING),
+    Option("timestep_spacing", Text(20, ("", "leading", "trailing", "linspace"), "spacing"), "", ("--timestep-spacing",), "leading, trailing or linspace; empty: the model's own.", SAMPLING, IMAGE_TASKS),
+    Option("logsnr_shift", LogsnrShift(), 0.0, ("--logsnr-shift",), "Shift a continuous noise schedule's logSNR (negative: noisier), or auto by image size.", SAMPLING, IMAGE_TASKS),
+    Option("input_scale", Float(1e-3, 1e3, lo_open=True), None, ("--input-scale",), "The paper's input scaling b: the same as --logsnr-shift 2*log(b).", SAMPLING, IMAGE_TASKS),
+    Option("cfg_cutoff", Float(0.0, 1.0, hi_open=True), 0.0, ("--cfg-cutoff",), "Skip guidance on this last fraction of the steps (0.2: the last 20%), halving their cost.", SAMPLING, IMAGE_TASKS),
+    Option("batch_size", Int(1, MAX_BATCH), 1, ("--batch-size", "-b"), "Images per forward pass.", SAMPLING, IMAGE_TASKS),
+    # output
+    Option("output", OptionalPath(), None, ("--output", "-o"), "A .png file, a folder (names from --name), or - for standard output. Default: outputs/.", OUTPUT, IMAGE_TASKS),
+    Option("overwrite", Bool(), False, ("--overwrite",), "Replace files this run writes that already exist (never anything else).", OUTPUT),
+    Option("skip_existing", Bool(), False, ("--skip-existing",), "Leave out images whose output file already exists (resume a batch).", OUTPUT, IMAGE_TASKS),
+    Option("shard", Shard(), None, ("--shard",), "Do only share I of N (I/N, from 0), for array jobs; under accelerate or torchrun the split is automatic.", OUTPUT, IMAGE_TASKS),
+    # txt2img
+    Option("count", Int(1, MAX_COUNT), 1, ("--count",), "Images per prompt.", SAMPLING, frozenset({"txt2img"})),
+    Option("name_pattern", NamePattern(), "{index:05}-{seed}-{prompt}", ("--name",), "File-name pattern inside an output folder; fields {index}, {seed}, {prompt}.", OUTPUT, frozenset({"txt2img"})),
+    # img2img and inpaint
+    Option("prompt", Text(), None, ("--prompt", "-p"), "What the result should show (all inputs).", SAMPLING, EDIT_TASKS),
+    Option("captions", Bool(), False, ("--captions",), "Use the .txt file beside each image as its prompt (--prompt is the fallback).", INPUTS, EDIT_TASKS),
+    Option("recursive", Bool(), False, ("--recursive", "-r"), "Look for images in subfolders too (mirrored in the output).", INPUTS, EDIT_TASKS),
+    Option("exact_steps", Bool(), False, ("--exact-steps",), "Run exactly --steps steps at this strength (stretches the schedule), not about steps x strength.", SAMPLING, EDIT_TASKS),
+    Option("strength", STRENGTH, 0.75, ("--strength",), "How much to change: the input is noised to this fraction of the schedule and denoised from there.", SAMPLING, frozenset({"img2img"})),
+    Option("strength", STRENGTH, 1.0, ("--strength",), "How much of the masked area to redo (1: from pure noise).", SAMPLING, frozenset({"inpaint"})),
+    Option("resize", Text(10, ("just", "crop", "fill")), "just", ("--resize",), "When --width/--height differ from the input: just (stretch), crop (cover, centre-crop) or fill (fit, pad with the edges).", INPUTS, frozenset({"img2img"})),
+    Option("mask", OptionalPath(), None, ("--mask",), "White = repaint. One file for all images, or a folder matched by file stem.", MASK, frozenset({"inpaint"})),
+    Option("mask_blur", Float(0.0, 256.0), 4.0, ("--mask-blur",), "Feather the mask by this many pixels (A1111's Gaussian).", MASK, frozenset({"inpaint"})),
+    Option("invert_mask", Bool(), False, ("--invert-mask",), "Repaint the black part instead.", MASK, frozenset({"inpaint"})),
+    Option("fill", Text(10, ("original", "fill", "noise", "nothing")), "original", ("--fill",), "What the masked area starts from: original, fill (colours from around it), noise or nothing.", MASK, frozenset({"inpaint"})),
+    Option("only_masked", Bool(), False, ("--only-masked",), "Generate only the mask's box (plus --padding) at full resolution, then paste it back.", MASK, frozenset({"inpaint"})),
+    Option("padding", Int(0, MAX_SIDE), 32, ("--padding",), "Pixels around the mask's box for --only-masked.", MASK, frozenset({"inpaint"})),
+    Option("strict", Bool(), False, ("--strict",), "Refuse a mask whose size differs from its image instead of resizing it.", MASK, frozenset({"inpaint"})),
+    # animate
+    Option("prompts", PromptMap(), {"0": "a landscape of hills at sunset with the sun in the sky"}, ("--prompt", "-p"), "\"FRAME: text\"; repeat for more keyframes. Prompts carry forward; '--neg' inside a prompt starts its negative part.", FRAME, ANIMATE),
+    Option("frames", Int(1, MAX_FRAMES), 24, ("--frames",), "Number of frames.", FRAME, ANIMATE),
+    Option("fps", Float(1.0, 240.0), 12.0, ("--fps",), "Frames per second.", VIDEO, ANIMATE),
+    _schedule("zoom", "0: (1.0025+0.002*sin(1.25*3.14*t/30))", "Scale per frame.", 0.0, 10.0, lo_open=True),
+    _schedule("angle", "0: (0)", "Rotation in degrees per frame.", -360.0, 360.0),
+    _schedule("translation_x", "0: (0)", "Pixels per frame, right.", -10_000.0, 10_000.0),
+    _schedule("translation_y", "0: (0)", "Pixels per frame, down.", -10_000.0, 10_000.0),
+    _schedule("transform_center_x", "0: (0.5)", "Centre of rotation and zoom, as a fraction of the width.", -10.0, 10.0),
+    _schedule("transform_center_y", "0: (0.5)", "Centre of rotation and zoom, as a fraction of the height.", -10.0, 10.0),
+    Option("perspective_flip", Bool(), False, ("--perspective-flip",), "Apply the perspective_flip_* schedules.", MOTION, ANIMATE),
+    _schedule("perspective_flip_theta", "0: (0)", "Tilt about the x axis, degrees.", -360.0, 360.0),
+    _schedule("perspective_flip_phi", "0: (0)", "Tilt about the y axis, degrees.", -360.0, 360.0),
+    _schedule("perspective_flip_gamma", "0: (0)", "Turn about the z axis, degrees.", -360.0, 360.0),
+    _schedule("perspective_flip_fv", "0: (53)", "Field of view, degrees.", 1.0, 179.0),
+    Option("border", Text(20, ("replicate", "wrap", "reflect")), "replicate", ("--border",), "What fills the edges a warp uncovers.", MOTION, ANIMATE),
+    _schedule("strength", "0: (0.45)", "Denoising per frame, as in img2img. Deforum's 'strength' is the opposite (the amount kept): 0.65 there is 0.35 here.", 0.0, 1.0, FRAME, lo_open=True),
+    _schedule("noise", "0: (0.065)", "Noise blended in before each frame's img2img.", 0.0, 1.0, FRAME),
+    Option("noise_type", Text(20, ("perlin", "uniform")), "perlin", ("--noise-type",), "perlin (Deforum's default) or uniform.", FRAME, ANIMATE),
+    Option("perlin_octaves", Int(1, 12), 4, ("--perlin-octaves",), "Octaves of Perlin noise.", FRAME, ANIMATE),
+    Option("perlin_persistence", Float(0.0, 1.0), 0.5, ("--perlin-persistence",), "How much each Perlin octave keeps of the last.", FRAME, ANIMATE),
+    _schedule("contrast", "0: (1.0)", "Contrast applied before img2img.", 0.0, 10.0, FRAME),
+    _schedule("amount", "0: (0.1)", "Anti-blur (unsharp mask) amount.", 0.0, 10.0, FRAME),
+    _schedule("kernel", "0: (5)", "Anti-blur kernel size in pixels.", 0.0, 63.0, FRAME),
+    _schedule("sigma", "0: (1.0)", "Anti-blur sigma.", 0.0, 100.0, FRAME),
+    _schedule("threshold", "0: (0.0)", "Anti-blur threshold.", 0.0, 255.0, FRAME),
+    _schedule("cfg", "0: (7)", "Guidance scale per frame.", 0.0, 100.0, FRAME),
+    _schedule("steps", "0: (20)", "Steps per frame; every frame denoises at least one.", 1.0, float(MAX_STEPS), FRAME),
+    Option("color_coherence", Text(10, ("none", "lab", "hsv", "rgb")), "lab", ("--color-coherence",), "Match each frame's colours to the first's.", FRAME, ANIMATE),
+    Option("seed_behavior", Text(20, ("iter", "fixed", "random", "ladder", "alternate", "schedule"), "behaviour"), "iter", ("--seed-behavior",), "How each frame's seed follows from --seed.", FRAME, ANIMATE),
+    _schedule("seed_schedule", "0: (s)", "With --seed-behavior schedule; -1 means a (reproducible) random seed.", -1.0, float(2**32 - 1), FRAME),
+    Option("cadence", Int(1, 100), 1, ("--cadence",), "Diffuse every Nth frame; warp and blend the ones between.", FRAME, ANIMATE),
+    Option("init_image", OptionalPath(), None, ("--init-image",), "Start from this image instead of txt2img.", FRAME, ANIMATE),
+    Option("video_input", OptionalPath(), None, ("--video-input",), "Run each frame of this video through img2img (vid2vid).", FRAME, ANIMATE),
+    Option("extract_nth_frame", Int(1, 1000), 1, ("--extract-nth-frame",), "With --video-input: use every nth frame.", FRAME, ANIMATE),
+    Option("output", Text(4096), "animation.mp4", ("--output", "-o"), ".mp4 (H.264), .webm (VP9), .gif, or a folder of PNG frames.", VIDEO, ANIMATE),
+    Option("crf", Int(0, 51), 18, ("--crf",), "Quality for mp4 and webm: 0 lossless .. 51 worst.", VIDEO, ANIMATE),
+    Option("keep_frames", Bool(), True, ("--keep-frames/--no-keep-frames",), "Keep the numbered PNG frames and settings beside the video.", VIDEO, ANIMATE),
+    Option("contact_sheet", Int(0, MAX_FRAMES), 0, ("--contact-sheet",), "Also write a contact sheet of every Nth frame (0: none).", VIDEO, ANIMATE),
+    Option("resume", Bool(), False, ("--resume",), "Continue an interrupted run from its last complete frame.", VIDEO, ANIMATE),
+)
+
+
+def options_for(task: str) -> dict[str, Option]:
+    return {o.name: o for o in OPTIONS if task in o.tasks}
+
+
+def any_task_takes(name: str) -> bool:
+    return any(o.name == name for o in OPTIONS)
+
+
+def option(task: str, name: str) -> Option:
+    return options_for(task)[name]

@@ -1,0 +1,87 @@
+"""The frozen, typed requests a run is made from: built and checked once, trusted after."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..sampling.engine import Sampling
+from ..sampling.strength import Denoise
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    model: str = "scumble-mini"
+    config: str | None = None
+    allow_pickle: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    offload: str = "none"
+    vae: str = ""
+    vae_tiling: bool = False
+    attention_slicing: bool = False
+    channels_last: bool = False
+    compile_unet: bool = False
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    output: str | None = None  # a .png file, a folder, "-" for standard output; None: outputs/
+    name_pattern: str = "{index:05}-{seed}-{prompt}"
+    overwrite: bool = False
+    skip_existing: bool = False
+    shard: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    mask: str | None = None  # one file, or a folder matched by stem
+    blur: float = 4.0
+    invert: bool = False
+    fill: str = "original"
+    only_masked: bool = False
+    padding: int = 32
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class RecordedInput:
+    """One input of a replayed batch: read from exactly this file, and refused if its hash differs."""
+
+    image: str
+    image_sha256: str
+    mask: str | None = None
+    mask_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Regenerate the recorded batch exactly; write only the image at `position`."""
+
+    path: str
+    position: int
+    seeds: tuple[int, ...]
+    prompts: tuple[str, ...]
+    inputs: tuple[RecordedInput, ...] = ()
+    record: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One txt2img, img2img or inpaint run."""
+
+    task: str
+    model: ModelOptions
+    sampling: Sampling
+    output: OutputOptions
+    prompts: tuple[tuple[str, str], ...]  # (prompt, negative); for edits one pair, the prompt "" when captions supply it
+    seed: int
+    batch_size: int = 1
+    count: int = 1
+    inputs: tuple[str, ...] = ()
+    captions: bool = False
+    recursive: bool = False
+    denoise: Denoise | None = None
+    resize: str = "just"
+    mask: MaskOptions | None = None
+    replay: Replay | None = None
+    sources: dict = field(default_factory=dict, compare=False)  # option -> where its value came from, for messages

@@ -1,0 +1,72 @@
+"""What the runner and the tasks pass between them: an item to make, and an item made ready for the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import InputError
+from ..images.inputs import InputItem
+from ..request.types import ImageRequest, RecordedInput
+from ..sampling.engine import Engine, ImageJob
+
+
+@dataclass
+class Item:
+    """One image of the run, with everything that distinguishes it from the others."""
+
+    index: int
+    seed: int
+    prompt: str
+    negative_prompt: str
+    label: str
+    source: InputItem | None = None  # img2img, inpaint: the input image
+    recorded: RecordedInput | None = None  # replay: the files and hashes it must be read from
+    target: Path | None = None
+    write: bool = True  # replay regenerates the whole batch and writes one of it
+    problem: str | None = None  # found while naming outputs: this item fails alone when its turn comes
+
+    @property
+    def job(self) -> ImageJob:
+        return ImageJob(self.prompt, self.negative_prompt, self.seed, self.index)
+
+
+@dataclass
+class Prepared:
+    """An item ready for the model; `state` is the task's own (pixels, masks, crop box)."""
+
+    item: Item
+    size: tuple[int, int]
+    inputs: dict = field(default_factory=dict)  # recorded with the image: files and their hashes
+    state: Any = None
+    notices: list[str] = field(default_factory=list)
+
+
+class Task(Protocol):
+    name: str
+
+    def items(self, request: ImageRequest) -> tuple[list[Item], list[tuple[str, str]]]: ...
+    def assign_targets(self, request: ImageRequest, items: list[Item]) -> None: ...
+    def record_fields(self, request: ImageRequest) -> dict: ...
+    def prepare(self, engine: Engine, request: ImageRequest, item: Item) -> Prepared: ...
+    def generate(self, engine: Engine, request: ImageRequest, batch: list[Prepared], on_step) -> list: ...
+    def finish(self, request: ImageRequest, prep: Prepared, image): ...
+
+
+def max_side(engine: Engine) -> int:
+    """The largest side worth generating: four times the model's native size (beyond it, the model tiles or runs out of memory)."""
+    from ..request.options import MAX_SIDE
+
+    return min(MAX_SIDE, 4 * engine.native_size)
+
+
+def read_verified(path: str, expected_sha256: str | None, what: str) -> bytes:
+    """A recorded input file, refused when it is gone or has changed since the record was written."""
+    from ..images.inputs import sha256
+
+    item = InputItem(path, Path(path), Path(Path(path).name))
+    data = item.read_bytes()
+    if expected_sha256 is not None and sha256(data) != expected_sha256:
+        raise InputError(f"{what} {path} has changed since the image was made (sha256 differs), so it cannot be replayed")
+    return data

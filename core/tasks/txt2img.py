@@ -1,0 +1,57 @@
+"""txt2img as a task of the runner: items are prompts x count, named by the --name pattern."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from ..records import output
+from ..request.types import ImageRequest
+from ..sampling.engine import Engine
+from .items import Item, Prepared
+
+MAX_SEED = 2**32 - 1
+
+
+class Txt2Img:
+    name = "txt2img"
+
+    def items(self, request: ImageRequest) -> tuple[list[Item], list[tuple[str, str]]]:
+        """Every image of the run, in order: image i gets seed + i (A1111's convention), or its recorded seed on replay."""
+        if request.replay is not None:
+            replay = request.replay
+            items = [Item(i, seed, prompt, negative, f"image {i}", write=i == replay.position) for i, (seed, (prompt, negative)) in enumerate(zip(replay.seeds, request.prompts))]
+            return items, []
+        items = []
+        for prompt, negative in request.prompts:
+            for _ in range(request.count):
+                index = len(items)
+                items.append(Item(index, (request.seed + index) % (MAX_SEED + 1), prompt, negative, f"image {index}"))
+        return items, []
+
+    def assign_targets(self, request: ImageRequest, items: list[Item]) -> None:
+        if request.replay is not None:
+            record = request.replay.record
+            plan = output.OutputPlan.from_option(request.output.output, 1)
+            chosen = items[request.replay.position]
+            chosen.target = plan.target(index=record.get("index", 0), seed=chosen.seed, prompt=chosen.prompt)
+            return
+        plan = output.OutputPlan.from_option(request.output.output, len(items), request.output.name_pattern)
+        owners: dict = {}
+        for item in items:
+            item.target = plan.target(index=item.index, seed=item.seed, prompt=item.prompt)
+            if plan.kind == "folder":
+                if item.target in owners:
+                    first = owners[item.target]
+                    raise UsageError(f"--name {request.output.name_pattern!r}: images {first} and {item.index} would both be written to {item.target.name}; add {{index}} or {{seed}} to the pattern")
+                owners[item.target] = item.index
+
+    def record_fields(self, request: ImageRequest) -> dict:
+        return {}
+
+    def prepare(self, engine: Engine, request: ImageRequest, item: Item) -> Prepared:
+        return Prepared(item, engine.size(request.sampling.width, request.sampling.height))
+
+    def generate(self, engine: Engine, request: ImageRequest, batch: list[Prepared], on_step) -> list:
+        return engine.txt2img([p.item.job for p in batch], request.sampling, on_step=on_step)
+
+    def finish(self, request: ImageRequest, prep: Prepared, image):
+        return image
