@@ -7,15 +7,15 @@ from pathlib import Path
 import typer
 
 from ..core.errors import UsageError
-from ..core.request.build import FLAGS, Layer
 
 # With --replay the settings come from the image; only where and on what it runs may be chosen.
 REPLAY_FLAGS = {"model", "config", "allow_pickle", "device", "dtype", "offload", "vae", "vae_tiling", "attention_slicing", "channels_last", "compile_unet", "output", "overwrite"}
 
 
-def layers(task: str, preset: str | None, flags: dict, settings: list[Layer] = ()) -> list[Layer]:
+def layers(task: str, preset: str | None, flags: dict, settings: list = ()) -> list:
     """Lowest first: preset < settings file < flags (the built-in defaults sit under them all)."""
     from .. import presets
+    from ..core.request.build import FLAGS, Layer
 
     return [*(presets.layers(preset, task) if preset else []), *settings, Layer(FLAGS, flags)]
 

@@ -15,7 +15,12 @@ from PIL import Image
 
 from scumble.core.images import motion
 from scumble.core.animation.frames import frame_seed, plan_frames
-from scumble.core.animation.settings import AnimationSettings
+from scumble.core.request.build import FLAGS, Layer, animation_request
+
+
+def AnimationSettings(**values):
+    """Animation settings built as the CLI builds them: through the request builder, every value checked."""
+    return animation_request([Layer(FLAGS, values)])[1]
 from scumble.core.animation.keyframes import Schedule
 from scumble.core.animation.video import probe
 

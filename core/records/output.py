@@ -40,7 +40,7 @@ class OutputPlan:
         if output == "-":
             if count != 1:
                 raise UsageError(f"-o -: standard output takes one image, but this run makes {count}")
-            return cls("stdout")
+            return stdout_plan()
         if output is None:
             return cls("folder", DEFAULT_FOLDER, pattern)
         path = Path(output).expanduser()
@@ -72,6 +72,13 @@ class OutputPlan:
         if not target.is_relative_to(self.path.resolve()):
             raise UsageError(f"--name {self.pattern!r}: would write outside {self.path}")
         return target
+
+
+def stdout_plan() -> "OutputPlan":
+    """PNG bytes on standard output, which must not be a terminal (they would garble it)."""
+    if sys.stdout.isatty():
+        raise UsageError("-o -: standard output is a terminal; redirect it to a file or a pipe (scumble ... -o - > out.png)")
+    return OutputPlan("stdout")
 
 
 def is_special(path: Path) -> bool:

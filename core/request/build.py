@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import ScumbleError, UsageError
 from ..sampling import strength as strengths
-from ..sampling.engine import Sampling
+from ..sampling.settings import Sampling
 from .options import MAX_BATCH, Invalid, Option, UnknownChoice, any_task_takes, options_for
 from .types import ImageRequest, MaskOptions, ModelOptions, OutputOptions, RecordedInput, Replay
 

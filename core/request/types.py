@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..sampling.engine import Sampling
+from ..sampling.settings import Sampling
 from ..sampling.strength import Denoise
 
 

@@ -7,7 +7,6 @@ shares the same tokenizer, text encoder, UNet and VAE objects instead of loading
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -18,40 +17,10 @@ from ..loading import sources
 from ..loading.loaders import load_pipeline, load_vae
 from ..loading.sources import ModelSource
 from . import schedulers
-from .noise_schedules import NoiseSpec, parse_spec
+from .settings import ImageJob, Sampling
 from .strength import Denoise
 
 StepCallback = Callable[[int, int], None]  # (step just finished, steps in all)
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Settings that every image of one run shares."""
-
-    steps: int = 20
-    cfg: float = 7.0
-    width: int = 0  # 0: the model's native size
-    height: int = 0
-    scheduler: str = ""  # "": the model's own scheduler
-    noise_schedule: NoiseSpec = NoiseSpec("default")
-    timestep_spacing: str = ""  # "": the model's own
-    logsnr_shift: float | str = 0.0  # continuous noise schedules: toward more (<0) or less noise; "auto": by image size
-    cfg_cutoff: float = 0.0  # skip classifier-free guidance on this last fraction of the steps
-
-    def __post_init__(self):
-        # Parsed once, here: the engine, the scheduler factory and the record all read the parsed spec.
-        object.__setattr__(self, "noise_schedule", parse_spec(self.noise_schedule))
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    """One image to make: what distinguishes it from the others in its run."""
-
-    prompt: str
-    negative_prompt: str = ""
-    seed: int = 0
-    index: int = 0
-    extra: dict = field(default_factory=dict, compare=False)
 
 
 class Engine:

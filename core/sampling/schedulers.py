@@ -50,6 +50,9 @@ NOISE_SCHEDULE_SUMMARIES = {
     "karras": "Karras et al. (2022) rho=7 spacing: more steps at low noise",
     "exponential": "noise levels evenly spaced in log sigma",
     "beta": "noise levels placed by a Beta(0.6, 0.6) distribution",
+    "linear": "Chen (2023): gamma(t) = 1 - t, the paper's simple linear schedule (sigma or timestep samplers)",
+    "cosine[:start=,end=,tau=]": "Chen (2023): cosine schedule, truncated to [start, end] and raised to tau",
+    "sigmoid[:start=,end=,tau=]": "Chen (2023): sigmoid schedule over [start, end] with temperature tau",
 }
 
 

@@ -168,7 +168,7 @@ def plan_output(request: ImageRequest, items: list[inputs.InputItem]) -> output.
     if option == "-":
         if not single:
             raise UsageError(f"-o -: standard output takes one image, but {len(items)} inputs were given")
-        return output.OutputPlan("stdout")
+        return output.stdout_plan()
     if option and single and (output.is_special(Path(option)) or Path(option).suffix.lower() == ".png") and not Path(option).is_dir():
         return output.OutputPlan("file", Path(option).expanduser())
     if option and Path(option).suffix and not Path(option).is_dir():

@@ -1,0 +1,40 @@
+"""What a sampling call is asked for: the settings a run's images share, and what sets one image apart.
+
+Light on purpose (no torch): the request builder and `--help` import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .noise_schedules import NoiseSpec, parse_spec
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Settings that every image of one run shares."""
+
+    steps: int = 20
+    cfg: float = 7.0
+    width: int = 0  # 0: the model's native size
+    height: int = 0
+    scheduler: str = ""  # "": the model's own scheduler
+    noise_schedule: NoiseSpec = NoiseSpec("default")
+    timestep_spacing: str = ""  # "": the model's own
+    logsnr_shift: float | str = 0.0  # continuous noise schedules: toward more (<0) or less noise; "auto": by image size
+    cfg_cutoff: float = 0.0  # skip classifier-free guidance on this last fraction of the steps
+
+    def __post_init__(self):
+        # Parsed once, here: the engine, the scheduler factory and the record all read the parsed spec.
+        object.__setattr__(self, "noise_schedule", parse_spec(self.noise_schedule))
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image to make: what distinguishes it from the others in its run."""
+
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+    index: int = 0
+    extra: dict = field(default_factory=dict, compare=False)
