@@ -11,27 +11,53 @@ import typer
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+REPLAYABLE_TASKS = ("txt2img", "img2img", "inpaint")
+INFO_LINE_LIMIT = 20_000  # a long prompt is what `info` is asked for; a megabyte of text chunk is not
+
+
+def shell_word(text: str) -> str:
+    """One shell word for a path: shlex quoting, or bash's $'...' when the name holds control characters."""
+    import shlex
+
+    from .render import printable
+
+    if printable(text, limit=len(text)) == text:
+        return shlex.quote(text)
+    inner = printable(text.replace("\\", "\\\\").replace("'", "\\'"), limit=len(text) * 2)
+    return f"$'{inner}'"
+
+
 def info(
     image: Annotated[Path, typer.Argument(help="A PNG written by scumble (or by A1111).", show_default=False)],
     json_out: JsonFlag = False,
 ) -> None:
     """Print the generation settings an image carries."""
+    from ..core.errors import InputError
     from ..core.records import metadata
+    from .render import printable, warning_line
 
     data = metadata.read_image_metadata(image)
-    if data["parameters"] is None and data["record"] is None:
-        from ..core.errors import InputError
-
-        raise InputError(f"{image}: carries no generation metadata")
+    parameters, record, problem = data["parameters"], data["record"], data.get("record_problem")
+    if parameters is None and record is None:
+        raise InputError(f"{image}: carries no generation metadata" + (f" (its scumble record {problem})" if problem else ""))
+    if problem:
+        warning_line(f"{image}: its scumble record {problem}; ignored")
     if json_out:
-        parsed = metadata.parse_a1111(data["parameters"]) if data["parameters"] else None
-        print(json.dumps({"path": str(image), "size": data["size"], "parameters": parsed, "record": data["record"]}, indent=2))
+        parsed = metadata.parse_a1111(parameters) if parameters else None
+        print(json.dumps({"path": str(image), "size": data["size"], "parameters": parsed, "record": record}, indent=2))
         return
-    if data["parameters"]:
-        print(data["parameters"])
-    if data["record"]:
-        record = data["record"]
-        print(f"\nscumble record: {record.get('task')} on {record.get('model', {}).get('name')} ({record.get('device')}, {record.get('dtype')}), replay with: scumble txt2img --replay {image}")
+    if parameters:
+        # Line by line: the text's own newlines are its layout; anything else that moves the cursor is escaped.
+        print("\n".join(printable(line, INFO_LINE_LIMIT) for line in parameters.split("\n")))
+    if record:
+        task = record.get("task")
+        model = record.get("model") if isinstance(record.get("model"), dict) else {}
+        line = f"scumble record: {task or 'unknown task'} on {model.get('name') or 'an unnamed model'} ({record.get('device')}, {record.get('dtype')})"
+        if task in REPLAYABLE_TASKS:
+            line += f", replay with: scumble {task} --replay {shell_word(str(image))}"
+        else:
+            line += f", not replayable (its task is not one of {', '.join(REPLAYABLE_TASKS)})"
+        print("\n" + printable(line, INFO_LINE_LIMIT))
 
 
 def models(json_out: JsonFlag = False) -> None:

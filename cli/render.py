@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -11,13 +12,44 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 stderr = Console(stderr=True, highlight=False)
 
 
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Control (C0, DEL, C1), format (bidi overrides such as U+202E), line and paragraph separators,
+# surrogates (undecodable bytes in file names) and unassigned or private code points.
+_HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def _escape(ch: str) -> str:
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 in a file name (surrogateescape): show the byte
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def printable(text: str, limit: int = 2000) -> str:
+    """Text from files made safe for a terminal: one line, no escape sequences, at most `limit` characters of it.
+
+    A file name holding a newline could otherwise print a fake `error:` line, and one holding ESC
+    could drive the terminal. Invisible characters become visible escapes (`\\n`, `\\x1b`, `\\u202e`).
+    """
+    text = str(text)
+    cut = max(0, len(text) - limit)
+    if cut:
+        text = text[:limit]
+    out = "".join(_escape(ch) if unicodedata.category(ch) in _HIDDEN_CATEGORIES else ch for ch in text)
+    return f"{out}… ({cut} more characters)" if cut else out
+
+
 def error_line(message: str) -> None:
     # Plain print, not rich: the message may contain [brackets] that rich would read as markup.
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    print(f"error: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def warning_line(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    print(f"warning: {printable(message)}", file=sys.stderr, flush=True)
 
 
 class ConsoleReporter:
@@ -85,6 +117,7 @@ class ConsoleReporter:
             self._print(f"notice: {message}")
 
     def _print(self, text: str) -> None:
+        text = printable(text)
         if self.progress:
             self.progress.console.print(text, markup=False, highlight=False)
         else:

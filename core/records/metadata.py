@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import warnings
 from pathlib import Path
 
 from ..errors import InputError
+from ..images import inputs
 
 PARAMETERS_KEY = "parameters"  # A1111's PNG text chunk, read by sd-parsers, civitai and A1111's own PNG Info
 RECORD_KEY = "scumble"  # our JSON record: everything needed to regenerate the image exactly
@@ -53,7 +56,7 @@ def parse_a1111(text: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     if lines and len(_A1111_PAIR.findall(lines[-1])) >= 3:
         for key, value in _A1111_PAIR.findall(lines.pop()):
-            pairs[key.strip()] = json.loads(value) if value.startswith('"') else value.strip()
+            pairs[key.strip()] = _unquote(value) if value.startswith('"') else value.strip()
     prompt, negative, in_negative = [], [], False
     for line in lines:
         if line.startswith("Negative prompt:"):
@@ -67,22 +70,97 @@ def png_text(record: dict) -> dict[str, str]:
     return {PARAMETERS_KEY: a1111_parameters(record), RECORD_KEY: json.dumps(record, sort_keys=True)}
 
 
+def _unquote(value: str) -> str:
+    try:
+        text = json.loads(value)
+    except ValueError:  # quoted by another writer with escapes JSON does not know, e.g. \q: keep it as written
+        return value[1:-1]
+    return text if isinstance(text, str) else value[1:-1]
+
+
+def parse_record(text) -> tuple[dict | None, str | None]:
+    """A scumble record from its text, or (None, why not).
+
+    A record that is not a JSON object is treated as absent, not as a broken file: the image and
+    its A1111 parameters are still good, and replay then says plainly that there is no record.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, "is not valid JSON"
+    if not isinstance(record, dict):
+        kind = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}.get(type(record), "a number")
+        return None, f"is JSON but not an object ({kind})"
+    return record, None
+
+
+def _user_comment(raw) -> str | None:
+    """EXIF UserComment as text: how A1111 stores its parameters in JPEG and WebP files."""
+    if isinstance(raw, str):
+        return raw.rstrip("\0") or None
+    if not isinstance(raw, bytes) or len(raw) <= 8:
+        return None
+    prefix, body = raw[:8], raw[8:]
+    if prefix == b"UNICODE\0":
+        if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            encoding = "utf-16"
+        else:  # no byte-order mark: ASCII-range text shows its zero bytes first in big-endian (piexif's choice)
+            encoding = "utf-16-le" if body[:1] != b"\0" and body[1:2] == b"\0" else "utf-16-be"
+        text = body.decode(encoding, "replace")
+    else:
+        text = body.decode("utf-8", "replace")
+    return text.rstrip("\0") or None
+
+
+def _texts(img) -> dict[str, str]:
+    """The text an image carries under our two keys, from PNG chunks or EXIF UserComment."""
+    from PIL import ExifTags, PngImagePlugin
+
+    info = dict(img.info)
+    if isinstance(img, PngImagePlugin.PngImageFile):
+        try:
+            info.update(img.text)  # also the chunks after the pixel data (this decodes the pixels)
+        except (OSError, SyntaxError, EOFError):
+            pass  # truncated pixels: the text before them is still worth showing
+    texts = {key: value for key, value in info.items() if key in (PARAMETERS_KEY, RECORD_KEY) and isinstance(value, (str, bytes))}
+    texts = {key: value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value) for key, value in texts.items()}
+    if PARAMETERS_KEY not in texts and "exif" in img.info:
+        try:
+            comment = img.getexif().get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.UserComment)
+        except Exception:  # noqa: BLE001 - EXIF from anywhere breaks Pillow's parser in many ways; it is optional here
+            comment = None
+        if comment := _user_comment(comment):
+            texts[PARAMETERS_KEY] = comment
+    return texts
+
+
 def read_image_metadata(path: Path) -> dict:
-    """{'parameters': text or None, 'record': dict or None, 'format', 'size'} for an image file."""
+    """{'parameters': text or None, 'record': dict or None, 'record_problem': why a record present was
+    not read, or None, 'format', 'size'} for an image file. Raises only InputError."""
     from PIL import Image, UnidentifiedImageError
 
+    label = str(path)
+    data = inputs.read_file(Path(path), label)
     try:
-        with Image.open(path) as img:
-            info = dict(getattr(img, "text", {}) or img.info)
-            fmt, size = img.format, img.size
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from exc
-    record = None
-    if RECORD_KEY in info:
-        try:
-            record = json.loads(info[RECORD_KEY])
-        except ValueError:
-            record = None
-    return {"parameters": info.get(PARAMETERS_KEY), "record": record, "format": fmt, "size": size}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                inputs.check_pixels(img.size, label)
+                fmt, size = img.format, img.size
+                texts = _texts(img)
+    except InputError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise InputError(f"{label}: not a readable image (not a format Pillow knows)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{label}: over the limit of {inputs.MAX_PIXELS:,} pixels (8192x8192); refused as a possible decompression bomb") from exc
+    except Exception as exc:  # any of Pillow's parsers can fail on a hostile file; it is this file's problem
+        if inputs.is_text_limit(exc):
+            raise InputError(inputs.text_limit_message(label)) from exc
+        raise InputError(f"{label}: not a readable image ({inputs.first_line(exc)})") from exc
+    record, problem = (None, None)
+    if RECORD_KEY in texts:
+        record, problem = parse_record(texts[RECORD_KEY])
+    return {"parameters": texts.get(PARAMETERS_KEY), "record": record, "record_problem": problem, "format": fmt, "size": size}
