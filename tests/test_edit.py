@@ -37,12 +37,14 @@ def make_mask(path, size=(32, 32), box=(8, 8, 24, 24)):
 
 @pytest.mark.parametrize("steps,strength,expected", [(20, 0.75, 15), (20, 1.0, 20), (10, 0.3, 3), (50, 0.02, 1)])
 def test_steps_run_follows_diffusers(steps, strength, expected):
-    assert denoise.plan(steps, strength, exact=False) == (steps, expected)
+    plan = denoise.plan(steps, strength, exact=False)
+    assert (plan.num_inference_steps, plan.steps_run) == (steps, expected)
 
 
 @pytest.mark.parametrize("steps,strength", [(20, 0.75), (10, 0.3), (7, 0.11), (30, 0.999), (1, 0.01), (25, 0.35)])
 def test_exact_steps_runs_exactly_the_steps_asked(steps, strength):
-    n, run = denoise.plan(steps, strength, exact=True)
+    plan = denoise.plan(steps, strength, exact=True)
+    n, run = plan.num_inference_steps, plan.steps_run
     assert run == steps and denoise.steps_run(n, strength) == steps
 
 
@@ -63,7 +65,7 @@ def test_img2img_runs_the_planned_number_of_unet_calls(tiny_sd):
     image = Image.new("RGB", (32, 32), (100, 50, 50))
     for strength, exact, expected in ((0.5, False, 5), (0.5, True, 10), (0.3, True, 10)):
         calls.clear()
-        engine.img2img([ImageJob("x", seed=1)], [image], Sampling(steps=10, cfg=0.0), strength, exact)
+        engine.img2img([ImageJob("x", seed=1)], [image], Sampling(steps=10, cfg=0.0), denoise.plan(10, strength, exact))
         assert len(calls) == expected, (strength, exact)
 
 

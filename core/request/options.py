@@ -212,7 +212,9 @@ class SchedulerName(Kind):
         from ..sampling.schedulers import find_scheduler
 
         text = Text(200).convert(value)
-        return find_scheduler(text).name if text else ""
+        if text:
+            find_scheduler(text)  # refuses an unknown name; the record keeps the name as the user wrote it
+        return text
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,7 @@ class KeyframeSchedule(Kind):
     hi: float = 1e6
     lo_open: bool = False
     whole: bool = False
+    name: str = "schedule"
     python_type: ClassVar[type] = str
 
     def convert(self, value: Any):
@@ -298,7 +301,7 @@ class KeyframeSchedule(Kind):
             value = f"0: ({_finite(value)})"
         if not isinstance(value, str):
             raise Invalid("must be a schedule like \"0: (1.0), 30: (1.05)\" or a number")
-        return ParsedSchedule.parse(value, bounds=self)
+        return ParsedSchedule.parse(value, self.name, bounds=self)
 
     def check_value(self, value: float) -> None:
         above = value > self.lo if self.lo_open else value >= self.lo
@@ -359,7 +362,7 @@ STRENGTH = Float(0.0, 1.0, lo_open=True)
 
 
 def _schedule(name, default, help, lo, hi, panel=MOTION, lo_open=False, whole=False):
-    return Option(name, KeyframeSchedule(lo=lo, hi=hi, lo_open=lo_open, whole=whole), default, ("--" + name.replace("_", "-"),), help, panel, ANIMATE)
+    return Option(name, KeyframeSchedule(lo=lo, hi=hi, lo_open=lo_open, whole=whole, name=name), default, ("--" + name.replace("_", "-"),), help, panel, ANIMATE)
 
 
 OPTIONS: tuple[Option, ...] = (

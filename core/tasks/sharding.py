@@ -9,29 +9,18 @@ from __future__ import annotations
 import os
 from typing import Sequence, TypeVar
 
-from ..errors import UsageError
 
 T = TypeVar("T")
-
-
-def parse_shard(spec: str) -> tuple[int, int]:
-    try:
-        index, count = (int(p) for p in spec.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard {spec!r}: expected I/N, e.g. 0/4") from None
-    if count < 1 or not 0 <= index < count:
-        raise UsageError(f"--shard {spec}: I must be in 0..N-1")
-    return index, count
 
 
 def launched_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def my_share(items: Sequence[T], shard: str | None = None) -> tuple[list[T], str | None]:
-    """This process's items and a label for its share ('2/4'), or all items and None."""
+def my_share(items: Sequence[T], shard: tuple[int, int] | None = None) -> tuple[list[T], str | None]:
+    """This process's items and a label for its share ('2/4'), or all items and None (`shard` checked where it entered)."""
     if shard:
-        index, count = parse_shard(shard)
+        index, count = shard
         return [item for k, item in enumerate(items) if k % count == index], f"{index}/{count}"
     if launched_processes() > 1:
         import torch
