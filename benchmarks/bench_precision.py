@@ -1,6 +1,6 @@
 """One classifier-free-guidance step of a real-size SD 1.5 UNet in fp32 and bf16, against large matmuls.
 
-The UNet has the real SD 1.5 configuration (shipped in pipelines/configs/sd15) and random
+The UNet has the real SD 1.5 configuration (shipped in core/loading/configs/sd15) and random
 weights: the cost of a step does not depend on the weights. A CFG step is one UNet call on a
 batch of 2 (unconditional and conditional) at 64x64 latents (512x512 pixels). Large matmuls in
 the same dtype show what the machine can do at best, so the table says how close each step is

@@ -45,8 +45,21 @@ class ScumbleGroup(TyperGroup):
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
             if _debug():
                 raise
-            error_line(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} (run with --debug for the traceback)")
+            error_line(system_message(exc))
             raise typer.Exit(1) from None
+
+
+def system_message(exc: BaseException) -> str:
+    """What the machine refused (disk, memory, a file), said plainly; anything else names the library call that failed."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    if isinstance(exc, MemoryError):
+        return "out of memory: try a smaller --width/--height or --batch-size, or --dtype bf16"
+    if isinstance(exc, RecursionError):
+        return "an input is nested too deeply to read"
+    first = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__} in a library call: {first} (rerun with --debug for the traceback, and please report it)"
 
 
 app = typer.Typer(
@@ -54,7 +67,7 @@ app = typer.Typer(
     name="scumble",
     help="Stable Diffusion from the command line: generate, edit and animate, on a GPU or the CPU.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -89,7 +102,7 @@ app.command("presets")(listings.presets_cmd)
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="scumble")  # also names the completion variable, _SCUMBLE_COMPLETE, however scumble was started
     except BrokenPipeError:  # `scumble ... | head` closed the pipe: not an error worth a message
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)

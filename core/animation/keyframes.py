@@ -239,6 +239,7 @@ class ParsedSchedule:
     text: str
     keyframes: tuple[Keyframe, ...]
     bounds: object = None  # the option's KeyframeSchedule kind: check_value(v) raises Invalid
+    origin: str = ""  # where the schedule came from (a preset, a settings file), for messages; "" for a flag
 
     @classmethod
     def parse(cls, text: str, name: str = "schedule", bounds: object = None) -> "ParsedSchedule":
@@ -276,7 +277,8 @@ class ParsedSchedule:
                 try:
                     self.bounds.check_value(value)
                 except ValueError as exc:
-                    raise ScheduleError(f"{name}: at frame {t} {exc}") from None
+                    where = f"{self.origin}: " if self.origin else ""
+                    raise ScheduleError(f"{where}{name}: at frame {t} {exc}") from None
         return result
 
 

@@ -59,19 +59,27 @@ def resolve(model: str) -> ModelSource:
     raise ModelError(f"--model {model}: not a built-in model ({', '.join(BUILTIN_MODELS)}), a folder, a .safetensors file or a hub id")
 
 
-def family_from_index(index: Path) -> str:
+def read_index(index: Path) -> dict:
+    """A model folder's model_index.json, which must be a JSON object."""
     try:
-        class_name = json.loads(index.read_text()).get("_class_name", "")
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{index}: unreadable model_index.json ({exc})") from exc
-    return "sdxl" if "XL" in class_name else "sd"
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{index}: unreadable model_index.json ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{index}: model_index.json must be a JSON object, not a {type(data).__name__}")
+    return data
+
+
+def family_from_index(index: Path) -> str:
+    class_name = read_index(index).get("_class_name", "")
+    return "sdxl" if isinstance(class_name, str) and "XL" in class_name else "sd"
 
 
 def check_components(folder: Path) -> None:
     """Name the first component that model_index.json lists but the folder lacks."""
-    index = json.loads((folder / "model_index.json").read_text())
+    index = read_index(folder / "model_index.json")
     for key, value in index.items():
-        if key.startswith("_") or not isinstance(value, list) or value[0] is None:
+        if key.startswith("_") or not isinstance(value, list) or not value or value[0] is None:
             continue
         if not (folder / key).is_dir():
             raise ModelError(f"model folder {folder} is missing its {key!r} component (no {key}/ folder)")

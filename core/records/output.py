@@ -17,12 +17,14 @@ from ..errors import ScumbleError, UsageError
 IMAGE_SUFFIXES = (".png",)
 DEFAULT_FOLDER = Path("outputs")
 DEFAULT_PATTERN = "{index:05}-{seed}-{prompt}"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")  # \w is Unicode: a CJK or Arabic prompt keeps its letters
 
 
 def slug(text: str, limit: int = 60) -> str:
-    """A file-name-safe fragment: no separators, no leading dots, never empty."""
-    cleaned = _UNSAFE.sub("_", text.strip()).strip("._-")
+    """A file-name-safe fragment: letters of any script, digits, . _ -; no separators, no leading dots, never empty."""
+    import unicodedata
+
+    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", text.strip())).strip("._-")
     cleaned = re.sub(r"_+", "_", cleaned)[:limit].rstrip("._-")
     return cleaned or "image"
 
@@ -120,8 +122,11 @@ def write_bytes(data: bytes, path: Path | None, overwrite: bool = False) -> None
         sys.stdout.buffer.flush()
         return
     if is_special(path):
-        with open(path, "wb") as fh:
-            fh.write(data)
+        try:
+            with open(path, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise ScumbleError(f"{path}: could not write ({exc.strerror or exc})") from None
         return
     if path.exists() and not overwrite:
         raise ScumbleError(f"{path}: already exists (pass --overwrite to replace it)")

@@ -70,6 +70,8 @@ def merge(task: str, layers: Sequence[Layer]) -> tuple[dict[str, Any], dict[str,
                 continue
             values[key] = convert(option, raw, layer.label)
             origin[key] = layer.label
+            if layer.label != FLAGS and hasattr(values[key], "origin"):  # a schedule checked per frame names its source then too
+                values[key] = replace(values[key], origin=layer.label)
         if unknown:
             raise UsageError(f"{layer.label}: unknown options {names(unknown)} ({task} takes the names its --help lists, with _ for -)")
     return values, origin
@@ -102,6 +104,7 @@ def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (
     seed = values["seed"] if values["seed"] is not None else random_seed()
     common = dict(task=task, model=model_options(values), sampling=sampling, output=output, seed=seed, batch_size=values["batch_size"], replay=replay, sources=origin)
     negative = values["negative_prompt"]
+    prompts = _checked_prompts(prompts)
     if task == "txt2img":
         if not prompts and replay is None:
             raise UsageError("no prompt given (pass PROMPT or --prompt-file)")
@@ -136,6 +139,20 @@ def animation_request(layers: Sequence[Layer]):
     if values["seed"] is None:
         values["seed"] = random_seed()
     return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings)})
+
+
+def _checked_prompts(prompts: Sequence[str]) -> tuple[str, ...]:
+    """PROMPT and --prompt-file lines, held to --prompt's limits."""
+    from .options import MAX_PROMPTS, check_text
+
+    if len(prompts) > MAX_PROMPTS:
+        raise UsageError(f"{len(prompts):,} prompts: at most {MAX_PROMPTS:,} in one run")
+    for number, prompt in enumerate(prompts, start=1):
+        try:
+            check_text(prompt)
+        except Invalid as exc:
+            raise UsageError(f"prompt {number} ({_shown(prompt)}): {exc}") from None
+    return tuple(prompts)
 
 
 # ---------------------------------------------------------------- replay: a record is one more door

@@ -26,7 +26,7 @@ MAX_BATCH = 64
 MAX_COUNT = 10_000
 MAX_PROMPT_CHARS = 20_000
 MAX_FRAMES = 10_000
-MAX_PROMPTS = 10_000
+MAX_PROMPTS = 100_000
 
 
 class Invalid(ValueError):
@@ -301,7 +301,11 @@ class KeyframeSchedule(Kind):
             value = f"0: ({_finite(value)})"
         if not isinstance(value, str):
             raise Invalid("must be a schedule like \"0: (1.0), 30: (1.05)\" or a number")
-        return ParsedSchedule.parse(value, self.name, bounds=self)
+        parsed = ParsedSchedule.parse(value, self.name, bounds=self)
+        for keyframe in parsed.keyframes:  # constant values are checked now; the rest frame by frame before frame 0
+            if keyframe.value.is_constant:
+                self.check_value(keyframe.value())
+        return parsed
 
     def check_value(self, value: float) -> None:
         above = value > self.lo if self.lo_open else value >= self.lo

@@ -10,9 +10,7 @@ memory stays flat however long the folder is.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from ... import __version__
 from ..errors import ScumbleError, UsageError
@@ -24,55 +22,7 @@ from ..sampling.schedulers import a1111_label
 from . import edit, txt2img
 from .items import Item, Prepared, Task, max_side
 from .sharding import my_share
-
-
-class Reporter(Protocol):
-    def start(self, total_images: int, steps: int) -> None: ...
-    def step(self, done: int, total: int) -> None: ...
-    def image_done(self, result: "ImageResult") -> None: ...
-    def image_failed(self, label: str, message: str) -> None: ...
-    def notice(self, message: str) -> None: ...
-    def frame_done(self, index: int, total: int, resumed: bool = False) -> None: ...
-
-
-class SilentReporter:
-    def start(self, total_images: int, steps: int) -> None:
-        pass
-
-    def step(self, done: int, total: int) -> None:
-        pass
-
-    def image_done(self, result: "ImageResult") -> None:
-        pass
-
-    def image_failed(self, label: str, message: str) -> None:
-        pass
-
-    def notice(self, message: str) -> None:
-        pass
-
-    def frame_done(self, index: int, total: int, resumed: bool = False) -> None:
-        pass
-
-
-@dataclass
-class ImageResult:
-    path: str | None  # None when written to standard output
-    seed: int
-    record: dict
-    skipped: bool = False
-
-
-@dataclass
-class RunSummary:
-    written: list[ImageResult] = field(default_factory=list)
-    skipped: list[ImageResult] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
+from ..records.reporting import ImageResult, Reporter, RunSummary, SilentReporter  # noqa: F401 - the runner's public results
 
 
 TASKS = {"txt2img": txt2img.Txt2Img(), "img2img": edit.Edit("img2img"), "inpaint": edit.Edit("inpaint")}
