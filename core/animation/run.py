@@ -3,19 +3,27 @@
 Everything a frame needs is a function of its index (schedules, seed, prompt) plus the previous key
 frame's pixels, which are saved losslessly as PNG; so a run resumed from its last complete key
 frame takes exactly the path the uninterrupted run would have, and the video comes out bit-identical.
+
+Output folders may hold the user's own files (`-o .`, `-o shots`), so the run only ever removes
+files it writes itself (see `_ours`), and only once every input has been checked and the first new
+frame is ready: a run that fails early leaves the previous run's frames and video as they were.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import re
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ScumbleError, UsageError
+from ..errors import InputError, ScumbleError, UsageError
 from ..images import inputs
 from ..records import output
 from ..sampling.engine import Engine
@@ -23,6 +31,12 @@ from .frames import FRAME_NAME, Animator, plan_frames
 from .settings import AnimationSettings
 
 # ---------------------------------------------------------------- the run: frames on disk, video, resume
+
+RECORD = "settings.json"
+CONTACT_SHEET = "contact_sheet.png"
+# Keys only our own record has: a settings.json without them is someone else's and is never replaced.
+RECORD_KEYS = {"prompts", "frames", "model_hash"}
+_WRITE_TEMP = re.compile(r"\.(.+)\.[A-Za-z0-9_]+\.tmp")  # output.write_bytes' temporaries, left by kill -9
 
 
 @dataclass
@@ -66,87 +80,261 @@ def _differences(old: dict, new: dict) -> list[str]:
     return [f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
+def _is_frame(name: str) -> bool:
+    stem, _, suffix = name.partition(".")
+    return suffix == "png" and stem.isdigit() and stem.isascii() and name == FRAME_NAME.format(int(stem))
+
+
+def _is_ours(name: str) -> bool:
+    if (match := _WRITE_TEMP.fullmatch(name)) is not None:
+        name = match.group(1)
+    return name in (RECORD, CONTACT_SHEET) or _is_frame(name)
+
+
+def _ours(folder: Path, keep=lambda name: False) -> list[Path]:
+    """The files in `folder` that a run writes there; anything else in it belongs to the user."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if _is_ours(p.name) and not keep(p.name) and (p.is_file() or p.is_symlink())]
+
+
+def _remove(paths) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _remove_empty_folders(folders) -> None:
+    """rmdir, never rmtree: a folder that still holds anything after our files went is the user's business."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a settings record of an animate run (not text)") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not a settings record of an animate run (not JSON: {exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path}: not a settings record of an animate run (a JSON {type(record).__name__}, not an object)")
+    return record
+
+
+def _check_destination(output_option: str, folder: Path, video: Path | None) -> None:
+    """Refuse, before any work, an output that could not be written: a file where a folder must go, no permission."""
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        if video is None:
+            raise ScumbleError(f"-o {output_option}: not a folder (animate writes a .mp4, .webm or .gif video, or PNG frames into a folder)")
+        raise ScumbleError(f"-o {output_option}: {folder} is in the way: the frames go there, and it is not a folder")
+    if video is not None and (video.exists() or video.is_symlink()) and not video.is_file():
+        raise ScumbleError(f"-o {output_option}: {video} is in the way and is not a file")
+    for target in (folder, video.parent) if video is not None else (folder,):
+        anchor = next((p for p in (target, *target.parents) if p.exists() or p.is_symlink()), None)
+        if anchor is None:
+            continue
+        if not anchor.is_dir():
+            raise ScumbleError(f"-o {output_option}: {anchor} is not a folder")
+        if not os.access(anchor, os.W_OK | os.X_OK):
+            raise ScumbleError(f"-o {output_option}: cannot write in {anchor} (permission denied or read-only)")
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; returns those created, deepest first, for cleanup after a failure."""
+    missing = []
+    for path in (folder, *folder.parents):
+        if path.exists() or path.is_symlink():
+            break
+        missing.append(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScumbleError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from exc
+    return missing
+
+
+def _check_sources(animator: Animator, settings: AnimationSettings, from_frame_0: bool) -> None:
+    """Read the sources now: a bad --video-input or --init-image must fail before anything on disk changes."""
+    if settings.video_input:
+        animator._video_frame(0)
+    elif settings.init_image and from_frame_0:
+        label = f"--init-image {settings.init_image}"
+        inputs.decode_rgb(inputs.InputItem(label, Path(settings.init_image), Path(settings.init_image).name).read_bytes(), label)
+
+
+def _os_error(exc: OSError, fallback: Path) -> ScumbleError:
+    return ScumbleError(f"{exc.filename or fallback}: {exc.strerror or exc}")
+
+
+class _StopSignals:
+    """SIGTERM ends a run the way Ctrl-C does, by KeyboardInterrupt, keeping the frames done and a video of them.
+
+    Neither signal may land inside a write (a frame file, a frame fed to ffmpeg, the video being finished):
+    that would leave a broken video or a hidden temporary, so a signal arriving then waits until the
+    write is done, and once the run is finishing it is only noted, since the work is complete by then.
+    """
+
+    def __init__(self):
+        self.busy = 0
+        self.pending = False
+        self.finishing = False
+
+    def _handle(self, signum, frame):
+        if self.busy or self.finishing:
+            self.pending = True
+        else:
+            self._stop()
+
+    def _stop(self):
+        self.finishing = True  # a second signal must not cut short the closing of the video this one starts
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self):
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # signal.signal works only there
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                if sig == signal.SIGINT and signal.getsignal(sig) is not signal.default_int_handler:
+                    continue  # someone else handles Ctrl-C: leave it to them
+                previous[sig] = signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    @contextmanager
+    def writing(self):
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+        if self.pending and not self.busy and not self.finishing:
+            self.pending = False
+            self._stop()
+
+
 def animate(engine: Engine, settings: AnimationSettings, reporter=None) -> AnimationResult:
     from PIL import Image
 
     from ..tasks.runner import SilentReporter
     from .video import VideoWriter
 
+    def read_frame(index: int) -> np.ndarray:
+        with Image.open(folder / FRAME_NAME.format(index)) as img:
+            return np.asarray(img.convert("RGB"))
+
+    # ---- check everything: nothing on disk changes until all of this has passed
     reporter = reporter or SilentReporter()
     plans = plan_frames(settings)
     folder, video_path = frames_folder(settings)
     animator = Animator(engine, settings, plans)
-    if video_path is not None:
-        VideoWriter(video_path, settings.fps, settings.crf)  # checks the format and numbers before any work
-    record_path = folder / "settings.json"
+    writer = VideoWriter(video_path, settings.fps, settings.crf) if video_path else None  # checks format and numbers; writes nothing yet
+    _check_destination(settings.output, folder, video_path)
+    record_path = folder / RECORD
     identity = settings.identity() | {"width": animator.width, "height": animator.height, "model": engine.source.name, "model_hash": engine.model_hash, "vae": engine.vae_name}
     start_key, start_frame, reference, done = 0, None, None, 0
     if settings.resume:
         if not record_path.is_file():
-            raise UsageError(f"--resume: no interrupted run in {folder} (no settings.json)")
-        previous = json.loads(record_path.read_text())
+            raise UsageError(f"--resume: no interrupted run in {folder} (no {RECORD})")
+        try:
+            previous = _read_record(record_path)
+        except InputError as exc:
+            raise InputError(f"--resume: {exc}; start again with --overwrite") from None
         if (diff := _differences(previous, identity)):
             raise UsageError("--resume: settings differ from the interrupted run: " + "; ".join(diff))
         done = complete_frames(folder, settings.frames)
         keys = [p.index for p in plans if p.key and p.index < done]
         if keys:
             start_key = keys[-1]
-            start_frame = np.asarray(Image.open(folder / FRAME_NAME.format(start_key)).convert("RGB"))
-            reference = np.asarray(Image.open(folder / FRAME_NAME.format(0)).convert("RGB"))
-        for stale in folder.glob("*.png"):  # frames after the last complete key frame are redone
-            if stale.stem.isdigit() and int(stale.stem) > (start_key if keys else -1):
-                stale.unlink()
+            try:
+                start_frame, reference = read_frame(start_key), read_frame(0)
+            except OSError as exc:
+                raise InputError(f"--resume: {folder}: cannot read frames ({exc.strerror or exc})") from exc
         done = start_key + 1 if keys else 0
     else:
         existing = [p for p in (video_path, folder) if p is not None and p.exists() and (p.is_file() or any(p.iterdir()))]
         if existing and not settings.overwrite:
             raise ScumbleError(f"{existing[0]}: already exists (pass --overwrite to start again, or --resume to continue)")
-        if folder.exists() and settings.overwrite:
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        output.write_bytes(json.dumps(identity, indent=2).encode(), record_path, overwrite=True)
+        if record_path.exists() or record_path.is_symlink():
+            try:
+                record = _read_record(record_path)
+            except InputError:
+                record = {}
+            if not RECORD_KEYS <= set(record):
+                raise ScumbleError(f"{record_path}: not written by scumble animate, and --overwrite replaces only its own files; choose another -o")
+    _check_sources(animator, settings, from_frame_0=done == 0)
 
-    if not settings.resume:
-        try:  # read the sources now: a bad --video-input or --init-image must fail before anything is written
-            if settings.video_input:
-                animator._video_frame(0)
-            elif settings.init_image:
-                inputs.decode_rgb(inputs.InputItem(settings.init_image, Path(settings.init_image), Path(settings.init_image).name).read_bytes(), f"--init-image {settings.init_image}")
-        except ScumbleError:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+    # ---- replace: only from the first write on, and only our own files
+    began = False
+    created: list[Path] = []
+
+    def begin() -> None:
+        nonlocal began
+        if began:
+            return
+        created[:] = _make_folder(folder)
+        began = True
+        if not settings.resume:  # every old frame goes, not only those past the new length: --resume must never splice in the old run's
+            _remove(_ours(folder))
+            output.write_bytes(json.dumps(identity, indent=2).encode(), record_path, overwrite=True)
+
+    stop = _StopSignals()
     started = time.perf_counter()
     reporter.start(settings.frames, 0)
-    writer = VideoWriter(video_path, settings.fps, settings.crf) if video_path else None
     interrupted = False
-    try:
-        for index in range(done):  # a resumed video re-streams what is on disk, so it matches an uninterrupted one
+    with stop.installed():
+        try:
             if writer:
-                writer.add(np.asarray(Image.open(folder / FRAME_NAME.format(index)).convert("RGB")))
-            reporter.frame_done(index, settings.frames, resumed=True)
-        for index, frame in animator.run(start_key if done else 0, start_frame, reference, on_step=reporter.step):
-            if index < done:
-                continue
-            output.write_bytes(output.encode_png(Image.fromarray(frame), compress_level=1), folder / FRAME_NAME.format(index), overwrite=True)
+                writer.tmp.unlink(missing_ok=True)  # left by a run killed with -9; ours, and never a finished video
+            if settings.resume:  # frames after the last complete key frame are redone
+                _remove(p for p in _ours(folder) if _is_frame(p.name) and int(p.name.partition(".")[0]) >= done)
+            for index in range(done):  # a resumed video re-streams what is on disk, so it matches an uninterrupted one
+                frame = read_frame(index)
+                if writer:
+                    with stop.writing():
+                        writer.add(frame)
+                reporter.frame_done(index, settings.frames, resumed=True)
+            for index, frame in animator.run(start_key if done else 0, start_frame, reference, on_step=reporter.step):
+                if index < done:
+                    continue
+                with stop.writing():
+                    begin()
+                    output.write_bytes(output.encode_png(Image.fromarray(frame), compress_level=1), folder / FRAME_NAME.format(index), overwrite=True)
+                    if writer:
+                        writer.add(frame)
+                reporter.frame_done(index, settings.frames)
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException as exc:
+            stop.finishing = True
             if writer:
-                writer.add(frame)
-            reporter.frame_done(index, settings.frames)
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException:
-        if writer:
-            writer.abort()
-        if not settings.resume and complete_frames(folder, settings.frames) == 0:
-            shutil.rmtree(folder, ignore_errors=True)  # nothing to resume from: leave no trace
-        raise
-    if writer:
-        writer.close()
-    made = complete_frames(folder, settings.frames)
-    if settings.contact_sheet and made:
-        write_contact_sheet(folder, made, settings.contact_sheet, folder / "contact_sheet.png")
-    if video_path and not settings.keep_frames and not interrupted:
-        shutil.rmtree(folder)
-    return AnimationResult(str(video_path) if video_path else None, str(folder) if folder.exists() else None, made, done, time.perf_counter() - started, interrupted)
+                writer.abort()  # the old video, if any, stays: the new one never got complete
+            if began and not settings.resume and complete_frames(folder, settings.frames) == 0:
+                _remove(_ours(folder))  # nothing to resume from: leave no trace, but only of this run
+                _remove_empty_folders(created or ([folder] if video_path else []))
+            if isinstance(exc, OSError):
+                raise _os_error(exc, folder) from exc
+            raise
+        stop.finishing = True
+        try:
+            if writer:
+                writer.close()
+            made = complete_frames(folder, settings.frames) if began or settings.resume else 0
+            if settings.contact_sheet and made:
+                write_contact_sheet(folder, made, settings.contact_sheet, folder / CONTACT_SHEET)
+            if video_path and not settings.keep_frames and not interrupted:
+                _remove(_ours(folder, keep=lambda name: name == CONTACT_SHEET and settings.contact_sheet))
+                _remove_empty_folders([folder])
+        except OSError as exc:
+            raise _os_error(exc, folder) from exc
+    return AnimationResult(str(video_path) if video_path else None, str(folder) if folder.is_dir() else None, made, done, time.perf_counter() - started, interrupted)
 
 
 def write_contact_sheet(folder: Path, frames: int, every: int, path: Path, columns: int = 6) -> None:

@@ -70,7 +70,12 @@ class VideoWriter:
             self._open(w, h)
         elif (w, h) != self.size:
             raise ScumbleError(f"frame {self.frames} is {w}x{h}, but the video is {self.size[0]}x{self.size[1]}")
-        self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        try:
+            self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        except Exception as exc:  # ffmpeg died (disk full, killed); the generator has already stopped it
+            self._gen = None
+            self.tmp.unlink(missing_ok=True)
+            raise ScumbleError(f"{self.path}: ffmpeg stopped writing ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from exc
         self.frames += 1
 
     def close(self) -> None:
