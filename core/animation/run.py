@@ -223,7 +223,7 @@ class _StopSignals:
 def animate(engine: Engine, settings: AnimationSettings, reporter=None) -> AnimationResult:
     from PIL import Image
 
-    from ..tasks.runner import SilentReporter
+    from ..records.reporting import SilentReporter
     from .video import VideoWriter
 
     def read_frame(index: int) -> np.ndarray:
