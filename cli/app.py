@@ -38,7 +38,8 @@ class ScumbleGroup(TyperGroup):
                 raise
             # Typer draws usage errors in a multi-line box; scripts want one line they can grep.
             where = getattr(getattr(exc, "ctx", None), "command_path", "scumble")
-            error_line(f"{exc.format_message()} (see {where} --help)")
+            message = exc.format_message().replace("Got unexpected extra arguments", "extra arguments").replace("Got unexpected extra argument", "an extra argument")
+            error_line(f"{message} (see {where} --help)")
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
         except (typer.Exit, typer.Abort, BrokenPipeError):
             raise

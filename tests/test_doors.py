@@ -142,7 +142,7 @@ def test_model_index_that_is_a_list_is_one_line(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("{" * 100_000 + "}" * 100_000, "nested more than 32 levels deep"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested more than 32 levels deep"),
     ('{"frames": "many"}', "frames = many: must be a whole number"),
     ('{"frames": true}', "frames = True: must be a whole number"),
     ('{"prompts": ["a", "b"]}', "prompts = ['a', 'b']: must be a table of frame -> prompt"),
@@ -245,7 +245,7 @@ def test_help_has_examples_defaults_and_no_placeholders(run_cli, command):
     assert result.exit_code == 0
     text = result.stdout
     assert "Examples:" in text and "<bool>" not in text
-    assert "[default: scumble-mini]" in text
+    assert "default: scumble-mini]" in " ".join(text.split())
     assert max(len(line) for line in text.splitlines()) <= 100
     if command == "animate":
         assert "[default: lab]" in " ".join(text.split())

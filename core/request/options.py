@@ -301,6 +301,10 @@ class KeyframeSchedule(Kind):
             value = f"0: ({_finite(value)})"
         if not isinstance(value, str):
             raise Invalid("must be a schedule like \"0: (1.0), 30: (1.05)\" or a number")
+        try:  # a plain number ("6", as --help shows the defaults) is a constant schedule
+            value = f"0: ({_finite(float(value))})" if value.strip() else value
+        except (ValueError, Invalid):
+            pass
         parsed = ParsedSchedule.parse(value, self.name, bounds=self)
         for keyframe in parsed.keyframes:  # constant values are checked now; the rest frame by frame before frame 0
             if keyframe.value.is_constant:
