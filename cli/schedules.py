@@ -28,43 +28,16 @@ def show(
     """Print the noise levels a schedule gives, one row per sampling step (the model's weights are not loaded)."""
     import json
 
-    import numpy as np
-
-    from ..core.sampling import noise_schedules
-    from ..core.sampling import schedulers
-    from ..core.loading import sources
-    from ..core.errors import ModelError, UsageError
+    from ..core.sampling import schedule_report, schedulers
 
     values = checked(ctx, steps=steps, scheduler=scheduler, logsnr_shift=logsnr_shift, input_scale=input_scale, width=width, height=height)
-    continuous = noise_schedules.parse(noise_schedule)
-    if continuous is None:
-        raise UsageError(f"--noise-schedule {noise_schedule}: show takes the continuous families: {', '.join(noise_schedules.FAMILIES)}")
-    source = sources.resolve(model)
-    if source.kind == "hub" or source.kind == "single_file":
-        raise ModelError(f"--model {model}: schedules show reads a model folder's scheduler config; give a folder or the built-in model")
-    from diffusers import DDPMScheduler
-
-    config = DDPMScheduler.load_config(source.location, subfolder="scheduler")
-    alphas = np.asarray(DDPMScheduler.from_config(config).alphas_cumprod, dtype=np.float64)
-    train_sigmas = np.sqrt((1 - alphas) / alphas)
     if values["scheduler"]:
         schedulers.custom_schedule_flag(schedulers.find_scheduler(values["scheduler"]))
-    shift = values["shift"]
-    if shift == "auto":
-        import json as _json
-
-        unet = _json.loads((sources.Path(source.location) / "unet" / "config.json").read_text())
-        native = unet["sample_size"] * 8
-        shift = noise_schedules.auto_shift(width or native, height or native, native)
-    planned = noise_schedules.plan(continuous, steps, train_sigmas, float(shift))
-    rows = [
-        {"t": float(t), "gamma": float(g), "logsnr": float(noise_schedules.logsnr(g)), "sigma": float(s), "timestep": float(ts)}
-        for t, g, s, ts in zip(planned.t, planned.gamma, planned.sigmas, planned.timesteps)
-    ]
+    heading, rows = schedule_report.levels(noise_schedule, values["steps"], model, values["shift"], values["width"], values["height"])
     if json_out:
         print(json.dumps(rows))
         return
-    print(f"{continuous.label()}, {steps} steps, logSNR shift {float(shift):+.3f}, model {source.name} (sigma {train_sigmas.min():.4f}..{train_sigmas.max():.2f})")
+    print(heading)
     print(f"{'step':>4} {'t':>7} {'gamma':>12} {'logSNR':>9} {'sigma':>10} {'timestep':>9}")
     for i, r in enumerate(rows):
         print(f"{i:>4} {r['t']:>7.4f} {r['gamma']:>12.6g} {r['logsnr']:>9.3f} {r['sigma']:>10.4f} {r['timestep']:>9.2f}")
@@ -82,57 +55,15 @@ def plot(
     overwrite: opt.alias("overwrite") = False,
 ) -> None:
     """Draw gamma(t) and logSNR(t) for one or more schedules (as the paper's Figures 3 and 5), with the sampler's discrete noise levels marked."""
-    import io
     from pathlib import Path
 
-    import numpy as np
-
-    from ..core.sampling import noise_schedules
     from ..core.records import output as out
-    from ..core.loading import sources
-    from ..core.errors import ScumbleError, UsageError
+    from ..core.sampling import schedule_report
 
     values = checked(ctx, steps=steps, logsnr_shift=logsnr_shift, input_scale=input_scale)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ScumbleError("schedules plot needs matplotlib: pip install 'scumble[plot]'") from None
-    parsed = [noise_schedules.parse(spec) for spec in noise_schedule]
-    if any(p is None for p in parsed):
-        raise UsageError(f"--noise-schedule: plot takes the continuous families: {', '.join(noise_schedules.FAMILIES)}")
-    shift = values["shift"]
-    if shift == "auto":
+    if values["shift"] == "auto":
         raise UsageError("--logsnr-shift auto depends on an image size; give a number for the plot")
-    source = sources.resolve(model)
-    from diffusers import DDPMScheduler
-
-    alphas = np.asarray(DDPMScheduler.from_config(DDPMScheduler.load_config(source.location, subfolder="scheduler")).alphas_cumprod, dtype=np.float64)
-    train_sigmas = np.sqrt((1 - alphas) / alphas)
-    t = np.linspace(0, 1, 400)
-    fig, (ax_gamma, ax_logsnr) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for schedule in parsed:
-        gamma = noise_schedules.shifted_gamma(schedule.gamma(t), float(shift)) if shift else schedule.gamma(t)
-        line, = ax_gamma.plot(t, gamma, label=schedule.label())
-        ax_logsnr.plot(t, noise_schedules.logsnr(gamma), color=line.get_color(), label=schedule.label())
-        planned = noise_schedules.plan(schedule, steps, train_sigmas, float(shift))
-        used = 1 / (1 + planned.sigmas**2)  # the gamma each discrete, model-clipped sigma stands for
-        ax_gamma.plot(planned.t, used, "o", color=line.get_color(), markersize=3)
-        ax_logsnr.plot(planned.t, noise_schedules.logsnr(used), "o", color=line.get_color(), markersize=3)
-    trained = np.linspace(0, 1, len(alphas))
-    ax_logsnr.plot(trained, noise_schedules.logsnr(alphas), "k--", linewidth=1, label=f"{source.name} training")
-    ax_gamma.set(xlabel="t", ylabel="gamma(t)", title="signal fraction")
-    ax_logsnr.set(xlabel="t", ylabel="logSNR(t)", title=f"logSNR (shift {float(shift):+.2f}); dots: the {steps} sampled levels", ylim=(-12, 12))
-    for ax in (ax_gamma, ax_logsnr):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    out.write_bytes(buffer.getvalue(), Path(output), overwrite=overwrite)
+    out.write_bytes(schedule_report.plot_png(noise_schedule, values["steps"], model, float(values["shift"])), Path(output), overwrite=overwrite)
     print(f"wrote {output}")
 
 

@@ -61,82 +61,96 @@ def base_record(engine: Engine, request: ImageRequest, share: str | None) -> dic
 
 
 def run(engine: Engine, request: ImageRequest, reporter: Reporter | None = None) -> RunSummary:
-    reporter = reporter or SilentReporter()
-    task: Task = TASKS[request.task]
-    started = time.perf_counter()
-    summary = RunSummary()
+    """Make every image the request asks for; a bad input fails alone and the run goes on."""
+    return _Run(engine, request, reporter or SilentReporter()).run()
 
-    def fail(label: str, message: str) -> None:
-        summary.failed.append((label, message))
-        reporter.image_failed(label, message)
 
-    if request.replay is not None:
-        check_replay_model(request.replay.record, engine, Path(request.replay.path))
-    _check_size(engine, request)
-    items, problems = task.items(request)
-    for label, problem in problems:
-        fail(label, problem)
-    if not items:
-        return summary
-    task.assign_targets(request, items)
-    mine, share = (items, None) if request.replay else my_share(items, request.output.shard)
-    record0 = base_record(engine, request, share) | task.record_fields(request)
-    _warn_long_prompts(engine, mine, reporter)
+class _Run:
+    def __init__(self, engine: Engine, request: ImageRequest, reporter: Reporter):
+        self.engine, self.request, self.reporter = engine, request, reporter
+        self.task: Task = TASKS[request.task]
+        self.summary = RunSummary()
+        self.record0: dict = {}
 
-    pending = []
-    for item in mine:
-        target = item.target
-        if item.write and target is not None and target.exists() and not output.is_special(target):
-            if request.output.skip_existing and request.replay is None:
-                result = ImageResult(str(target), item.seed, {}, skipped=True)
-                summary.skipped.append(result)
-                reporter.image_done(result)
+    def fail(self, label: str, message: str) -> None:
+        self.summary.failed.append((label, message))
+        self.reporter.image_failed(label, message)
+
+    def run(self) -> RunSummary:
+        started = time.perf_counter()
+        request = self.request
+        if request.replay is not None:
+            check_replay_model(request.replay.record, self.engine, Path(request.replay.path))
+        _check_size(self.engine, request)
+        items, problems = self.task.items(request)
+        for label, problem in problems:
+            self.fail(label, problem)
+        if not items:
+            return self.summary
+        self.task.assign_targets(request, items)
+        mine, share = (items, None) if request.replay else my_share(items, request.output.shard)
+        self.record0 = base_record(self.engine, request, share) | self.task.record_fields(request)
+        _warn_long_prompts(self.engine, mine, self.reporter)
+        pending = self.pending(mine)
+        if pending is not None:
+            self.reporter.start(sum(item.write for item in pending), request.denoise.steps_run if request.denoise else request.sampling.steps)
+            self.make(pending)
+        self.summary.seconds = time.perf_counter() - started
+        return self.summary
+
+    def pending(self, items: list[Item]) -> list[Item] | None:
+        """The items still to make: --skip-existing leaves out what exists, and nothing is replaced without --overwrite."""
+        request, pending = self.request, []
+        for item in items:
+            target = item.target
+            if item.write and target is not None and target.exists() and not output.is_special(target):
+                if request.output.skip_existing and request.replay is None:
+                    result = ImageResult(str(target), item.seed, {}, skipped=True)
+                    self.summary.skipped.append(result)
+                    self.reporter.image_done(result)
+                    continue
+                if not request.output.overwrite:
+                    self.fail(item.label if item.source else str(target), f"{target}: already exists (pass --overwrite to replace it, or --skip-existing)")
+                    if request.replay is not None:
+                        return None
+                    continue
+            pending.append(item)
+        return pending
+
+    def make(self, pending: list[Item]) -> None:
+        """Prepare items in order; consecutive ones of one size share a forward pass of at most --batch-size."""
+        batch: list[Prepared] = []
+        for item in pending:
+            try:
+                prep = self.task.prepare(self.engine, self.request, item)
+            except ScumbleError as exc:
+                if self.request.replay is not None:
+                    raise
+                self.fail(item.label, str(exc))
                 continue
-            if not request.output.overwrite:
-                fail(item.label if item.source else str(target), f"{target}: already exists (pass --overwrite to replace it, or --skip-existing)")
-                if request.replay is not None:
-                    return summary
-                continue
-        pending.append(item)
+            for notice in prep.notices:
+                self.reporter.notice(notice)
+            if batch and (batch[0].size != prep.size or len(batch) >= self.request.batch_size):
+                self.write_batch(batch)
+                batch = []
+            batch.append(prep)
+        if batch:
+            self.write_batch(batch)
 
-    reporter.start(sum(item.write for item in pending), request.denoise.steps_run if request.denoise else request.sampling.steps)
-    batch: list[Prepared] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        images = task.generate(engine, request, batch, reporter.step)
+    def write_batch(self, batch: list[Prepared]) -> None:
+        images = self.task.generate(self.engine, self.request, batch, self.reporter.step)
         for position, (prep, image) in enumerate(zip(batch, images)):
             if not prep.item.write:
                 continue
-            final = task.finish(request, prep, image)
-            record = _record(record0, request, batch, position, prep)
+            record = _record(self.record0, self.request, batch, position, prep)
             try:
-                output.write_bytes(output.encode_png(final, metadata.png_text(record)), prep.item.target, overwrite=request.output.overwrite)
+                output.write_bytes(output.encode_png(self.task.finish(self.request, prep, image), metadata.png_text(record)), prep.item.target, overwrite=self.request.output.overwrite)
             except ScumbleError as exc:
-                fail(prep.item.label, str(exc))
+                self.fail(prep.item.label, str(exc))
                 continue
             result = ImageResult(str(prep.item.target) if prep.item.target else None, prep.item.seed, record)
-            summary.written.append(result)
-            reporter.image_done(result)
-        batch.clear()
-
-    for item in pending:
-        try:
-            prep = task.prepare(engine, request, item)
-        except ScumbleError as exc:
-            if request.replay is not None:
-                raise
-            fail(item.label, str(exc))
-            continue
-        for notice in prep.notices:
-            reporter.notice(notice)
-        if batch and (batch[0].size != prep.size or len(batch) >= request.batch_size):
-            flush()
-        batch.append(prep)
-    flush()
-    summary.seconds = time.perf_counter() - started
-    return summary
+            self.summary.written.append(result)
+            self.reporter.image_done(result)
 
 
 def _record(record0: dict, request: ImageRequest, batch: list[Prepared], position: int, prep: Prepared) -> dict:
