@@ -17,6 +17,8 @@ from ..loading import sources
 from ..loading.loaders import load_pipeline, load_vae
 from ..loading.sources import ModelSource
 from . import schedulers
+from . import prompts
+from .conditioning import PromptEncoder
 from .settings import ImageJob, Sampling
 from .strength import Denoise
 
@@ -36,6 +38,7 @@ class Engine:
         self._hash: str | None = None
         self._compiled_size: tuple | None = None
         self.vae_name = vae_name  # the --vae given; "" is the model's own autoencoder
+        self.clip_skip = 1  # A1111's clip skip: 1 reads CLIP's last layer
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -109,12 +112,17 @@ class Engine:
         """The size a run makes: 0 means the model's native size (the values were checked where they entered)."""
         return width or self.native_size, height or self.native_size
 
-    def _progress(self, on_step: StepCallback | None, total: int, cfg_cutoff: float = 0.0):
+    def _progress(self, on_step: StepCallback | None, total: int, cfg_cutoff: float = 0.0, conditioning: "Conditioner | None" = None):
         stop_guidance = total - int(round(total * cfg_cutoff)) if cfg_cutoff > 0 else None
 
         def callback(pipe, step, _timestep, kwargs):
             if on_step:
                 on_step(step + 1, total)
+            if conditioning is not None and kwargs.get("prompt_embeds") is not None:
+                changed = conditioning.at(step + 1)  # prompt editing and alternation: the next step's text
+                if changed is not None:
+                    positive, negative = changed
+                    kwargs["prompt_embeds"] = torch.cat([negative, positive]) if pipe.do_classifier_free_guidance else positive
             if stop_guidance is not None and step + 1 == stop_guidance and pipe.do_classifier_free_guidance:
                 # diffusers' documented dynamic CFG: drop the unconditional half, guidance off from here on
                 pipe._guidance_scale = 0.0
@@ -166,14 +174,14 @@ class Engine:
             if self._compiled_size not in (None, (width, height)):
                 print(f"warning: --compile: the image size changed to {width}x{height}; the UNet recompiles (slow, once per size)", file=sys.stderr)
             self._compiled_size = (width, height)
+        conditioning = Conditioner(PromptEncoder(pipe, self.clip_skip), jobs, steps)
         with torch.inference_mode():
             return pipe(
-                prompt=[j.prompt for j in jobs],
-                negative_prompt=[j.negative_prompt for j in jobs],
                 guidance_scale=sampling.cfg,
                 generator=[devices.generator(j.seed) for j in jobs],
-                callback_on_step_end=self._progress(on_step, steps, sampling.cfg_cutoff),
+                callback_on_step_end=self._progress(on_step, steps, sampling.cfg_cutoff, conditioning),
                 callback_on_step_end_tensor_inputs=[k for k in ("latents", "prompt_embeds", "add_text_embeds", "add_time_ids") if k in pipe._callback_tensor_inputs],
+                **conditioning.first(),
                 **task_args,
             ).images
 
@@ -203,3 +211,34 @@ class Engine:
         if len(ids) <= kept:
             return None
         return len(ids), kept, tokenizer.decode(ids[kept:])
+
+
+class Conditioner:
+    """A batch's prompts as embeddings, step by step: parsed once, re-encoded only where an edit or alternation changes the text."""
+
+    def __init__(self, encoder: PromptEncoder, jobs: list[ImageJob], steps: int):
+        self.encoder = encoder
+        steps = max(steps, 1)
+        self.positive = [prompts.schedule(prompts.extract_loras(j.prompt)[0], steps) for j in jobs]
+        self.negative = [prompts.schedule(prompts.extract_loras(j.negative_prompt)[0], steps) for j in jobs]
+        texts = {text for s in self.positive + self.negative for _, text in s}
+        self.chunks = encoder.chunks_needed(sorted(texts))
+        self.changes = len(texts) > len({prompts.text_at(s, 0) for s in self.positive + self.negative}) or any(len(s) > 1 for s in self.positive + self.negative)
+        self.current = self._texts(0)
+
+    def _texts(self, index: int) -> tuple:
+        return tuple(prompts.text_at(s, index) for s in self.positive + self.negative)
+
+    def first(self) -> dict:
+        return self.encoder.for_step(self.positive, self.negative, 0, self.chunks)
+
+    def at(self, index: int):
+        """(positive, negative) embeddings for step `index` when its texts differ from the last step's, else None."""
+        if not self.changes:
+            return None
+        texts = self._texts(index)
+        if texts == self.current:
+            return None
+        self.current = texts
+        kwargs = self.encoder.for_step(self.positive, self.negative, index, self.chunks)
+        return kwargs["prompt_embeds"], kwargs["negative_prompt_embeds"]
