@@ -186,13 +186,6 @@ def test_png_bytes_are_not_sent_to_a_terminal(tiny_sd, tmp_path):
     assert result.returncode == 2 and "-o -: standard output is a terminal" in result.stderr
 
 
-def test_a_prompt_longer_than_the_model_reads_is_not_cut_silently(run_cli, tiny_sd, tmp_path):
-    long_prompt = " ".join(["a red circle on a blue background"] * 20)
-    result = run_cli("txt2img", long_prompt, "-m", tiny_sd, "--steps", 1, "-o", "long.png")
-    assert result.exit_code == 0, result.stderr
-    assert "tokens and the model reads 75; this part is cut" in result.stderr
-
-
 # ---------------------------------------------------------------- no "unexpected": every exception class the core raises
 
 

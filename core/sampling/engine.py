@@ -201,17 +201,6 @@ class Engine:
         width, height = images[0].size
         return self._run("inpaint", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), image=images, mask_image=masks, strength=denoise.strength, width=width, height=height)
 
-    def prompt_overflow(self, text: str) -> tuple[int, int, str] | None:
-        """(tokens, tokens the text encoder reads, the text that is cut) for a prompt too long for CLIP; else None."""
-        tokenizer = self.components.get("tokenizer")
-        if tokenizer is None:
-            return None
-        ids = tokenizer(text, truncation=False, add_special_tokens=False).input_ids
-        kept = tokenizer.model_max_length - 2  # start and end tokens take two places
-        if len(ids) <= kept:
-            return None
-        return len(ids), kept, tokenizer.decode(ids[kept:])
-
 
 class Conditioner:
     """A batch's prompts as embeddings, step by step: parsed once, re-encoded only where an edit or alternation changes the text."""

@@ -90,7 +90,6 @@ class _Run:
         self.task.assign_targets(request, items)
         mine, share = (items, None) if request.replay else my_share(items, request.output.shard)
         self.record0 = base_record(self.engine, request, share) | self.task.record_fields(request)
-        _warn_long_prompts(self.engine, mine, self.reporter)
         pending = self.pending(mine)
         if pending is not None:
             self.reporter.start(sum(item.write for item in pending), request.denoise.steps_run if request.denoise else request.sampling.steps)
@@ -178,17 +177,3 @@ def _check_size(engine: Engine, request: ImageRequest) -> None:
     for flag, value in (("--width", request.sampling.width), ("--height", request.sampling.height)):
         if value > limit:
             raise UsageError(f"{flag} {value}: larger than this model can use (at most {limit}, four times its native {engine.native_size})")
-
-
-def _warn_long_prompts(engine: Engine, items: list[Item], reporter: Reporter) -> None:
-    """CLIP reads a fixed number of tokens; a longer prompt is cut, and the user should know where."""
-    seen = set()
-    for item in items:
-        for text in (item.prompt, item.negative_prompt):
-            if text in seen or not text:
-                continue
-            seen.add(text)
-            overflow = engine.prompt_overflow(text)
-            if overflow:
-                total, kept, dropped = overflow
-                reporter.notice(f"a prompt is {total} tokens and the model reads {kept}; this part is cut: {dropped[:80]!r}")
