@@ -53,9 +53,11 @@ def annotation(option: table.Option, **overrides) -> Any:
     """The Annotated type Typer reads for one option of the table."""
     kind = option.kind
     python_type = kind.python_type if kind.python_type in (int, float, bool) else str
-    if option.default is None and python_type is not bool:
+    if kind.python_type is list:
+        python_type = Optional[list[str]]
+    elif option.default is None and python_type is not bool:
         python_type = Optional[python_type]
-    settings = dict(help=help_text(option), rich_help_panel=option.panel, show_default=option.default not in (None, "", False))
+    settings = dict(help=help_text(option), rich_help_panel=option.panel, show_default=option.default not in (None, "", False, ()))
     if option.name in COMPLETIONS:
         settings["autocompletion"] = COMPLETIONS[option.name]
     if isinstance(kind, table.Text) and kind.choices:
@@ -71,6 +73,8 @@ def alias(name: str, task: str = "txt2img", **overrides) -> Any:
 
 
 def _display_default(option: table.Option) -> Any:
+    if option.kind.python_type is list:
+        return None
     return str(option.default) if isinstance(option.kind, (table.KeyframeSchedule, table.NoiseScheduleSpec, table.LogsnrShift)) else option.default
 
 

@@ -37,11 +37,21 @@ def a1111_parameters(record: dict) -> str:
         "Model": record.get("model", {}).get("name"),
         "VAE": record.get("vae"),
         "Denoising strength": _number(record.get("strength")),
+        "Clip skip": record.get("clip_skip") if (record.get("clip_skip") or 1) > 1 else None,
         "Mask blur": record.get("mask_blur"),
+        "Lora hashes": _hashes(record.get("loras")),
+        "TI hashes": _hashes(record.get("embeddings")),
         "Version": f"scumble {record.get('version', '')}".strip(),
     }
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in pairs.items() if v not in (None, "")))
     return "\n".join(lines)
+
+
+def _hashes(entries) -> str | None:
+    """A1111's `name: hash, name: hash`, with ':' and ',' taken out of the names."""
+    if not entries:
+        return None
+    return ", ".join(f"{str(e['name']).replace(':', '').replace(',', '')}: {e['short']}" for e in entries)
 
 
 def _number(value):

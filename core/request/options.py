@@ -168,6 +168,47 @@ class OptionalPath(Kind):
 
 
 @dataclass(frozen=True)
+class PathList(Kind):
+    """Paths given by a repeated flag, a TOML list, or one path."""
+
+    python_type: ClassVar[type] = list
+    metavar: ClassVar[str] = "PATH"
+
+    def convert(self, value: Any) -> tuple[str, ...]:
+        if value in (None, "", ()):
+            return ()
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+            raise Invalid("must be a path or a list of paths")
+        if len(items) > 100:
+            raise Invalid("more than 100 paths")
+        return tuple(check_text(v, 4096) for v in items)
+
+
+@dataclass(frozen=True)
+class WeightedPaths(Kind):
+    """PATH[:WEIGHT] items (weight 1 when absent), as --lora takes them."""
+
+    python_type: ClassVar[type] = list
+    metavar: ClassVar[str] = "PATH[:WEIGHT]"
+
+    def convert(self, value: Any) -> tuple[tuple[str, float], ...]:
+        out = []
+        for item in PathList().convert(value):
+            path, colon, weight = item.rpartition(":")
+            try:
+                number = float(_finite(weight)) if colon and path else None
+            except Invalid:
+                number = None
+            if number is None:
+                path, number = item, 1.0
+            if not -10 <= number <= 10:
+                raise Invalid(f"{item}: the weight must be in [-10, 10]")
+            out.append((path, number))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
 class Seed(Kind):
     """0..2**32-1, or -1 (or nothing) for a fresh random seed, which the run then reports and records."""
 
@@ -386,6 +427,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("attention_slicing", Bool(), False, ("--attention-slicing",), "Compute attention in slices to save memory.", MODEL),
     Option("channels_last", Bool(), False, ("--channels-last",), "Channels-last memory layout for the UNet and VAE.", MODEL),
     Option("compile_unet", Bool(), False, ("--compile",), "torch.compile the UNet (slow first call; recompiles when the size changes).", MODEL),
+    Option("lora", WeightedPaths(), (), ("--lora",), "A LoRA file (.safetensors; kohya/A1111 or diffusers/PEFT keys) and its weight; repeat for several.", MODEL),
+    Option("lora_dir", PathList(), (), ("--lora-dir",), "Where <lora:NAME:WEIGHT> in a prompt finds NAME; repeat for several folders.", MODEL, extra={"envvar": "SCUMBLE_LORA_DIR"}),
+    Option("fuse_lora", Bool(), False, ("--fuse-lora",), "Fuse the --lora weights into the model once: faster on long batches.", MODEL),
+    Option("embedding", PathList(), (), ("--embedding",), "A textual-inversion embedding; its file name, written in a prompt, uses it. Repeat for several.", MODEL),
+    Option("embedding_dir", PathList(), (), ("--embedding-dir",), "A folder of embeddings, each used by writing its name in a prompt (A1111's way).", MODEL, extra={"envvar": "SCUMBLE_EMBEDDING_DIR"}),
     # sampling
     Option("negative_prompt", Text(), "", ("--negative-prompt", "-n"), "What the image should not show.", SAMPLING),
     Option("steps", STEPS, 20, ("--steps", "-s"), "Denoising steps.", SAMPLING, IMAGE_TASKS),
@@ -399,6 +445,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("timestep_spacing", Text(20, ("", "leading", "trailing", "linspace"), "spacing"), "", ("--timestep-spacing",), "leading, trailing or linspace; empty: the model's own.", SAMPLING, IMAGE_TASKS),
     Option("logsnr_shift", LogsnrShift(), 0.0, ("--logsnr-shift",), "Shift a continuous noise schedule's logSNR (negative: noisier), or auto by image size.", SAMPLING, IMAGE_TASKS),
     Option("input_scale", Float(1e-3, 1e3, lo_open=True), None, ("--input-scale",), "The paper's input scaling b: the same as --logsnr-shift 2*log(b).", SAMPLING, IMAGE_TASKS),
+    Option("clip_skip", Int(1, 12), 1, ("--clip-skip",), "Read CLIP this many layers from the end (A1111's Clip skip; 2 for many anime models).", SAMPLING),
     Option("cfg_cutoff", Float(0.0, 1.0, hi_open=True), 0.0, ("--cfg-cutoff",), "Skip guidance on this last fraction of the steps (0.2: the last 20%), halving their cost.", SAMPLING, IMAGE_TASKS),
     Option("batch_size", Int(1, MAX_BATCH), 1, ("--batch-size", "-b"), "Images per forward pass.", SAMPLING, IMAGE_TASKS),
     # output

@@ -21,6 +21,11 @@ class ModelOptions:
     attention_slicing: bool = False
     channels_last: bool = False
     compile_unet: bool = False
+    lora: tuple[tuple[str, float], ...] = ()
+    lora_dir: tuple[str, ...] = ()
+    fuse_lora: bool = False
+    embedding: tuple[str, ...] = ()
+    embedding_dir: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

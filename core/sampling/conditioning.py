@@ -79,7 +79,8 @@ def encode(pipe, tokenizer, text_encoder, all_tokens: list[Tokens], chunks: int,
     elif clip_skip == 1:
         z = output[0]
     else:
-        z = text_encoder.text_model.final_layer_norm(output.hidden_states[-clip_skip])
+        model = getattr(text_encoder, "text_model", text_encoder)  # transformers 5 flattened CLIPTextModel
+        z = model.final_layer_norm(output.hidden_states[-clip_skip])
     z = z.to(dtype=text_encoder.dtype)
     w = torch.tensor(weights, dtype=z.dtype, device=z.device)
     weighted = (w != 1.0).any(dim=1)

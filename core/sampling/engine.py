@@ -38,7 +38,7 @@ class Engine:
         self._hash: str | None = None
         self._compiled_size: tuple | None = None
         self.vae_name = vae_name  # the --vae given; "" is the model's own autoencoder
-        self.clip_skip = 1  # A1111's clip skip: 1 reads CLIP's last layer
+        self.adapters = None  # LoRAs and embeddings, when the run names any
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -58,7 +58,21 @@ class Engine:
     def from_options(cls, options) -> "Engine":
         """The one engine of a run, from its request's ModelOptions."""
         runtime = devices.make_runtime(options.device, options.dtype, options.offload, options.vae_tiling, options.attention_slicing, options.channels_last, options.compile_unet)
-        return cls.load(options.model, runtime, config=options.config, allow_pickle=options.allow_pickle, vae=options.vae)
+        engine = cls.load(options.model, runtime, config=options.config, allow_pickle=options.allow_pickle, vae=options.vae)
+        if options.lora or options.lora_dir or options.embedding or options.embedding_dir:
+            from ..loading.adapters import Adapters
+
+            engine.adapters = Adapters(engine.pipeline("txt2img"), options)
+        return engine
+
+    def adapter_record(self, prompt: str, negative: str) -> dict:
+        """The LoRAs and embeddings an image was made with, for its record (and A1111's hashes)."""
+        if self.adapters is None:
+            return {}
+        used = self.adapters.activate(prompts.extract_loras(prompt)[1])
+        loras = [{"name": f.name, "path": f.path, "weight": w, "sha256": f.sha256, "short": f.short} for f, w in used]
+        embeddings = [{"name": f.name, "path": f.path, "sha256": f.sha256, "short": f.short} for f in self.adapters.used_embeddings([prompt, negative])]
+        return {k: v for k, v in (("loras", loras), ("embeddings", embeddings)) if v}
 
     # ---------------------------------------------------------------- properties
 
@@ -174,7 +188,9 @@ class Engine:
             if self._compiled_size not in (None, (width, height)):
                 print(f"warning: --compile: the image size changed to {width}x{height}; the UNet recompiles (slow, once per size)", file=sys.stderr)
             self._compiled_size = (width, height)
-        conditioning = Conditioner(PromptEncoder(pipe, self.clip_skip), jobs, steps)
+        if self.adapters is not None:
+            self.adapters.activate(prompts.extract_loras(jobs[0].prompt)[1])  # the runner batches only images with the same LoRAs
+        conditioning = Conditioner(PromptEncoder(pipe, sampling.clip_skip), jobs, steps)
         with torch.inference_mode():
             return pipe(
                 guidance_scale=sampling.cfg,

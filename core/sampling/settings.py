@@ -23,6 +23,7 @@ class Sampling:
     timestep_spacing: str = ""  # "": the model's own
     logsnr_shift: float | str = 0.0  # continuous noise schedules: toward more (<0) or less noise; "auto": by image size
     cfg_cutoff: float = 0.0  # skip classifier-free guidance on this last fraction of the steps
+    clip_skip: int = 1  # A1111's Clip skip: 1 reads CLIP's last layer
 
     def __post_init__(self):
         # Parsed once, here: the engine, the scheduler factory and the record all read the parsed spec.

@@ -81,6 +81,7 @@ class _Run:
         request = self.request
         if request.replay is not None:
             check_replay_model(request.replay.record, self.engine, Path(request.replay.path))
+            _replay_adapters(request.replay.record, self.engine, request.replay.path)
         _check_size(self.engine, request)
         items, problems = self.task.items(request)
         for label, problem in problems:
@@ -129,7 +130,7 @@ class _Run:
                 continue
             for notice in prep.notices:
                 self.reporter.notice(notice)
-            if batch and (batch[0].size != prep.size or len(batch) >= self.request.batch_size):
+            if batch and (_batch_key(batch[0]) != _batch_key(prep) or len(batch) >= self.request.batch_size):
                 self.write_batch(batch)
                 batch = []
             batch.append(prep)
@@ -141,7 +142,7 @@ class _Run:
         for position, (prep, image) in enumerate(zip(batch, images)):
             if not prep.item.write:
                 continue
-            record = _record(self.record0, self.request, batch, position, prep)
+            record = _record(self.record0, self.request, batch, position, prep, self.engine.adapter_record(prep.item.prompt, prep.item.negative_prompt))
             try:
                 output.write_bytes(output.encode_png(self.task.finish(self.request, prep, image), metadata.png_text(record)), prep.item.target, overwrite=self.request.output.overwrite)
             except ScumbleError as exc:
@@ -152,10 +153,17 @@ class _Run:
             self.reporter.image_done(result)
 
 
-def _record(record0: dict, request: ImageRequest, batch: list[Prepared], position: int, prep: Prepared) -> dict:
+def _batch_key(prep: Prepared):
+    """Images share a forward pass only at one size and with the same LoRAs (weights act on the whole batch)."""
+    from ..sampling.prompts import extract_loras
+
+    return prep.size, extract_loras(prep.item.prompt)[1]
+
+
+def _record(record0: dict, request: ImageRequest, batch: list[Prepared], position: int, prep: Prepared, adapters: dict) -> dict:
     item = prep.item
     width, height = prep.size
-    record = dict(record0, prompt=item.prompt, negative_prompt=item.negative_prompt, seed=item.seed, index=item.index, width=width, height=height)
+    record = dict(record0, prompt=item.prompt, negative_prompt=item.negative_prompt, seed=item.seed, index=item.index, width=width, height=height, clip_skip=request.sampling.clip_skip, **adapters)
     if prep.inputs:
         record["inputs"] = prep.inputs
     record["batch"] = {
@@ -177,3 +185,33 @@ def _check_size(engine: Engine, request: ImageRequest) -> None:
     for flag, value in (("--width", request.sampling.width), ("--height", request.sampling.height)):
         if value > limit:
             raise UsageError(f"{flag} {value}: larger than this model can use (at most {limit}, four times its native {engine.native_size})")
+
+
+def _replay_adapters(record: dict, engine: Engine, path: str) -> None:
+    """The record's LoRAs and embeddings, each found by its sha256 (where it was, else in --lora-dir/--embedding-dir), or one line naming it."""
+    from ..loading.adapters import SUFFIXES, Adapters, _sha256
+    from ..request.types import ModelOptions
+    from ..sampling.prompts import extract_loras
+
+    loras, embeddings = record.get("loras") or [], record.get("embeddings") or []
+    if not loras and not embeddings:
+        return
+    if engine.adapters is None:
+        engine.adapters = Adapters(engine.pipeline("txt2img"), ModelOptions(allow_pickle=False))
+    adapters = engine.adapters
+    tagged = {ref.name for ref in extract_loras(record.get("prompt", ""))[1]}
+    for kind, entries, folders in (("LoRA", loras, adapters.lora_dirs), ("embedding", embeddings, [])):
+        for entry in entries:
+            if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("name", "path", "sha256")):
+                raise UsageError(f"--replay {path}: its record's {kind} entry is malformed")
+            candidates = [Path(entry["path"])] + [Path(folder) / f"{entry['name']}{suffix}" for folder in folders for suffix in SUFFIXES]
+            found = next((c for c in candidates if c.is_file() and _sha256(c) == entry["sha256"]), None)
+            if found is None:
+                hint = "pass --lora-dir with it" if kind == "LoRA" else "put it back where it was"
+                raise UsageError(f"--replay {path}: {kind} {entry['name']} (sha256 {entry['sha256'][:12]}) is missing or has changed; {hint}")
+            if kind == "LoRA":
+                loaded = adapters._load_lora(found, f"--replay {path}: LoRA {entry['name']}")
+                if entry["name"] not in tagged:
+                    adapters.flag_loras.append((loaded.name, float(entry.get("weight", 1.0))))
+            else:
+                adapters._load_embedding(found, f"--replay {path}: embedding {entry['name']}")
