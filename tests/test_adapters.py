@@ -134,3 +134,41 @@ def test_clip_skip_two_changes_the_image_and_is_recorded(run_cli, tiny_sd, tmp_p
     two = make(run_cli, tiny_sd, "two.png", "--clip-skip", 2)
     assert not np.array_equal(one, two)
     assert "Clip skip: 2" in Image.open(tmp_path / "two.png").text["parameters"]
+
+
+# ---------------------------------------------------------------- variation seeds and tiling
+
+
+def test_variation_strength_zero_is_the_seed_and_one_is_the_subseed(run_cli, tiny_sd, tmp_path):
+    base = make(run_cli, tiny_sd, "base.png")  # seed 4
+    assert np.array_equal(base, make(run_cli, tiny_sd, "v0.png", "--subseed", 9, "--subseed-strength", 0))
+    half = make(run_cli, tiny_sd, "half.png", "--subseed", 9, "--subseed-strength", 0.5)
+    assert not np.array_equal(base, half)
+    assert "Variation seed: 9, Variation seed strength: 0.5" in Image.open(tmp_path / "half.png").text["parameters"]
+    again = run_cli("txt2img", "--replay", "half.png", "--model", tiny_sd, "-o", "half2.png")
+    assert again.exit_code == 0, again.stderr
+    assert np.array_equal(half, pixels(tmp_path / "half2.png"))
+
+
+def test_a_variation_batch_keeps_the_seed_and_steps_the_subseed(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, "--steps", 2, "--seed", 4, "--subseed", 20, "--subseed-strength", 0.3, "--count", 2, "-W", 32, "-H", 32, "-o", "out/", "--json")
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line)["settings"] for line in result.stdout.splitlines()]
+    assert [(r["seed"], r["subseed"]) for r in records] == [(4, 20), (4, 21)]
+
+
+def test_tiling_makes_opposite_edges_continue(run_cli, tiny_sd, tmp_path):
+    def seam(image):
+        image = image.astype(float)
+        wrap = np.abs(image[:, 0] - image[:, -1]).mean() + np.abs(image[0] - image[-1]).mean()
+        inner = np.abs(np.diff(image, axis=1)).mean() + np.abs(np.diff(image, axis=0)).mean()
+        return wrap / inner
+
+    def landscape(name, *extra):  # the built-in model draws smooth skies over hills: a seam shows plainly
+        result = run_cli("txt2img", "a landscape of hills at sunset with the sun in the sky", "--seed", 3, "--steps", 12, "--dtype", "fp32", "-o", name, *extra)
+        assert result.exit_code == 0, result.stderr
+        return pixels(tmp_path / name)
+
+    plain, tiled = landscape("plain.png"), landscape("tiled.png", "--tiling")
+    assert seam(plain) > 5 and seam(tiled) < 2  # measured: 16.3 and 0.9
+    assert "Tiling: True" in Image.open(tmp_path / "tiled.png").text["parameters"]

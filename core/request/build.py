@@ -99,7 +99,7 @@ def _shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
 def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (), inputs: Sequence[str] = (), replay: Replay | None = None) -> ImageRequest:
     """txt2img (prompts), img2img or inpaint (inputs), or a replay; every cross-option rule checked here."""
     values, origin = merge(task, layers)
-    sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"])
+    sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"] if "tiling" in values else False)
     output = OutputOptions(values["output"], values.get("name_pattern", OutputOptions.name_pattern), values["overwrite"], values["skip_existing"], values["shard"])
     seed = values["seed"] if values["seed"] is not None else random_seed()
     common = dict(task=task, model=model_options(values), sampling=sampling, output=output, seed=seed, batch_size=values["batch_size"], replay=replay, sources=origin)
@@ -108,7 +108,8 @@ def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (
     if task == "txt2img":
         if not prompts and replay is None:
             raise UsageError("no prompt given (pass PROMPT or --prompt-file)")
-        return ImageRequest(prompts=tuple((p, negative) for p in prompts), count=values["count"], **common)
+        subseed = values["subseed"] if values["subseed"] is not None else random_seed()
+        return ImageRequest(prompts=tuple((p, negative) for p in prompts), count=values["count"], subseed=subseed, **common)
     if replay is None and not inputs:
         raise UsageError("give INPUTS or --replay IMAGE")
     if not values["captions"] and values["prompt"] is None and replay is None:
@@ -158,7 +159,7 @@ def _checked_prompts(prompts: Sequence[str]) -> tuple[str, ...]:
 # ---------------------------------------------------------------- replay: a record is one more door
 
 # Record keys that are options, as the image's task takes them.
-RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "clip_skip", "negative_prompt", "strength", "exact_steps", "resize")
+RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "clip_skip", "subseed_strength", "tiling", "negative_prompt", "strength", "exact_steps", "resize")
 RECORDED_MASK_OPTIONS = {"mask_blur": "mask_blur", "invert_mask": "invert_mask", "fill": "fill", "only_masked": "only_masked", "padding": "padding"}
 REQUIRED = ("steps", "cfg", "width", "height", "scheduler", "seed", "prompt")
 
@@ -194,7 +195,9 @@ def replay_request(task: str, path: Path, record: dict, flags: Mapping[str, Any]
         recorded_inputs = tuple(_recorded_input(entry, task, label) for entry in (batch.get("inputs") or [None] * size))
         if len(recorded_inputs) != size:
             raise UsageError(f"{label}: its record's batch does not list {size} inputs")
-    replay = Replay(str(path), position, checked_seeds, checked_prompts, recorded_inputs, record)
+    subseeds = batch.get("subseeds") or []
+    checked_subseeds = tuple(_recorded_int(s, 0, 2**32 - 1, f"{label}: subseed") for s in subseeds) if isinstance(subseeds, list) and len(subseeds) == size else ()
+    replay = Replay(str(path), position, checked_seeds, checked_prompts, recorded_inputs, record, checked_subseeds)
     layers = [Layer(label, recorded | {"batch_size": size, "seed": checked_seeds[0]}), Layer(FLAGS, flags)]
     if task == "txt2img":
         negatives = batch.get("negative_prompts") or [record.get("negative_prompt", "")] * size

@@ -68,6 +68,7 @@ class Replay:
     prompts: tuple[str, ...]
     inputs: tuple[RecordedInput, ...] = ()
     record: dict = field(default_factory=dict, compare=False)
+    subseeds: tuple[int, ...] = ()  # txt2img with variation: each image's recorded subseed
 
 
 @dataclass(frozen=True)
@@ -89,4 +90,5 @@ class ImageRequest:
     resize: str = "just"
     mask: MaskOptions | None = None
     replay: Replay | None = None
+    subseed: int = 0  # txt2img with --subseed-strength: image i's variation seed is subseed + i
     sources: dict = field(default_factory=dict, compare=False)  # option -> where its value came from, for messages

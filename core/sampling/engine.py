@@ -191,7 +191,9 @@ class Engine:
         if self.adapters is not None:
             self.adapters.activate(prompts.extract_loras(jobs[0].prompt)[1])  # the runner batches only images with the same LoRAs
         conditioning = Conditioner(PromptEncoder(pipe, sampling.clip_skip), jobs, steps)
-        with torch.inference_mode():
+        if task == "txt2img" and sampling.subseed_strength > 0:
+            task_args["latents"] = variation_noise(pipe, jobs, sampling.subseed_strength, width, height)
+        with torch.inference_mode(), circular_padding(pipe, sampling.tiling):
             return pipe(
                 guidance_scale=sampling.cfg,
                 generator=[devices.generator(j.seed) for j in jobs],
@@ -247,3 +249,48 @@ class Conditioner:
         self.current = texts
         kwargs = self.encoder.for_step(self.positive, self.negative, index, self.chunks)
         return kwargs["prompt_embeds"], kwargs["negative_prompt_embeds"]
+
+
+def slerp(strength: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """A1111's spherical blend of two noises of shape (C, H, W), norms along dim 1, with its near-parallel fallback."""
+    low_norm = low / torch.norm(low, dim=1, keepdim=True)
+    high_norm = high / torch.norm(high, dim=1, keepdim=True)
+    dot = (low_norm * high_norm).sum(1)
+    if dot.mean() > 0.9995:
+        return low * strength + high * (1 - strength)  # A1111 weighs the pair this way round here; kept for the same pixels
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    return (torch.sin((1.0 - strength) * omega) / so).unsqueeze(1) * low + (torch.sin(strength * omega) / so).unsqueeze(1) * high
+
+
+def variation_noise(pipe, jobs: list[ImageJob], strength: float, width: int, height: int) -> torch.Tensor:
+    """Each image's starting noise: its seed's, slerped toward its subseed's (drawn as diffusers draws them)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    shape = (1, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    dtype = pipe.text_encoder.dtype if getattr(pipe, "text_encoder", None) is not None else pipe.unet.dtype
+    noises = []
+    for job in jobs:
+        noise = randn_tensor(shape, generator=devices.generator(job.seed), dtype=dtype)
+        if job.subseed is not None:
+            sub = randn_tensor(shape, generator=devices.generator(job.subseed), dtype=dtype)
+            noise = slerp(strength, noise[0].float(), sub[0].float()).unsqueeze(0).to(dtype)
+        noises.append(noise)
+    return torch.cat(noises)
+
+
+class circular_padding:
+    """--tiling: every convolution of the UNet and VAE pads circularly for the call, then as it was (the modules are shared)."""
+
+    def __init__(self, pipe, on: bool):
+        self.convs = [m for part in (pipe.unet, pipe.vae) for m in part.modules() if isinstance(m, torch.nn.Conv2d)] if on else []
+        self.saved = [m.padding_mode for m in self.convs]
+
+    def __enter__(self):
+        for conv in self.convs:
+            conv.padding_mode = "circular"
+
+    def __exit__(self, *exc):
+        for conv, mode in zip(self.convs, self.saved):
+            conv.padding_mode = mode
+        return False

@@ -24,6 +24,8 @@ class Sampling:
     logsnr_shift: float | str = 0.0  # continuous noise schedules: toward more (<0) or less noise; "auto": by image size
     cfg_cutoff: float = 0.0  # skip classifier-free guidance on this last fraction of the steps
     clip_skip: int = 1  # A1111's Clip skip: 1 reads CLIP's last layer
+    subseed_strength: float = 0.0  # A1111's variation: slerp toward each image's subseed noise
+    tiling: bool = False
 
     def __post_init__(self):
         # Parsed once, here: the engine, the scheduler factory and the record all read the parsed spec.
@@ -38,4 +40,5 @@ class ImageJob:
     negative_prompt: str = ""
     seed: int = 0
     index: int = 0
+    subseed: int | None = None  # A1111's variation seed, with Sampling.subseed_strength
     extra: dict = field(default_factory=dict, compare=False)

@@ -26,10 +26,11 @@ class Item:
     target: Path | None = None
     write: bool = True  # replay regenerates the whole batch and writes one of it
     problem: str | None = None  # found while naming outputs: this item fails alone when its turn comes
+    subseed: int | None = None  # A1111's variation seed
 
     @property
     def job(self) -> ImageJob:
-        return ImageJob(self.prompt, self.negative_prompt, self.seed, self.index)
+        return ImageJob(self.prompt, self.negative_prompt, self.seed, self.index, subseed=self.subseed)
 
 
 @dataclass

@@ -163,7 +163,7 @@ def _batch_key(prep: Prepared):
 def _record(record0: dict, request: ImageRequest, batch: list[Prepared], position: int, prep: Prepared, adapters: dict) -> dict:
     item = prep.item
     width, height = prep.size
-    record = dict(record0, prompt=item.prompt, negative_prompt=item.negative_prompt, seed=item.seed, index=item.index, width=width, height=height, clip_skip=request.sampling.clip_skip, **adapters)
+    record = dict(record0, prompt=item.prompt, negative_prompt=item.negative_prompt, seed=item.seed, index=item.index, width=width, height=height, clip_skip=request.sampling.clip_skip, tiling=request.sampling.tiling, **adapters)
     if prep.inputs:
         record["inputs"] = prep.inputs
     record["batch"] = {
@@ -173,6 +173,9 @@ def _record(record0: dict, request: ImageRequest, batch: list[Prepared], positio
         "negative_prompts": [p.item.negative_prompt for p in batch],
         "seeds": [p.item.seed for p in batch],
     }
+    if item.subseed is not None:
+        record |= {"subseed": item.subseed, "subseed_strength": request.sampling.subseed_strength}
+        record["batch"]["subseeds"] = [p.item.subseed for p in batch]
     if any(p.inputs for p in batch):
         record["batch"]["inputs"] = [p.inputs for p in batch]
     if request.replay is not None:

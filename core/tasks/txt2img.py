@@ -18,13 +18,18 @@ class Txt2Img:
         """Every image of the run, in order: image i gets seed + i (A1111's convention), or its recorded seed on replay."""
         if request.replay is not None:
             replay = request.replay
-            items = [Item(i, seed, prompt, negative, f"image {i}", write=i == replay.position) for i, (seed, (prompt, negative)) in enumerate(zip(replay.seeds, request.prompts))]
+            subseeds = replay.subseeds or (None,) * len(replay.seeds)
+            items = [Item(i, seed, prompt, negative, f"image {i}", write=i == replay.position, subseed=sub) for i, (seed, sub, (prompt, negative)) in enumerate(zip(replay.seeds, subseeds, request.prompts))]
             return items, []
+        variation = request.sampling.subseed_strength > 0
         items = []
         for prompt, negative in request.prompts:
             for _ in range(request.count):
                 index = len(items)
-                items.append(Item(index, (request.seed + index) % (MAX_SEED + 1), prompt, negative, f"image {index}"))
+                # A1111: with a variation, every image keeps the one seed and steps through subseeds instead
+                seed = request.seed if variation else (request.seed + index) % (MAX_SEED + 1)
+                subseed = (request.subseed + index) % (MAX_SEED + 1) if variation else None
+                items.append(Item(index, seed, prompt, negative, f"image {index}", subseed=subseed))
         return items, []
 
     def assign_targets(self, request: ImageRequest, items: list[Item]) -> None:
