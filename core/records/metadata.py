@@ -127,6 +127,20 @@ def _user_comment(raw) -> str | None:
     return text.rstrip("\0") or None
 
 
+_XMP_RECORD = re.compile(r"<scumble:record>(.*?)</scumble:record>", re.S)
+
+
+def xmp_packet(record_json: str) -> bytes:
+    """Our JSON record inside an XMP packet, for JPEG and WebP (which have no PNG-style text chunks)."""
+    from xml.sax.saxutils import escape
+
+    return (
+        "<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?><x:xmpmeta xmlns:x='adobe:ns:meta/'>"
+        "<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'><rdf:Description xmlns:scumble='https://github.com/scumble/ns/1.0/'>"
+        f"<scumble:record>{escape(record_json)}</scumble:record></rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end='w'?>"
+    ).encode("utf-8")
+
+
 def _texts(img) -> dict[str, str]:
     """The text an image carries under our two keys, from PNG chunks or EXIF UserComment."""
     from PIL import ExifTags, PngImagePlugin
@@ -146,6 +160,13 @@ def _texts(img) -> dict[str, str]:
             comment = None
         if comment := _user_comment(comment):
             texts[PARAMETERS_KEY] = comment
+    xmp = img.info.get("xmp")
+    if RECORD_KEY not in texts and isinstance(xmp, (bytes, str)):
+        from html import unescape
+
+        found = _XMP_RECORD.search(xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp)
+        if found:
+            texts[RECORD_KEY] = unescape(found.group(1))
     return texts
 
 

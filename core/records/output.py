@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ScumbleError, UsageError
 
-IMAGE_SUFFIXES = (".png",)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 DEFAULT_FOLDER = Path("outputs")
 DEFAULT_PATTERN = "{index:05}-{seed}-{prompt}"
 _UNSAFE = re.compile(r"[^\w.-]+")  # \w is Unicode: a CJK or Arabic prompt keeps its letters
@@ -53,7 +53,7 @@ class OutputPlan:
         if output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix:
             return cls("folder", path, pattern)
         if path.suffix.lower() not in IMAGE_SUFFIXES and not is_special(path):
-            raise UsageError(f"-o {output}: images are written as PNG; name a .png file, a folder, or - for standard output")
+            raise UsageError(f"-o {output}: name a .png, .jpg or .webp file, a folder, or - for standard output")
         if count != 1:
             raise UsageError(f"-o {output} names one file, but this run makes {count} images; give a folder instead (-o {path.with_suffix('')}/)")
         return cls("file", path)
@@ -112,6 +112,24 @@ def encode_png(image, text: dict[str, str] | None = None, compress_level: int = 
         info.add_itxt(key, value) if not value.isascii() else info.add_text(key, value)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info, compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def encode_image(image, text: dict[str, str], path: Path | None, quality: int = 90) -> bytes:
+    """PNG with text chunks; JPEG or WebP (by the file's suffix) with A1111's EXIF UserComment and our record in XMP."""
+    suffix = path.suffix.lower() if path is not None and not is_special(path) else ".png"
+    if suffix == ".png":
+        return encode_png(image, text)
+    from PIL import ExifTags, Image
+
+    from .metadata import PARAMETERS_KEY, RECORD_KEY, xmp_packet
+
+    exif = Image.Exif()
+    # A1111's way (piexif's): "UNICODE\0" then UTF-16 big-endian, which sd-parsers and A1111's PNG Info read
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment] = b"UNICODE\0" + text[PARAMETERS_KEY].encode("utf-16-be")
+    buffer = io.BytesIO()
+    fmt = "JPEG" if suffix in (".jpg", ".jpeg") else "WEBP"
+    image.convert("RGB").save(buffer, format=fmt, quality=quality, exif=exif, xmp=xmp_packet(text[RECORD_KEY]))
     return buffer.getvalue()
 
 

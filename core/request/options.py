@@ -454,6 +454,7 @@ OPTIONS: tuple[Option, ...] = (
     # output
     Option("output", OptionalPath(), None, ("--output", "-o"), "A .png file, a folder (names from --name), or - for standard output. Default: outputs/.", OUTPUT, IMAGE_TASKS),
     Option("overwrite", Bool(), False, ("--overwrite",), "Replace files this run writes that already exist (never anything else).", OUTPUT),
+    Option("quality", Int(1, 100), 90, ("--quality",), "JPEG and WebP quality (-o x.jpg, x.webp); PNG is lossless.", OUTPUT, IMAGE_TASKS),
     Option("skip_existing", Bool(), False, ("--skip-existing",), "Leave out images whose output file already exists (resume a batch).", OUTPUT, IMAGE_TASKS),
     Option("shard", Shard(), None, ("--shard",), "Do only share I of N (I/N, from 0), for array jobs; under accelerate or torchrun the split is automatic.", OUTPUT, IMAGE_TASKS),
     # txt2img

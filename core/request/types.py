@@ -35,6 +35,7 @@ class OutputOptions:
     overwrite: bool = False
     skip_existing: bool = False
     shard: tuple[int, int] | None = None
+    quality: int = 90  # JPEG and WebP
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def plan_output(request: ImageRequest, items: list[inputs.InputItem]) -> output.
         if not single:
             raise UsageError(f"-o -: standard output takes one image, but {len(items)} inputs were given")
         return output.stdout_plan()
-    if option and single and (output.is_special(Path(option)) or Path(option).suffix.lower() == ".png") and not Path(option).is_dir():
+    if option and single and (output.is_special(Path(option)) or Path(option).suffix.lower() in output.IMAGE_SUFFIXES) and not Path(option).is_dir():
         return output.OutputPlan("file", Path(option).expanduser())
     if option and Path(option).suffix and not Path(option).is_dir():
         raise UsageError(f"-o {option}: many inputs need a folder (-o {Path(option).with_suffix('')}/)")

@@ -57,6 +57,7 @@ def base_record(engine: Engine, request: ImageRequest, share: str | None) -> dic
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "shard": share,
+        "quality": request.output.quality,
     }
 
 
@@ -144,7 +145,8 @@ class _Run:
                 continue
             record = _record(self.record0, self.request, batch, position, prep, self.engine.adapter_record(prep.item.prompt, prep.item.negative_prompt))
             try:
-                output.write_bytes(output.encode_png(self.task.finish(self.request, prep, image), metadata.png_text(record)), prep.item.target, overwrite=self.request.output.overwrite)
+                encoded = output.encode_image(self.task.finish(self.request, prep, image), metadata.png_text(record), prep.item.target, self.request.output.quality)
+                output.write_bytes(encoded, prep.item.target, overwrite=self.request.output.overwrite)
             except ScumbleError as exc:
                 self.fail(prep.item.label, str(exc))
                 continue
