@@ -65,7 +65,7 @@ def check(args: list[str]) -> None:
     problem = None
     if result.exit_code not in (0, 1, 2):
         problem = f"exit {result.exit_code}: {result.exception!r}"
-    elif result.exit_code and not (len(lines) >= 1 and lines[-1].startswith("error: ")):
+    elif result.exit_code and not any(line.startswith("error: ") for line in lines):
         problem = "no error line"
     elif result.exit_code == 2 and len(lines) != 1:
         problem = "a usage error must be one line"

@@ -80,8 +80,8 @@ def test_one_file_for_many_images_is_refused(tmp_path):
         output.OutputPlan.from_option(str(tmp_path / "a.png"), 3)
     with pytest.raises(UsageError, match="standard output takes one image"):
         output.OutputPlan.from_option("-", 2)
-    with pytest.raises(UsageError, match="written as PNG"):
-        output.OutputPlan.from_option(str(tmp_path / "a.jpg"), 1)
+    with pytest.raises(UsageError, match="name a .png, .jpg or .webp file"):
+        output.OutputPlan.from_option(str(tmp_path / "a.gif"), 1)
 
 
 def test_dev_stdout_is_written_directly(tiny_sd, tmp_path):
