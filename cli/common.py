@@ -34,6 +34,17 @@ def image_request(task: str, flags: dict, preset: str | None, replay: str | None
         if preset:
             raise UsageError("--replay takes its settings from the image; it cannot be combined with --preset")
         path = Path(replay)
+        from ..core.records import metadata
+
+        carried = metadata.read_image_metadata(path)
+        if not isinstance(carried.get("record"), dict) and carried.get("parameters"):
+            from ..core.request.a1111 import request_from_parameters
+            from .render import warning_line
+
+            request, warning = request_from_parameters(task, path, carried["parameters"], replay_layers(flags))
+            if warning:
+                warning_line(warning)
+            return request
         return build.replay_request(task, path, build.read_record(path), replay_layers(flags))
     return build.image_request(task, layers(task, preset, flags), prompts=prompts, inputs=inputs)
 

@@ -31,3 +31,46 @@ def test_quality_changes_the_file_and_is_checked(run_cli, tiny_sd, tmp_path):
     assert (tmp_path / "q20.jpg").stat().st_size < (tmp_path / "q95.jpg").stat().st_size
     bad = run_cli("txt2img", "x", "--model", tiny_sd, "--quality", 0, "-o", "q.jpg")
     assert bad.exit_code == 2 and "--quality 0: must be at least 1" in bad.stderr
+
+
+A1111_TEXT = (
+    "a red circle on a blue background\nNegative prompt: blurry\n"
+    "Steps: 3, Sampler: DPM++ 2M Karras, CFG scale: 6.5, Seed: 1234, Size: 32x32, Model hash: abcdef1234, "
+    "Model: someone_elses, Clip skip: 2, ENSD: 31337, Face restoration: CodeFormer, Version: v1.6.0"
+)
+
+
+def _a1111_png(path, text):
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    Image.new("RGB", (32, 32)).save(path, pnginfo=info)
+
+
+def test_an_a1111_png_replays_with_its_settings(run_cli, tiny_sd, tmp_path):
+    from PIL import Image
+
+    _a1111_png(tmp_path / "a1111.png", A1111_TEXT)
+    result = run_cli("txt2img", "--replay", "a1111.png", "--model", tiny_sd, "-o", "again.png")
+    assert result.exit_code == 0, result.stderr
+    assert "A1111 fields scumble does not honour: ENSD, Face restoration" in result.stderr
+    parameters = Image.open(tmp_path / "again.png").text["parameters"]
+    assert parameters.startswith("a red circle on a blue background\nNegative prompt: blurry\n")
+    for field in ("Steps: 3", "Sampler: DPM++ 2M", "Schedule type: Karras", "CFG scale: 6.5", "Seed: 1234", "Size: 32x32", "Clip skip: 2"):
+        assert field in parameters, field
+    same = run_cli("txt2img", "a red circle on a blue background", "-n", "blurry", "--model", tiny_sd, "--steps", 3, "--scheduler", "dpmpp_2m", "--noise-schedule", "karras", "--cfg", 6.5, "--seed", 1234, "-W", 32, "-H", 32, "--clip-skip", 2, "-o", "same.png")
+    assert same.exit_code == 0, same.stderr
+    assert np.array_equal(pixels(tmp_path / "again.png"), pixels(tmp_path / "same.png"))
+
+
+@pytest.mark.parametrize("text,message", [
+    (A1111_TEXT.replace("Steps: 3", "Steps: 100000"), "steps = 100000.0: must be at most 1,000"),
+    (A1111_TEXT.replace("DPM++ 2M Karras", "Warp Drive"), "unknown scheduler 'Warp Drive'"),
+    (A1111_TEXT + ", Denoising strength: 0.5", "was made by A1111's img2img"),
+])
+def test_an_a1111_png_that_cannot_be_replayed_is_one_line(run_cli, tiny_sd, tmp_path, text, message):
+    _a1111_png(tmp_path / "a1111.png", text)
+    result = run_cli("txt2img", "--replay", "a1111.png", "--model", tiny_sd, "-o", "again.png")
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "again.png").exists()

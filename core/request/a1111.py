@@ -1,0 +1,109 @@
+"""An image that carries only A1111's `parameters` text, turned into a request like any other door.
+
+Every field scumble knows becomes its option (checked by the option table like a flag); the fields
+it cannot honour are named in one warning. The model is --model, or the one `scumble models` knows
+whose hash matches the image's `Model hash`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import UsageError
+
+SCHEDULE_TYPES = {"karras": "karras", "exponential": "exponential", "beta": "beta", "automatic": None, "uniform": None, "": None}
+# A1111 fields that say how the picture was made but change nothing scumble does, or are read below.
+KNOWN = {
+    "prompt", "negative_prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model",
+    "Clip skip", "Variation seed", "Variation seed strength", "Tiling", "Lora hashes", "TI hashes", "Version", "VAE",
+}
+
+
+def _number(fields: dict, key: str, label: str):
+    try:
+        return float(fields[key])
+    except (TypeError, ValueError):
+        raise UsageError(f"{label}: {key} {str(fields[key])[:40]!r} is not a number") from None
+
+
+def values_from_parameters(fields: dict, label: str) -> tuple[dict, list[str]]:
+    """Our option names and values from parsed A1111 parameters, and the fields left out."""
+    from ..sampling.schedulers import find_scheduler
+
+    values: dict = {}
+    if fields.get("negative_prompt"):
+        values["negative_prompt"] = fields["negative_prompt"]
+    if "Steps" in fields:
+        values["steps"] = _number(fields, "Steps", label)
+    if "CFG scale" in fields:
+        values["cfg"] = _number(fields, "CFG scale", label)
+    if "Seed" in fields:
+        values["seed"] = _number(fields, "Seed", label)
+    if "Size" in fields:
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", str(fields["Size"]))
+        if not match:
+            raise UsageError(f"{label}: Size {str(fields['Size'])[:40]!r} is not WIDTHxHEIGHT")
+        values["width"], values["height"] = int(match.group(1)), int(match.group(2))
+    if "Clip skip" in fields:
+        values["clip_skip"] = _number(fields, "Clip skip", label)
+    if fields.get("Variation seed strength") and "Variation seed" in fields:
+        values["subseed"] = _number(fields, "Variation seed", label)
+        values["subseed_strength"] = _number(fields, "Variation seed strength", label)
+    if str(fields.get("Tiling", "")).lower() == "true":
+        values["tiling"] = True
+    if fields.get("Sampler"):
+        name, schedule = _sampler(str(fields["Sampler"]), str(fields.get("Schedule type", "")))
+        find_scheduler(name)  # an unknown sampler is named here, with the choices
+        values["scheduler"] = name
+        if schedule:
+            values["noise_schedule"] = schedule
+    left_out = sorted(key for key in fields if key not in KNOWN)
+    return values, left_out
+
+
+def _sampler(sampler: str, schedule_type: str) -> tuple[str, str | None]:
+    """A1111's sampler and schedule type; before 1.9 the type was part of the name ("DPM++ 2M Karras")."""
+    for label in ("Karras", "Exponential"):
+        if sampler.endswith(" " + label):
+            return sampler[: -len(label) - 1], label.lower()
+    key = schedule_type.strip().lower()
+    if key not in SCHEDULE_TYPES:
+        raise UsageError(f"Schedule type {schedule_type[:40]!r}: scumble has karras, exponential and beta (and the sampler's own)")
+    return sampler, SCHEDULE_TYPES[key]
+
+
+def model_matching(model_hash: str) -> str | None:
+    """The built-in model whose weights hash is the image's `Model hash`, if any (a cached folder has no A1111 file hash)."""
+    from ..loading import sources
+
+    candidates = [(name, sources.ModelSource("builtin", str(path), name, "sd")) for name, path in sources.BUILTIN_MODELS.items()]
+    for name, source in candidates:
+        try:
+            if sources.weights_hash(source) == model_hash:
+                return name
+        except OSError:
+            continue
+    return None
+
+
+def request_from_parameters(task: str, path: Path, text: str, flags: dict):
+    """The request that remakes an A1111 image from its parameters; (request, warning or None)."""
+    from ..records.metadata import parse_a1111
+    from .build import FLAGS, Layer, image_request
+
+    label = f"--replay {path} (A1111 parameters)"
+    if task != "txt2img":
+        raise UsageError(f"{path}: carries A1111 parameters only; scumble can replay those with txt2img (an edit's input image is not in them)")
+    fields = parse_a1111(text)
+    if "Denoising strength" in fields and "Hires upscale" not in fields:
+        raise UsageError(f"{path}: was made by A1111's img2img (Denoising strength {fields['Denoising strength']}); its input image is not in the parameters")
+    values, left_out = values_from_parameters(fields, label)
+    flags = dict(flags)
+    if "model" not in flags and fields.get("Model hash"):
+        found = model_matching(str(fields["Model hash"]))
+        if found:
+            flags["model"] = found
+    request = image_request(task, [Layer(label, values), Layer(FLAGS, flags)], prompts=[fields.get("prompt", "")])
+    warning = f"{path}: A1111 fields scumble does not honour: {', '.join(left_out)}" if left_out else None
+    return request, warning
