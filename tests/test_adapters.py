@@ -172,3 +172,9 @@ def test_tiling_makes_opposite_edges_continue(run_cli, tiny_sd, tmp_path):
     plain, tiled = landscape("plain.png"), landscape("tiled.png", "--tiling")
     assert seam(plain) > 5 and seam(tiled) < 2  # measured: 16.3 and 0.9
     assert "Tiling: True" in Image.open(tmp_path / "tiled.png").text["parameters"]
+
+
+def test_an_sdxl_lora_at_weight_zero_is_the_base_model_and_at_one_is_not(run_cli, tiny_sdxl, loras):
+    base = make(run_cli, tiny_sdxl, "base.png")
+    assert np.array_equal(base, make(run_cli, tiny_sdxl, "zero.png", "--lora", f"{loras['xl']}:0"))
+    assert not np.array_equal(base, make(run_cli, tiny_sdxl, "one.png", "--lora", f"{loras['xl']}:1"))
