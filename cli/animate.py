@@ -23,6 +23,8 @@ def animate(
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts", help="A JSON or TOML map of frame -> prompt.", rich_help_panel=FRAME, show_default=False)] = None,
     settings_file: Annotated[Optional[Path], typer.Option("--settings", help="A TOML/JSON file with any of these options, or a Deforum settings export.", rich_help_panel=FRAME, show_default=False)] = None,
     preset: opt.Preset = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Print every frame's prompt, seed and schedule values (a table; --json or --csv for machines) and stop: no model is loaded, no file written.", rich_help_panel=FRAME)] = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="With --plan: the table as CSV.", rich_help_panel=FRAME)] = False,
     quiet: opt.Quiet = False,
     json_out: opt.Json = False,
 ) -> None:
@@ -34,36 +36,131 @@ def animate(
 
       scumble animate --settings deforum_settings.txt -o out.mp4
 
+      scumble animate --settings deforum_settings.txt --frames 10 --plan --csv > plan.csv
+
       scumble animate --preset orbit -p "0: a red circle on a blue background" -o orbit.gif
 
       scumble animate ... --resume
     """
-    from ..core.animation.run import animate as run_animation
+    from dataclasses import replace
+
+    from ..core.animation.frames import keyframes_left_out, plan_frames
+    from ..core.errors import UsageError
     from ..core.request.build import animation_request
+
+    if csv_out and not plan:
+        raise UsageError("--csv goes with --plan (a run reports with --json)")
+    if plan and csv_out and json_out:
+        raise UsageError("--plan prints one format: give --json or --csv, not both")
+    settings_layers, imported = settings_file_layers(settings_file)
+    prompts = read_prompts_file(prompts_file) if prompts_file else parse_prompt_flags(prompt) if prompt else None
+    request_layers = layers("animate", preset, flags | ({"prompts": prompts} if prompts else {}), settings_layers)
+    model, settings = animation_request(request_layers)
+    random_seed = seed_is_random(request_layers)
+    recorded = recorded_seed(settings) if random_seed and settings.resume and not plan else None
+    if recorded is not None:  # the interrupted run drew its seed; continuing it means keeping that seed
+        settings = replace(settings, seed=recorded)
+    plans = plan_frames(settings)  # every schedule's every frame checked before the model loads
+    if not quiet:
+        report_import(settings_file, imported)
+        for line in keyframes_left_out(settings):
+            warning_line(line)
+        if recorded is not None:
+            print(f"seed {settings.seed} (the random seed the interrupted run drew)", file=sys.stderr)
+        elif random_seed:
+            print(f"seed {settings.seed} (random; --seed {settings.seed} makes this again)", file=sys.stderr)
+    if plan:
+        print_plan(settings, plans, "json" if json_out else "csv" if csv_out else "table")
+        return
+    from ..core.animation.run import animate as run_animation
     from ..core.sampling.engine import Engine
 
-    settings_layers, unsupported = settings_file_layers(settings_file)
-    prompts = read_prompts_file(prompts_file) if prompts_file else parse_prompt_flags(prompt) if prompt else None
-    model, settings = animation_request(layers("animate", preset, flags | ({"prompts": prompts} if prompts else {}), settings_layers))
-    if unsupported and not quiet:
-        warning_line(f"{settings_file}: Deforum settings not supported, ignored: {', '.join(unsupported)}")
     engine = Engine.from_options(model)
     with ConsoleReporter(quiet, False) as reporter:
         result = run_animation(engine, settings, reporter)
-    render_result(result, quiet, json_out)
+    render_result(result, quiet, json_out, settings.seed)
 
 
-def render_result(result, quiet: bool, json_out: bool) -> None:
+def seed_is_random(request_layers) -> bool:
+    """Whether the topmost layer that names a seed asks for a random one (-1), as the request then drew it."""
+    from ..core.request.options import option
+
+    kind = option("animate", "seed").kind
+    for layer in reversed(request_layers):
+        if "seed" in layer.values:
+            return kind.convert(layer.values["seed"]) is None
+    return False
+
+
+def recorded_seed(settings) -> int | None:
+    """The seed in the settings record of the run --resume continues; None when there is none to read (the run says why)."""
+    import json
+
+    from ..core.animation.run import RECORD, frames_folder
+
+    try:
+        record = json.loads((frames_folder(settings)[0] / RECORD).read_bytes())
+    except (OSError, ValueError):
+        return None
+    seed = record.get("seed") if isinstance(record, dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32 else None
+
+
+def report_import(settings_file: Path | None, imported) -> None:
+    """A Deforum file's ignored features, one line each; with --debug also every key scumble does not read, with its value."""
+    import os
+
+    if imported is None:
+        return
+    for line in imported.warnings:
+        warning_line(f"{settings_file}: {line}")
+    if os.environ.get("SCUMBLE_DEBUG", "") not in ("", "0"):  # a line each: ~200 keys would overrun one line's limit
+        for key, value in imported.ignored:
+            warning_line(f"{settings_file}: Deforum key not read: {key} = {value}")
+
+
+def print_plan(settings, plans, form: str) -> None:
+    import csv
+    import json
+
+    from ..core.animation.frames import plan_table
+    from .render import printable
+
+    columns, rows = plan_table(settings, plans)
+    if form == "json":
+        print(json.dumps([dict(zip(columns, row)) for row in rows]))
+        return
+    if form == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["true" if v is True else "false" if v is False else v for v in row] for row in rows])
+        return
+
+    def cell(value, width: int = 28) -> str:
+        if isinstance(value, bool):
+            return "key" if value else ""
+        if isinstance(value, float):
+            return f"{value:.5g}"
+        text = printable(str(value))
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    table = [columns] + [[cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    for r in table:
+        print("  ".join(c.ljust(w) if i in (2, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+
+
+def render_result(result, quiet: bool, json_out: bool, seed: int) -> None:
     import json
 
     if json_out:
-        print(json.dumps({"video": result.video, "frames_dir": result.frames_dir, "frames": result.frames, "resumed_from": result.resumed_from, "seconds": round(result.seconds, 2), "interrupted": result.interrupted}))
+        print(json.dumps({"video": result.video, "frames_dir": result.frames_dir, "frames": result.frames, "seed": seed, "resumed_from": result.resumed_from, "seconds": round(result.seconds, 2), "interrupted": result.interrupted}))
     if result.interrupted:
         print(f"interrupted: {result.frames} frames kept{' and ' + result.video + ' plays them' if result.video else ''}; continue with --resume", file=sys.stderr)
         raise typer.Exit(130)
     if not quiet:
         where = result.video or result.frames_dir
-        print(f"wrote {where} ({result.frames} frames{', resumed at frame ' + str(result.resumed_from) if result.resumed_from else ''}) in {result.seconds:.1f}s", file=sys.stderr)
+        print(f"wrote {where} ({result.frames} frames, seed {seed}{', resumed at frame ' + str(result.resumed_from) if result.resumed_from else ''}) in {result.seconds:.1f}s", file=sys.stderr)
 
 
 def parse_prompt_flags(values: list[str]) -> dict[str, str]:
@@ -87,19 +184,33 @@ def read_prompts_file(path: Path) -> dict:
 
 
 def settings_file_layers(path: Path | None):
-    """Our own TOML/JSON settings, or a Deforum export (mapped to our names, its unsupported keys returned)."""
+    """Our own TOML/JSON settings, or a Deforum export (mapped to our names; its DeforumImport says what is left out)."""
     from ..core.animation import deforum
     from ..core.errors import UsageError
     from ..core.request.build import Layer
     from ..core.request.files import read_table
 
     if path is None:
-        return [], []
+        return [], None
     data = read_table(path, "--settings")
     if deforum.is_deforum(data):
         try:
-            values, unsupported = deforum.from_deforum(data)
+            imported = deforum.from_deforum(data)
         except UsageError as exc:
             raise UsageError(f"--settings {path} (Deforum): {exc}") from None
-        return [Layer(f"--settings {path} (Deforum)", values)], unsupported
-    return [Layer(f"--settings {path}", data)], []
+        _drop_refused(imported)
+        return [Layer(f"--settings {path} (Deforum)", imported.values)], imported
+    return [Layer(f"--settings {path}", data)], None
+
+
+def _drop_refused(imported) -> None:
+    """A schedule of a feature the file switches off is never read (by Deforum or by us): one its option refuses is dropped, not an error."""
+    from ..core.errors import UsageError
+    from ..core.request.options import options_for
+
+    table = options_for("animate")
+    for name in imported.unused:
+        try:
+            table[name].kind.convert(imported.values[name])
+        except (UsageError, ValueError):
+            del imported.values[name]

@@ -1,13 +1,18 @@
 """Reading a Deforum settings export (its JSON) into scumble's animation settings.
 
 Known keys are mapped; strength is converted (Deforum's strength is the amount kept, ours the
-amount denoised); everything else is returned by name so the caller can warn about it.
+amount denoised); the spellings Deforum's own loader renames are renamed first. Of the keys left
+over, only those that would change the video are warned about, one line per feature: an export
+carries some 200 keys, most at their default or belonging to a feature that is switched off.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+
 from ..errors import UsageError
-from .keyframes import parse
+from .keyframes import ScheduleError, parse
 
 # Deforum key -> our field, for values that carry over unchanged.
 DIRECT = {
@@ -44,10 +49,34 @@ DIRECT = {
     "extract_nth_frame": "extract_nth_frame",
     "animation_prompts_negative": "negative_prompt",
 }
-# Keys read for the mapping below, or that only matter when another (mapped) option is on.
-CONSUMED = {"prompts", "strength_schedule", "steps", "steps_schedule", "enable_steps_scheduling", "color_coherence", "sampler",
+# Keys read for the mapping below (Forge's `scheduler` is a schedule type: "Karras", "Simple").
+CONSUMED = {"prompts", "strength_schedule", "steps", "steps_schedule", "enable_steps_scheduling", "color_coherence", "sampler", "scheduler",
             "use_init", "init_image", "video_init_path", "animation_mode", "animation_prompts_positive", "strength", "strength_0_no_init"}
 DEFORUM_MARKERS = {"max_frames", "animation_mode", "diffusion_cadence", "strength_schedule"}
+
+# What Deforum's loader (deprecation_utils) renames before it reads a file: old key -> new key, and old values.
+RENAMED_KEYS = {"flip_2d_perspective": "enable_perspective_flip", "skip_video_for_run_all": "skip_video_creation"}
+_FLOW = {False: "None", True: "DIS Fine"}
+RENAMED_VALUES = {
+    "color_coherence": {"Match Frame 0 HSV": "HSV", "Match Frame 0 LAB": "LAB", "Match Frame 0 RGB": "RGB"},
+    "hybrid_composite": {False: "None", True: "Normal"},
+    "optical_flow_cadence": _FLOW,
+    "optical_flow_redo_generation": _FLOW,
+}
+REMOVED_KEYS = {"histogram_matching"}
+# Schedules only a switched-off feature reads: Deforum never reads them, so a value out of range there is no error.
+UNUSED_UNLESS = {
+    "seed_schedule": lambda data: data.get("seed_behavior") == "schedule",
+    **{f"perspective_flip_{k}": (lambda data: _on(data.get("enable_perspective_flip"))) for k in ("theta", "phi", "gamma", "fv")},
+}
+
+
+@dataclass
+class DeforumImport:
+    values: dict  # our option names -> values, checked later by the request builder like any other layer
+    unused: list[str] = field(default_factory=list)  # names in `values` that only a switched-off feature reads
+    warnings: list[str] = field(default_factory=list)  # one line per feature that would change the video and is ignored
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (key, value shown) for every key scumble does not read, for --debug
 
 
 def is_deforum(data: dict) -> bool:
@@ -72,9 +101,276 @@ def invert_strength(schedule: str) -> str:
     return ", ".join(f"{kf.text.split(':', 1)[0].strip()}: (1-({_unwrap(kf.value.source)}))" for kf in parse(schedule, "strength_schedule"))
 
 
-def from_deforum(data: dict) -> tuple[dict, list[str]]:
-    """Our option names and values (checked by the request builder like any other door), and the keys left out."""
+def _on(value) -> bool:
+    """Deforum's switches: JSON booleans, or the strings older exports and hand edits hold."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true") or (isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0)
+
+
+def _off(value) -> bool:
+    """A choice left at none ("None", "", null, false)."""
+    return value in (None, False, "") or (isinstance(value, str) and value.strip().lower() in ("none", "false"))
+
+
+def _shown(value) -> str:
+    """A value as the file has it, short: text quoted, numbers and switches bare."""
+    if not isinstance(value, str):
+        text = json_text(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def json_text(value) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _constant(data: dict, key: str, neutral: float) -> bool:
+    """The schedule (or number) at `key` is `neutral` on every frame; missing counts as neutral, unreadable as not."""
+    if key not in data:
+        return True
+    value = data[key]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return abs(value - neutral) < 1e-9
+    if not isinstance(value, str):
+        return False
+    try:
+        keyframes = parse(value, key)
+        return all(kf.value.is_constant and abs(kf.value() - neutral) < 1e-9 for kf in keyframes)
+    except ScheduleError:
+        return False
+
+
+def _changed(data: dict, keys: dict) -> list[str]:
+    """`key value` for each key whose value differs from the given Deforum default (a schedule's neutral number)."""
+    out = []
+    for key, default in keys.items():
+        if key not in data:
+            continue
+        same = _constant(data, key, default) if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(data[key], str) else data[key] == default
+        if not same:
+            out.append(f"{key} {_shown(data[key])}")
+    return out
+
+
+def apply_renames(data: dict) -> dict:
+    """The file as Deforum's own loader would see it: old key names and old value spellings brought up to date."""
+    data = dict(data)
+    for old, new in RENAMED_KEYS.items():
+        if old in data:
+            value = data.pop(old)
+            data.setdefault(new, value)
+    for key, renames in RENAMED_VALUES.items():
+        value = data.get(key)
+        if isinstance(value, (str, bool)) and value in renames:
+            data[key] = renames[value]
+    if "use_zoe_depth" in data:
+        zoe = data.pop("use_zoe_depth")
+        data.setdefault("depth_algorithm", "Zoe+AdaBins (old)" if _on(zoe) else "Midas+AdaBins (old)")
+    for i in range(1, 6):  # ControlNet weights and guidance were numbers before they were schedules
+        for suffix in ("weight", "guidance_start", "guidance_end"):
+            key = f"cn_{i}_{suffix}"
+            if isinstance(data.get(key), (int, float)) and not isinstance(data.get(key), bool):
+                data[key] = f"0:({data[key]})"
+    for key in REMOVED_KEYS:
+        data.pop(key, None)
+    return data
+
+
+# ---------------------------------------------------------------- what a file asks for that scumble does not do
+
+_3D_MOTION = {"translation_z": 0.0, "rotation_3d_x": 0.0, "rotation_3d_y": 0.0, "rotation_3d_z": 0.0}
+_3D_CAMERA = {"fov_schedule": 70.0, "near_schedule": 200.0, "far_schedule": 10000.0, "aspect_ratio_schedule": 1.0, "aspect_ratio_use_old_formula": False}
+_DEPTH = {"use_depth_warping": True, "depth_algorithm": "Midas-3-Hybrid", "midas_weight": 0.2, "padding_mode": "border", "sampling_mode": "bicubic"}
+
+
+def _animation_mode(data: dict) -> str | None:
+    mode = data.get("animation_mode", "2D")
+    if mode == "2D" or (mode == "Video Input" and data.get("video_init_path")):
+        return None
+    if mode == "3D":
+        changed = _changed(data, _3D_MOTION | _3D_CAMERA | _DEPTH)
+        return "3D animation (animation_mode '3D') is rendered as 2D" + (f"; ignored: {', '.join(changed)}" if changed else "")
+    if mode == "Video Input":
+        return "animation_mode 'Video Input' without a video_init_path is rendered as 2D"
+    return f"animation_mode {_shown(mode)} is rendered as 2D"
+
+
+def _video_input(data: dict) -> str | None:
+    if data.get("animation_mode") != "Video Input" or not data.get("video_init_path"):
+        return None
+    changed = _changed(data, {"extract_from_frame": 0, "extract_to_frame": -1})
+    return f"video input: {', '.join(changed)} ignored (frames are read from the start, every extract_nth_frame)" if changed else None
+
+
+def _noise_multiplier(data: dict) -> str | None:
+    if _on(data.get("enable_noise_multiplier_scheduling")) and not _constant(data, "noise_multiplier_schedule", 1.0):
+        return f"noise multiplier: noise_multiplier_schedule {_shown(data.get('noise_multiplier_schedule'))} is not applied (the initial noise is not scaled)"
+    return None
+
+
+def _parseq(data: dict) -> str | None:
+    manifest = data.get("parseq_manifest")
+    if _off(manifest) or (isinstance(manifest, str) and not manifest.strip()):
+        return None
+    size = len(manifest) if isinstance(manifest, str) else len(str(manifest))
+    return f"Parseq: the embedded parseq_manifest ({size:,} characters) is ignored; the file's own schedules are used"
+
+
+def _hybrid(data: dict) -> str | None:
+    on = [f"{key} {_shown(data[key])}" for key in ("hybrid_motion", "hybrid_composite") if key in data and not _off(data[key])]
+    return f"hybrid video: {', '.join(on)} not supported" if on else None
+
+
+def _controlnet(data: dict) -> str | None:
+    units = [f"{i} ({data.get(f'cn_{i}_module', '?')}, {data.get(f'cn_{i}_model', '?')})" for i in range(1, 6) if _on(data.get(f"cn_{i}_enabled"))]
+    return f"ControlNet: unit{'s' if len(units) > 1 else ''} {', '.join(units)} not applied" if units else None
+
+
+def _number(value, default: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _flow(data: dict) -> str | None:
+    on = []
+    if not _off(data.get("optical_flow_cadence")) and _number(data.get("diffusion_cadence", 1), 1) > 1:
+        on.append(f"optical_flow_cadence {_shown(data['optical_flow_cadence'])}")
+    if not _off(data.get("optical_flow_redo_generation")):
+        on.append(f"optical_flow_redo_generation {_shown(data['optical_flow_redo_generation'])}")
+    if _number(data.get("diffusion_redo", 0), 0) > 0:
+        on.append(f"diffusion_redo {_shown(data['diffusion_redo'])}")
+    return f"optical flow: {', '.join(on)} not supported (cadence frames are cross-faded)" if on else None
+
+
+def _per_frame_switches(data: dict) -> str | None:
+    on = []
+    if _on(data.get("enable_subseed_scheduling")) and not _constant(data, "subseed_strength_schedule", 0.0):
+        on.append(f"subseed_strength_schedule {_shown(data.get('subseed_strength_schedule'))}")
+    for switch, key in (("enable_sampler_scheduling", "sampler_schedule"), ("enable_checkpoint_scheduling", "checkpoint_schedule"), ("enable_clipskip_scheduling", "clipskip_schedule"),
+                        ("enable_ddim_eta_scheduling", "ddim_eta_schedule"), ("enable_ancestral_eta_scheduling", "ancestral_eta_schedule")):
+        if _on(data.get(switch)):
+            on.append(f"{key} {_shown(data.get(key))}")
+    return f"schedules not supported: {', '.join(on)}" if on else None
+
+
+def _masks(data: dict) -> str | None:
+    on = [key for key in ("use_mask", "use_noise_mask", "use_mask_video") if _on(data.get(key))]
+    return f"masks: {', '.join(on)} not supported" if on else None
+
+
+def _looper(data: dict) -> str | None:
+    return "guided images: use_looper (init_images, image_strength_schedule) not supported" if _on(data.get("use_looper")) else None
+
+
+def _seed(data: dict) -> str | None:
+    changed = _changed(data, {"seed_resize_from_w": 0, "seed_resize_from_h": 0})
+    if data.get("seed_behavior", "iter") == "iter":
+        changed += _changed(data, {"seed_iter_N": 1})
+    return f"seed: {', '.join(changed)} ignored (iter adds 1 every key frame)" if changed else None
+
+
+def _colour(data: dict) -> str | None:
+    on = []
+    coherence = data.get("color_coherence", "LAB")
+    if isinstance(coherence, str) and coherence.lower() not in ("lab", "hsv", "rgb", "none"):
+        on.append(f"color_coherence {_shown(coherence)} (frames are matched to frame 0 in LAB instead)")
+    on += [key for key in ("color_force_grayscale", "legacy_colormatch") if _on(data.get(key))]
+    return f"colour: {', '.join(on)} not supported" if on else None
+
+
+def _image(data: dict) -> str | None:
+    on = [key for key in ("tiling", "restore_faces", "motion_preview_mode") if _on(data.get(key))]
+    return f"image: {', '.join(on)} not supported" if on else None
+
+
+def _init_strength(data: dict) -> str | None:
+    if not (_on(data.get("use_init")) and data.get("init_image") not in (None, "", "None")) or "strength" not in data:
+        return None
+    schedule = data.get("strength_schedule", "0: (0.65)")
+    try:
+        first = parse(schedule if isinstance(schedule, str) else f"0: ({schedule})", "strength_schedule")[0].value
+        if first.is_constant and abs(first() - float(data["strength"])) < 1e-9:
+            return None
+    except (ScheduleError, TypeError, ValueError):
+        pass
+    return f"init image: strength {_shown(data['strength'])} (frame 0's, with use_init) is not used; frame 0 follows strength_schedule"
+
+
+def _output(data: dict) -> str | None:
+    on = []
+    if not _off(data.get("add_soundtrack")):
+        on.append(f"add_soundtrack {_shown(data['add_soundtrack'])}")
+    if _on(data.get("r_upscale_video")):
+        on.append(f"r_upscale_video ({data.get('r_upscale_model')}, {data.get('r_upscale_factor')})")
+    if not _off(data.get("frame_interpolation_engine")):
+        on.append(f"frame_interpolation_engine {_shown(data['frame_interpolation_engine'])} x{data.get('frame_interpolation_x_amount')}")
+    if _on(data.get("make_gif")):
+        on.append("make_gif (pass -o NAME.gif)")
+    return f"video: {', '.join(on)} not supported" if on else None
+
+
+FEATURES = (_animation_mode, _video_input, _noise_multiplier, _parseq, _hybrid, _controlnet, _flow, _per_frame_switches,
+            _masks, _looper, _seed, _colour, _image, _init_strength, _output)
+
+
+def unsupported_features(data: dict) -> list[str]:
+    """One line per feature the file switches on (or sets away from neutral) that scumble does not render."""
+    return [line for feature in FEATURES if (line := feature(data))]
+
+
+# ---------------------------------------------------------------- the sampler: A1111's name and Forge's schedule type
+
+
+def _sampler(data: dict, warnings: list[str]) -> str | None:
+    """The sampler as one A1111 name ("DPM++ 2M Karras"), for the request builder to split; None for the model's own."""
+    from ..sampling import schedulers
+
+    sampler, forge = data.get("sampler"), data.get("scheduler")
+    if _off(sampler):
+        if not _off(forge):
+            warnings.append(f"sampler: scheduler {_shown(forge)} without a sampler is ignored")
+        return None
+    if not isinstance(sampler, str):
+        raise UsageError("sampler must be text, e.g. \"DPM++ 2M Karras\"")
+    spec = schedulers.find_scheduler(sampler, "sampler")
+    base, kind = schedulers.split_a1111(sampler)
+    if not _off(forge):
+        named = schedulers.schedule_type(str(forge))
+        if named is None:
+            warnings.append(f"sampler: scheduler {_shown(forge)} is not a schedule type scumble knows; {spec.name}'s own spacing is used")
+        elif kind is None:
+            kind = named
+        elif named != kind:
+            warnings.append(f"sampler: {_shown(sampler)} names its schedule; scheduler {_shown(forge)} is ignored")
+    if kind is None:
+        return base
+    label = schedulers.SCHEDULE_TYPES[kind][0]
+    try:
+        wanted = schedulers.schedule_settings(spec, kind)
+    except UsageError as exc:
+        warnings.append(f"sampler: {exc}; {spec.name}'s own spacing is used")
+        return base
+    flag = schedulers.NOISE_SCHEDULES.get(wanted.get("noise_schedule", ""))
+    if flag and not schedulers.supports(spec.class_name, flag):  # A1111 spaces any sampler's noise any way; diffusers does not
+        warnings.append(f"sampler: {spec.name} cannot space its noise levels the {label} way in diffusers; its own spacing is used")
+        return base
+    return f"{base} {label}"
+
+
+def unused_schedules(data: dict) -> list[str]:
+    """Our names of the schedules only a feature this file switches off would read (the caller may drop a bad one)."""
+    return [DIRECT[key] for key, used in UNUSED_UNLESS.items() if key in data and not used(data)]
+
+
+def from_deforum(data: dict) -> DeforumImport:
+    """Our option names and values (checked by the request builder like any other door), what is ignored, and why it matters."""
+    data = apply_renames(data)
     values: dict = {}
+    warnings: list[str] = []
     for key, field_name in DIRECT.items():
         if key in data and data[key] not in (None, ""):
             values[field_name] = data[key]
@@ -91,24 +387,20 @@ def from_deforum(data: dict) -> tuple[dict, list[str]]:
         if not isinstance(data["strength_schedule"], (str, int, float)) or isinstance(data["strength_schedule"], bool):
             raise UsageError("strength_schedule must be a schedule like \"0: (0.65)\"")
         values["strength"] = invert_strength(str(data["strength_schedule"]) if isinstance(data["strength_schedule"], str) else f"0: ({data['strength_schedule']})")
-    if data.get("enable_steps_scheduling") and data.get("steps_schedule"):
+    if _on(data.get("enable_steps_scheduling")) and data.get("steps_schedule"):
         values["steps"] = data["steps_schedule"]
     elif "steps" in data:
         values["steps"] = data["steps"]
-    coherence = str(data.get("color_coherence", "None")).lower()
-    unsupported = []
+    coherence = str(data.get("color_coherence")).lower()
     if coherence in ("lab", "hsv", "rgb", "none"):
         values["color_coherence"] = coherence
-    else:
-        unsupported.append(f"color_coherence={data.get('color_coherence')!r}")
-    if data.get("sampler"):
-        values["scheduler"] = data["sampler"]
+    sampler = _sampler(data, warnings)
+    if sampler:
+        values["scheduler"] = sampler
     mode = data.get("animation_mode", "2D")
     if mode == "Video Input" and data.get("video_init_path"):
         values["video_input"] = data["video_init_path"]
-    elif mode not in ("2D", "Video Input"):
-        unsupported.append(f"animation_mode={mode!r} (run as 2D)")
-    if data.get("use_init") and data.get("init_image") not in (None, "", "None"):
+    if _on(data.get("use_init")) and data.get("init_image") not in (None, "", "None"):
         values["init_image"] = data["init_image"]
-    unsupported += sorted(k for k in data if k not in DIRECT and k not in CONSUMED)
-    return values, unsupported
+    ignored = [(k, _shown(data[k])) for k in sorted(data) if k not in DIRECT and k not in CONSUMED]
+    return DeforumImport(values, [name for name in unused_schedules(data) if name in values], warnings + unsupported_features(data), ignored)

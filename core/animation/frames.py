@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,9 +14,12 @@ from ..images import inputs, motion
 from ..images import pixels as imaging
 from ..sampling import strength as strengths
 from ..sampling.strength import Denoise
-from ..sampling.engine import Engine, ImageJob, Sampling
+from ..sampling.settings import ImageJob, Sampling
 from .keyframes import Schedule, ScheduleError, _Refused, compile_expression
 from .settings import SCHEDULE_FIELDS, AnimationSettings
+
+if TYPE_CHECKING:  # `animate --plan` plans without torch; only a run needs the engine
+    from ..sampling.engine import Engine
 
 FRAME_NAME = "{:09}.png"
 
@@ -80,6 +84,32 @@ def schedules_in_use(settings: AnimationSettings) -> tuple[str, ...]:
     return tuple(name for name in SCHEDULE_FIELDS if name not in unused)
 
 
+def keyframes_left_out(settings: AnimationSettings) -> list[str]:
+    """One line per schedule in use with keyframes outside this run's frames (Deforum skips them; so do we, saying so)."""
+    lines = []
+    for name in schedules_in_use(settings):
+        parsed = getattr(settings, name)
+        outside = parsed.outside(settings.frames, settings.seed, name)
+        if outside:
+            where = f"{parsed.origin}: " if parsed.origin else ""
+            lines.append(f"{where}{name}: {'; '.join(outside)}: outside frames 0..{settings.frames - 1}, left out (as Deforum does)")
+    return lines
+
+
+PLAN_COLUMNS = ("frame", "key", "prompt", "negative", "seed", "strength", "steps", "cfg")
+
+
+def plan_table(settings: AnimationSettings, plans: list[FramePlan]) -> tuple[list[str], list[list]]:
+    """The per-frame table `animate --plan` prints: the fixed columns, then every other schedule in use.
+
+    The seed column already says what seed_schedule decided, so that schedule has no column of its own.
+    """
+    rest = [name for name in schedules_in_use(settings) if name not in PLAN_COLUMNS and name != "seed_schedule"]
+    columns = [*PLAN_COLUMNS, *rest]
+    rows = [[p.index, p.key, p.prompt, p.negative_prompt, p.seed, p.values["strength"], int(round(p.values["steps"])), p.values["cfg"], *(p.values[name] for name in rest)] for p in plans]
+    return columns, rows
+
+
 def plan_frames(settings: AnimationSettings) -> list[FramePlan]:
     """Every frame's values, each within its option's limits; errors surface here, before frame 0."""
     n, max_f = settings.frames, settings.frames - 1
@@ -125,7 +155,7 @@ class Animator:
         self.video_frames = None
 
     def sampling(self, plan: FramePlan, steps: int) -> Sampling:
-        return Sampling(steps, plan.values["cfg"], self.width, self.height, self.settings.scheduler, self.settings.noise_schedule)
+        return Sampling(steps, plan.values["cfg"], self.width, self.height, self.settings.scheduler, self.settings.noise_schedule, self.settings.timestep_spacing)
 
     def _matrix(self, plan: FramePlan) -> np.ndarray:
         v = plan.values

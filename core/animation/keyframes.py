@@ -248,20 +248,40 @@ class ParsedSchedule:
     def __str__(self) -> str:
         return self.text
 
-    def evaluate(self, frames: int, seed: int = 0, name: str = "schedule") -> list[float]:
-        """Every frame's value; keyframes past the end are ignored and Deforum's truncation of keys applies."""
+    def key_frames(self, frames: int, seed: int = 0, name: str = "schedule") -> tuple[dict[int, Keyframe], list[tuple[Keyframe, float]]]:
+        """Each keyframe's frame (Deforum truncates expression keys), and those outside 0..frames-1.
+
+        Deforum never reads a keyframe outside the run (`"max_f-2"` in a 1-frame run, `30` in a 10-frame
+        preview); neither do we. A schedule with no keyframe inside is an error: it has no value to hold.
+        """
         max_f = frames - 1
         by_frame: dict[int, Keyframe] = {}
+        outside: list[tuple[Keyframe, float]] = []
         for kf in self.keyframes:
             try:
                 frame = kf.key(t=0, max_f=max_f, s=seed)
             except ScheduleError as exc:
                 raise ScheduleError(f"{name}: keyframe {kf.index} ({kf.text!r}) key: {exc}") from None
-            if frame < 0:
-                raise ScheduleError(f"{name}: keyframe {kf.index} ({kf.text!r}) is at frame {frame:g}; frames start at 0")
-            by_frame[int(frame)] = kf  # Deforum truncates expression keys
+            if 0 <= int(frame) < frames:  # Deforum truncates the key first: -0.5 is frame 0
+                by_frame[int(frame)] = kf
+            else:
+                outside.append((kf, frame))
+        if not by_frame:
+            kf, frame = outside[0]
+            where = "frames start at 0" if frame < 0 else f"the last frame is {max_f}"
+            raise ScheduleError(f"{name}: keyframe {kf.index} ({kf.text!r}) is at frame {frame:g}; {where}, and no keyframe falls within frames 0..{max_f}")
+        return by_frame, outside
+
+    def outside(self, frames: int, seed: int = 0, name: str = "schedule") -> list[str]:
+        """The keyframes a run of `frames` frames leaves out, each as 'keyframe N ('text') at frame F'."""
+        return [f"keyframe {kf.index} ({kf.text!r}) at frame {frame:g}" for kf, frame in self.key_frames(frames, seed, name)[1]]
+
+    def evaluate(self, frames: int, seed: int = 0, name: str = "schedule") -> list[float]:
+        """Every frame's value; keyframes outside the run are left out, as Deforum leaves them."""
+        max_f = frames - 1
+        by_frame, _ = self.key_frames(frames, seed, name)
         values: list[float | None] = [None] * frames
-        keys = sorted(f for f in by_frame if f < frames)
+        keys = sorted(by_frame)
         for i, frame in enumerate(keys):
             kf = by_frame[frame]
             end = keys[i + 1] if i + 1 < len(keys) else frames

@@ -58,6 +58,7 @@ class AnimationSettings:
     seed_schedule: ParsedSchedule
     scheduler: str
     noise_schedule: NoiseSpec
+    timestep_spacing: str  # "": the model's own; "trailing" from an A1111 schedule type (Simple, SGM Uniform)
     init_image: str | None
     video_input: str | None
     extract_nth_frame: int
@@ -73,4 +74,5 @@ class AnimationSettings:
         return {f.name: (str(v) if isinstance(v, (ParsedSchedule, NoiseSpec)) else v) for f in fields(self) for v in [getattr(self, f.name)]}
 
     def identity(self) -> dict:
-        return {k: v for k, v in self.as_dict().items() if k not in NOT_SETTINGS}
+        # An unset timestep spacing is left out, so a run recorded before the field existed still resumes.
+        return {k: v for k, v in self.as_dict().items() if k not in NOT_SETTINGS and not (k == "timestep_spacing" and v == "")}

@@ -60,7 +60,8 @@ def merge(task: str, layers: Sequence[Layer]) -> tuple[dict[str, Any], dict[str,
     table = options_for(task)
     values = {name: option.kind.convert(option.default) if option.default is not None else None for name, option in table.items()}
     origin = {name: "default" for name in table}
-    for layer in layers:
+    rank = {}  # option -> index of the layer that set it, for rules between options set in different layers
+    for number, layer in enumerate(layers):
         unknown = []
         for key, raw in layer.values.items():
             option = table.get(key)
@@ -70,11 +71,50 @@ def merge(task: str, layers: Sequence[Layer]) -> tuple[dict[str, Any], dict[str,
                 continue
             values[key] = convert(option, raw, layer.label)
             origin[key] = layer.label
+            rank[key] = number
             if layer.label != FLAGS and hasattr(values[key], "origin"):  # a schedule checked per frame names its source then too
                 values[key] = replace(values[key], origin=layer.label)
         if unknown:
             raise UsageError(f"{layer.label}: unknown options {names(unknown)} ({task} takes the names its --help lists, with _ for -)")
+    _a1111_schedule_type(values, origin, rank)
     return values, origin
+
+
+def _a1111_schedule_type(values: dict[str, Any], origin: dict[str, str], rank: dict[str, int]) -> None:
+    """"DPM++ 2M Karras" is sampler dpmpp_2m with noise schedule karras (A1111's names before 1.9 carried both).
+
+    The schedule the name carries is a value of its layer: a noise schedule (or timestep spacing) set in a
+    higher layer wins, one set in the same layer must agree, and one from a lower layer is replaced.
+    """
+    from ..sampling.noise_schedules import parse_spec
+    from ..sampling.schedulers import SCHEDULE_TYPES, find_scheduler, schedule_settings, split_a1111
+
+    name = values.get("scheduler")
+    if not name:
+        return
+    base, kind = split_a1111(name)
+    if kind is None:
+        return
+    label = origin["scheduler"]
+    where = f"--scheduler {name!r}" if label == FLAGS else f"{label}: scheduler = {name!r}"
+    spec = find_scheduler(base)
+    try:
+        wanted = schedule_settings(spec, kind)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    values["scheduler"] = spec.name
+    automatic = SCHEDULE_TYPES[kind][1] == "automatic"  # the sampler's usual schedule: a default, never a disagreement
+    for key, value in wanted.items():
+        current = values.get(key)
+        shown = current.text if hasattr(current, "text") else current
+        if rank.get(key, -1) > rank["scheduler"] or shown == value or (automatic and key in rank):
+            continue
+        if rank.get(key, -1) == rank["scheduler"]:
+            flag = "--" + key.replace("_", "-")
+            other = f"{flag} {shown}" if label == FLAGS else f"{key} = {shown!r}"
+            raise UsageError(f"{where} means {key.replace('_', ' ')} {value}, and {other} disagrees; give one of them")
+        values[key] = parse_spec(value) if key == "noise_schedule" else value
+        origin[key] = label
 
 
 def model_options(values: Mapping[str, Any]) -> ModelOptions:
@@ -137,6 +177,7 @@ def animation_request(layers: Sequence[Layer]):
     from ..animation.settings import AnimationSettings
 
     values, _origin = merge("animate", layers)
+    values.setdefault("timestep_spacing", "")  # animate has no --timestep-spacing; an A1111 schedule type ("Simple") may set one
     if values["seed"] is None:
         values["seed"] = random_seed()
     return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings)})

@@ -68,10 +68,95 @@ def _normal(name: str) -> str:
     return name.strip().lower().replace(" ", "_").replace("+", "p").replace("-", "_")
 
 
-def find_scheduler(name: str) -> SchedulerSpec:
-    spec = _by_name().get(_normal(name))
+# A1111's schedule types (its "Schedule type" since 1.9; Forge's separate `scheduler` key), by name, with
+# the label A1111 shows and what it is in diffusers: a noise schedule, a timestep spacing, "automatic" (the
+# sampler's own choice) or None where diffusers has no equivalent.
+SCHEDULE_TYPES: dict[str, tuple[str, dict | str | None]] = {
+    "automatic": ("Automatic", "automatic"),
+    "uniform": ("Uniform", None),
+    "karras": ("Karras", {"noise_schedule": "karras"}),
+    "exponential": ("Exponential", {"noise_schedule": "exponential"}),
+    "polyexponential": ("Polyexponential", None),
+    "sgm_uniform": ("SGM Uniform", {"timestep_spacing": "trailing"}),
+    "kl_optimal": ("KL Optimal", None),
+    "align_your_steps": ("Align Your Steps", None),
+    "align_your_steps_gits": ("Align Your Steps GITS", None),
+    "align_your_steps_11": ("Align Your Steps 11", None),
+    "align_your_steps_32": ("Align Your Steps 32", None),
+    "simple": ("Simple", {"timestep_spacing": "trailing"}),
+    "normal": ("Normal", None),
+    "ddim": ("DDIM", None),
+    "beta": ("Beta", {"noise_schedule": "beta"}),
+    "turbo": ("Turbo", None),
+}
+_SCHEDULE_ALIASES = {"sgmuniform": "sgm_uniform"}
+# A1111's "Automatic": the schedule each sampler was tuned with (sd_samplers_kdiffusion's per-sampler options).
+AUTOMATIC = {"dpmpp_2m": "karras", "dpmpp_sde": "karras", "dpm2": "karras", "dpm2_a": "karras", "dpmpp_2m_sde": "exponential"}
+
+
+def schedule_type(label: str) -> str | None:
+    """The schedule type an A1111/Forge label or name means ("SGM Uniform", "sgm_uniform" -> "sgm_uniform"), or None."""
+    key = _normal(label)
+    key = _SCHEDULE_ALIASES.get(key, key)
+    return key if key in SCHEDULE_TYPES else None
+
+
+def split_a1111(name: str) -> tuple[str, str | None]:
+    """("DPM++ 2M Karras") -> ("DPM++ 2M", "karras"): A1111 before 1.9 named a sampler and its schedule in one.
+
+    A name that is itself a sampler, or whose head is not one, is returned whole with None.
+    """
+    text = name.strip()
+    table = _by_name()
+    if _normal(text) in table:
+        return text, None
+    for cut, char in enumerate(text):  # left to right, so the longest label wins: "Align Your Steps GITS", not "GITS"
+        if char in " _":
+            head, tail = text[:cut].strip(" _"), text[cut + 1 :].strip(" _")
+            kind = schedule_type(tail) if tail else None
+            if kind and _normal(head) in table:
+                return head, kind
+    return text, None
+
+
+def schedule_settings(spec: SchedulerSpec, kind: str) -> dict:
+    """What schedule type `kind` sets for sampler `spec`: {"noise_schedule": ...} or {"timestep_spacing": ...}, {} for
+    the sampler's default; UsageError where diffusers has no equivalent."""
+    label, meaning = SCHEDULE_TYPES[kind]
+    if meaning is None:
+        able = ", ".join(label for label, m in SCHEDULE_TYPES.values() if m is not None)
+        raise UsageError(f"schedule type {label} has no diffusers equivalent; these have: {able}")
+    if meaning == "automatic":
+        return {"noise_schedule": AUTOMATIC[spec.name]} if spec.name in AUTOMATIC else {}
+    return dict(meaning)
+
+
+def closest(name: str, limit: int = 3) -> list[str]:
+    """Scheduler names nearest to a misspelt one (difflib), spelt the way the user spells them: A1111's or ours."""
+    import difflib
+
+    base = name
+    for cut, char in enumerate(name):  # a schedule label is dropped even when the sampler before it is unknown
+        if char in " _" and name[cut + 1 :].strip(" _") and schedule_type(name[cut + 1 :].strip(" _")):
+            base = name[:cut]
+            break
+    a1111_style = any(c in base for c in " +")
+    by_normal: dict[str, str] = {}
+    for spec in SCHEDULERS:
+        for known in (spec.name, spec.a1111, *spec.aliases):
+            by_normal.setdefault(_normal(known), spec.a1111 if a1111_style else spec.name)
+    matches = difflib.get_close_matches(_normal(base), list(by_normal), n=limit * 2, cutoff=0.5)
+    return list(dict.fromkeys(by_normal[m] for m in matches))[:limit]
+
+
+def find_scheduler(name: str, what: str = "--scheduler") -> SchedulerSpec:
+    """A scheduler by our name, an A1111 name, or an A1111 name with its schedule type ("DPM++ 2M Karras")."""
+    base, _ = split_a1111(name)
+    spec = _by_name().get(_normal(base))
     if spec is None:
-        raise UsageError(f"--scheduler: unknown scheduler {name!r}; choose from {', '.join(s.name for s in SCHEDULERS)}")
+        near = closest(name)
+        hint = f"; closest: {', '.join(near)}" if near else ""
+        raise UsageError(f"{what}: unknown scheduler {name[:60]!r}{hint}; choose from {', '.join(s.name for s in SCHEDULERS)} (or their A1111 names, e.g. 'DPM++ 2M Karras')")
     return spec
 
 
@@ -104,7 +189,8 @@ def make_scheduler(name: str, noise_schedule: "NoiseSpec", base_config: dict, ti
     if flag:
         if not supports(spec.class_name, flag):
             able = [s.name for s in SCHEDULERS if supports(s.class_name, flag)]
-            raise UsageError(f"--noise-schedule {noise_schedule}: scheduler {spec.name} cannot space its noise levels that way; these can: {', '.join(able)}")
+            # Not "--noise-schedule": the schedule may have come with an A1111 sampler name ("Euler a Karras").
+            raise UsageError(f"noise schedule {noise_schedule}: scheduler {spec.name} cannot space its noise levels that way; these can: {', '.join(able)}")
         kwargs[flag] = True
     if timestep_spacing:
         kwargs["timestep_spacing"] = timestep_spacing
