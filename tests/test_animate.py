@@ -213,7 +213,7 @@ def test_deforum_style_settings_file(run_cli, tiny_sd, tmp_path):
     (tmp_path / "deforum.txt").write_text(json.dumps(deforum))
     result = run_cli("animate", "--settings", "deforum.txt", "--model", tiny_sd, "-o", "d.mp4")
     assert result.exit_code == 0, result.stderr
-    assert "not supported, ignored: fov_schedule, hybrid_motion, use_depth_warping" in result.stderr
+    assert not [line for line in result.stderr.splitlines() if line.startswith("warning:")]  # its ignored keys are all at defaults or switched off
     settings = json.loads((tmp_path / "d.frames" / "settings.json").read_text())
     assert settings["strength"] == "0: (1-(0.65))" and settings["border"] == "wrap" and settings["scheduler"] == "Euler a"
     assert probe(tmp_path / "d.mp4")["frames"] == 4

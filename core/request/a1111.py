@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ..errors import UsageError
 
-SCHEDULE_TYPES = {"karras": "karras", "exponential": "exponential", "beta": "beta", "automatic": None, "uniform": None, "": None}
 # A1111 fields that say how the picture was made but change nothing scumble does, or are read below.
 KNOWN = {
     "prompt", "negative_prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model",
@@ -29,7 +28,7 @@ def _number(fields: dict, key: str, label: str):
 
 def values_from_parameters(fields: dict, label: str) -> tuple[dict, list[str]]:
     """Our option names and values from parsed A1111 parameters, and the fields left out."""
-    from ..sampling.schedulers import find_scheduler
+    from ..sampling.schedulers import find_scheduler, schedule_settings, schedule_type, split_a1111
 
     values: dict = {}
     if fields.get("negative_prompt"):
@@ -53,24 +52,15 @@ def values_from_parameters(fields: dict, label: str) -> tuple[dict, list[str]]:
     if str(fields.get("Tiling", "")).lower() == "true":
         values["tiling"] = True
     if fields.get("Sampler"):
-        name, schedule = _sampler(str(fields["Sampler"]), str(fields.get("Schedule type", "")))
-        find_scheduler(name)  # an unknown sampler is named here, with the choices
-        values["scheduler"] = name
-        if schedule:
-            values["noise_schedule"] = schedule
+        values["scheduler"] = str(fields["Sampler"])  # an old name's schedule suffix ("DPM++ 2M Karras") is split by the builder
+        label_text = str(fields.get("Schedule type", "")).strip()
+        if label_text:
+            kind = schedule_type(label_text)
+            if kind is None:
+                raise UsageError(f"{label}: Schedule type {label_text[:40]!r} is not one A1111 writes")
+            values |= schedule_settings(find_scheduler(split_a1111(values["scheduler"])[0]), kind)
     left_out = sorted(key for key in fields if key not in KNOWN)
     return values, left_out
-
-
-def _sampler(sampler: str, schedule_type: str) -> tuple[str, str | None]:
-    """A1111's sampler and schedule type; before 1.9 the type was part of the name ("DPM++ 2M Karras")."""
-    for label in ("Karras", "Exponential"):
-        if sampler.endswith(" " + label):
-            return sampler[: -len(label) - 1], label.lower()
-    key = schedule_type.strip().lower()
-    if key not in SCHEDULE_TYPES:
-        raise UsageError(f"Schedule type {schedule_type[:40]!r}: scumble has karras, exponential and beta (and the sampler's own)")
-    return sampler, SCHEDULE_TYPES[key]
 
 
 def model_matching(model_hash: str) -> str | None:

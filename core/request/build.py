@@ -177,7 +177,6 @@ def animation_request(layers: Sequence[Layer]):
     from ..animation.settings import AnimationSettings
 
     values, _origin = merge("animate", layers)
-    values.setdefault("timestep_spacing", "")  # animate has no --timestep-spacing; an A1111 schedule type ("Simple") may set one
     if values["seed"] is None:
         values["seed"] = random_seed()
     return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings)})
