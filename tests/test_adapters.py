@@ -178,3 +178,18 @@ def test_an_sdxl_lora_at_weight_zero_is_the_base_model_and_at_one_is_not(run_cli
     base = make(run_cli, tiny_sdxl, "base.png")
     assert np.array_equal(base, make(run_cli, tiny_sdxl, "zero.png", "--lora", f"{loras['xl']}:0"))
     assert not np.array_equal(base, make(run_cli, tiny_sdxl, "one.png", "--lora", f"{loras['xl']}:1"))
+
+
+def test_ensd_moves_only_an_ancestral_samplers_noise(run_cli, tiny_sd, tmp_path):
+    euler_a = make(run_cli, tiny_sd, "a.png", "--scheduler", "Euler a")
+    assert not np.array_equal(euler_a, make(run_cli, tiny_sd, "a2.png", "--scheduler", "Euler a", "--ensd", 31337))
+    euler = make(run_cli, tiny_sd, "e.png", "--scheduler", "euler")
+    assert np.array_equal(euler, make(run_cli, tiny_sd, "e2.png", "--scheduler", "euler", "--ensd", 31337))
+    assert "ENSD: 31337" in Image.open(tmp_path / "a2.png").text["parameters"]
+
+
+def test_eta_acts_on_ddim_and_is_refused_where_a_sampler_has_none(run_cli, tiny_sd, tmp_path):
+    ddim = make(run_cli, tiny_sd, "d.png", "--scheduler", "ddim")
+    assert not np.array_equal(ddim, make(run_cli, tiny_sd, "d1.png", "--scheduler", "ddim", "--eta", 1))
+    refused = run_cli("txt2img", "x", "--model", tiny_sd, "--scheduler", "euler", "--eta", 0.5, "-o", "no.png")
+    assert refused.exit_code == 2 and "--eta 0.5: sampler euler has no eta; these do: ddim" in refused.stderr

@@ -40,6 +40,8 @@ def a1111_parameters(record: dict) -> str:
         "Variation seed strength": _number(record.get("subseed_strength")) if record.get("subseed_strength") else None,
         "Denoising strength": _number(record.get("strength")),
         "Clip skip": record.get("clip_skip") if (record.get("clip_skip") or 1) > 1 else None,
+        "Eta": _number(record.get("eta")) if record.get("eta") else None,
+        "ENSD": record.get("ensd") or None,
         "Tiling": "True" if record.get("tiling") else None,
         "Mask blur": record.get("mask_blur"),
         "Lora hashes": _hashes(record.get("loras")),

@@ -15,7 +15,7 @@ from ..errors import UsageError
 # A1111 fields that say how the picture was made but change nothing scumble does, or are read below.
 KNOWN = {
     "prompt", "negative_prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model",
-    "Clip skip", "Variation seed", "Variation seed strength", "Tiling", "Lora hashes", "TI hashes", "Version", "VAE",
+    "Clip skip", "Variation seed", "Variation seed strength", "Tiling", "ENSD", "Eta", "Lora hashes", "TI hashes", "Version", "VAE",
 }
 
 
@@ -49,6 +49,10 @@ def values_from_parameters(fields: dict, label: str) -> tuple[dict, list[str]]:
     if fields.get("Variation seed strength") and "Variation seed" in fields:
         values["subseed"] = _number(fields, "Variation seed", label)
         values["subseed_strength"] = _number(fields, "Variation seed strength", label)
+    if "ENSD" in fields:
+        values["ensd"] = _number(fields, "ENSD", label)
+    if "Eta" in fields:
+        values["eta"] = _number(fields, "Eta", label)
     if str(fields.get("Tiling", "")).lower() == "true":
         values["tiling"] = True
     if fields.get("Sampler"):

@@ -139,7 +139,7 @@ def _shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
 def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (), inputs: Sequence[str] = (), replay: Replay | None = None) -> ImageRequest:
     """txt2img (prompts), img2img or inpaint (inputs), or a replay; every cross-option rule checked here."""
     values, origin = merge(task, layers)
-    sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"] if "tiling" in values else False)
+    sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"], values["eta"], values.get("ensd", 0))
     output = OutputOptions(values["output"], values.get("name_pattern", OutputOptions.name_pattern), values["overwrite"], values["skip_existing"], values["shard"], values["quality"])
     seed = values["seed"] if values["seed"] is not None else random_seed()
     common = dict(task=task, model=model_options(values), sampling=sampling, output=output, seed=seed, batch_size=values["batch_size"], replay=replay, sources=origin)
@@ -199,7 +199,7 @@ def _checked_prompts(prompts: Sequence[str]) -> tuple[str, ...]:
 # ---------------------------------------------------------------- replay: a record is one more door
 
 # Record keys that are options, as the image's task takes them.
-RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "clip_skip", "subseed_strength", "tiling", "quality", "negative_prompt", "strength", "exact_steps", "resize")
+RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "clip_skip", "subseed_strength", "tiling", "eta", "ensd", "quality", "negative_prompt", "strength", "exact_steps", "resize")
 RECORDED_MASK_OPTIONS = {"mask_blur": "mask_blur", "invert_mask": "invert_mask", "fill": "fill", "only_masked": "only_masked", "padding": "padding"}
 REQUIRED = ("steps", "cfg", "width", "height", "scheduler", "seed", "prompt")
 

@@ -447,6 +447,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("input_scale", Float(1e-3, 1e3, lo_open=True), None, ("--input-scale",), "The paper's input scaling b: the same as --logsnr-shift 2*log(b).", SAMPLING, IMAGE_TASKS),
     Option("subseed", Seed(), None, ("--subseed",), "A1111's variation seed: its noise is slerped into the seed's by --subseed-strength (random when absent).", SAMPLING, frozenset({"txt2img"})),
     Option("subseed_strength", Float(0.0, 1.0), 0.0, ("--subseed-strength",), "How far toward the variation seed's noise (0: none; image i then gets --subseed+i on the one --seed).", SAMPLING, frozenset({"txt2img"})),
+    Option("eta", Float(0.0, 1.0), 0.0, ("--eta",), "DDIM's eta: 0 is deterministic, 1 adds fresh noise each step as DDPM does (samplers whose step takes eta).", SAMPLING, IMAGE_TASKS),
+    Option("ensd", Int(0, 2**31 - 1), 0, ("--ensd",), "A1111's eta noise seed delta: the noise added during sampling (ancestral and SDE samplers) is seeded seed+ENSD.", SAMPLING, frozenset({"txt2img"})),
     Option("tiling", Bool(), False, ("--tiling",), "Seamless: opposite edges continue each other (every convolution pads circularly).", SAMPLING, IMAGE_TASKS),
     Option("clip_skip", Int(1, 12), 1, ("--clip-skip",), "Read CLIP this many layers from the end (A1111's Clip skip; 2 for many anime models).", SAMPLING),
     Option("cfg_cutoff", Float(0.0, 1.0, hi_open=True), 0.0, ("--cfg-cutoff",), "Skip guidance on this last fraction of the steps (0.2: the last 20%), halving their cost.", SAMPLING, IMAGE_TASKS),

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from ..errors import ModelError
+from ..errors import ModelError, UsageError
 from ..loading import device as devices
 from ..loading import sources
 from ..loading.loaders import load_pipeline, load_vae
@@ -112,6 +112,8 @@ class Engine:
     def use_scheduler(self, sampling: Sampling) -> str:
         """Switch every task pipeline to the run's scheduler; a no-op when it is already in use."""
         name = self.scheduler_name(sampling)
+        if sampling.eta and not schedulers.takes_eta(name):
+            raise UsageError(f"--eta {sampling.eta:g}: sampler {name} has no eta; these do: {', '.join(schedulers.eta_samplers())}")
         key = (name, sampling.noise_schedule.text, sampling.timestep_spacing)
         if key != self._scheduler_key:
             scheduler = schedulers.make_scheduler(name, sampling.noise_schedule, self._default_scheduler_config, sampling.timestep_spacing)
@@ -191,12 +193,14 @@ class Engine:
         if self.adapters is not None:
             self.adapters.activate(prompts.extract_loras(jobs[0].prompt)[1])  # the runner batches only images with the same LoRAs
         conditioning = Conditioner(PromptEncoder(pipe, sampling.clip_skip), jobs, steps)
-        if task == "txt2img" and sampling.subseed_strength > 0:
+        if task == "txt2img" and (sampling.subseed_strength > 0 or sampling.ensd):
             task_args["latents"] = variation_noise(pipe, jobs, sampling.subseed_strength, width, height)
+        if sampling.eta:
+            task_args["eta"] = sampling.eta  # checked against the scheduler in use_scheduler's spec, where it entered
         with torch.inference_mode(), circular_padding(pipe, sampling.tiling):
             return pipe(
                 guidance_scale=sampling.cfg,
-                generator=[devices.generator(j.seed) for j in jobs],
+                generator=[devices.generator(j.seed + sampling.ensd if task == "txt2img" else j.seed) for j in jobs],
                 callback_on_step_end=self._progress(on_step, steps, sampling.cfg_cutoff, conditioning),
                 callback_on_step_end_tensor_inputs=[k for k in ("latents", "prompt_embeds", "add_text_embeds", "add_time_ids") if k in pipe._callback_tensor_inputs],
                 **conditioning.first(),

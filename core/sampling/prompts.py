@@ -54,21 +54,25 @@ def extract_loras(text: str) -> tuple[str, tuple[LoraRef, ...]]:
 # ---------------------------------------------------------------- editing and alternation: one plain prompt per step
 
 
-def _split_top(body: str, separator: str) -> list[str]:
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(body):
-        c = body[i]
+def _depths(text: str, start: int = 0):
+    """(index, character, bracket depth after it) for every character not escaped by a backslash."""
+    depth, i = 0, start
+    while i < len(text):
+        c = text[i]
         if c == "\\":
             i += 2
             continue
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        elif c == separator and depth == 0:
+        depth += (c in "([") - (c in ")]")
+        yield i, c, depth
+        i += 1
+
+
+def _split_top(body: str, separator: str) -> list[str]:
+    parts, start = [], 0
+    for i, c, depth in _depths(body):
+        if c == separator and depth == 0:
             parts.append(body[start:i])
             start = i + 1
-        i += 1
     parts.append(body[start:])
     return parts
 
@@ -82,21 +86,11 @@ def _when(value: str, steps: int) -> int:
 
 def _matching(text: str, start: int) -> int:
     """Index of the bracket closing the one at `start`, honouring escapes and nesting; an error if there is none."""
-    depth, i = 0, start
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-            if depth == 0:
-                if (c == "]") != (text[start] == "["):
-                    raise _fail(text, i, f"'{c}' closes the '{text[start]}' at character {start + 1}")
-                return i
-        i += 1
+    for i, c, depth in _depths(text, start):
+        if c in ")]" and depth == 0:
+            if (c == "]") != (text[start] == "["):
+                raise _fail(text, i, f"'{c}' closes the '{text[start]}' at character {start + 1}")
+            return i
     raise _fail(text, start, f"'{text[start]}' is never closed")
 
 

@@ -223,3 +223,14 @@ def a1111_label(name: str, noise_schedule: "NoiseSpec | str") -> tuple[str, str 
     noise_schedule = str(noise_schedule)
     schedule = {"karras": "Karras", "exponential": "Exponential", "beta": "Beta"}.get(noise_schedule, noise_schedule if noise_schedule != "default" else None)
     return spec.a1111, schedule
+
+
+def takes_eta(name: str) -> bool:
+    """Whether the sampler's step takes eta (diffusers passes it only to those; others would ignore it silently)."""
+    import diffusers
+
+    return "eta" in inspect.signature(getattr(diffusers, find_scheduler(name).class_name).step).parameters
+
+
+def eta_samplers() -> list[str]:
+    return [s.name for s in SCHEDULERS if takes_eta(s.name)]

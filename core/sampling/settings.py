@@ -26,6 +26,8 @@ class Sampling:
     clip_skip: int = 1  # A1111's Clip skip: 1 reads CLIP's last layer
     subseed_strength: float = 0.0  # A1111's variation: slerp toward each image's subseed noise
     tiling: bool = False
+    eta: float = 0.0
+    ensd: int = 0  # A1111: the noise drawn during sampling comes from seed + ensd, the starting noise from seed
 
     def __post_init__(self):
         # Parsed once, here: the engine, the scheduler factory and the record all read the parsed spec.

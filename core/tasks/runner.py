@@ -165,7 +165,7 @@ def _batch_key(prep: Prepared):
 def _record(record0: dict, request: ImageRequest, batch: list[Prepared], position: int, prep: Prepared, adapters: dict) -> dict:
     item = prep.item
     width, height = prep.size
-    record = dict(record0, prompt=item.prompt, negative_prompt=item.negative_prompt, seed=item.seed, index=item.index, width=width, height=height, clip_skip=request.sampling.clip_skip, tiling=request.sampling.tiling, **adapters)
+    record = dict(record0, prompt=item.prompt, negative_prompt=item.negative_prompt, seed=item.seed, index=item.index, width=width, height=height, clip_skip=request.sampling.clip_skip, tiling=request.sampling.tiling, eta=request.sampling.eta, ensd=request.sampling.ensd, **adapters)
     if prep.inputs:
         record["inputs"] = prep.inputs
     record["batch"] = {
