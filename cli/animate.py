@@ -42,33 +42,17 @@ def animate(
 
       scumble animate ... --resume
     """
-    from dataclasses import replace
-
-    from ..core.animation.frames import keyframes_left_out, plan_frames
+    from ..core.animation.frames import plan_frames
     from ..core.errors import UsageError
-    from ..core.request.build import animation_request
 
     if csv_out and not plan:
         raise UsageError("--csv goes with --plan (a run reports with --json)")
     if plan and csv_out and json_out:
         raise UsageError("--plan prints one format: give --json or --csv, not both")
-    settings_layers, imported = settings_file_layers(settings_file)
-    prompts = read_prompts_file(prompts_file) if prompts_file else parse_prompt_flags(prompt) if prompt else None
-    request_layers = layers("animate", preset, flags | ({"prompts": prompts} if prompts else {}), settings_layers)
-    model, settings = animation_request(request_layers)
-    random_seed = seed_is_random(request_layers)
-    recorded = recorded_seed(settings) if random_seed and settings.resume and not plan else None
-    if recorded is not None:  # the interrupted run drew its seed; continuing it means keeping that seed
-        settings = replace(settings, seed=recorded)
+    model, settings, imported, random_seed = build_request(flags, prompt, prompts_file, settings_file, preset, resuming=not plan)
     plans = plan_frames(settings)  # every schedule's every frame checked before the model loads
     if not quiet:
-        report_import(settings_file, imported)
-        for line in keyframes_left_out(settings):
-            warning_line(line)
-        if recorded is not None:
-            print(f"seed {settings.seed} (the random seed the interrupted run drew)", file=sys.stderr)
-        elif random_seed:
-            print(f"seed {settings.seed} (random; --seed {settings.seed} makes this again)", file=sys.stderr)
+        report_warnings(settings_file, imported, settings, random_seed)
     if plan:
         print_plan(settings, plans, "json" if json_out else "csv" if csv_out else "table")
         return
@@ -79,6 +63,35 @@ def animate(
     with ConsoleReporter(quiet, False) as reporter:
         result = run_animation(engine, settings, reporter)
     render_result(result, quiet, json_out, settings.seed)
+
+
+def build_request(flags: dict, prompt, prompts_file, settings_file, preset, resuming: bool):
+    """(ModelOptions, AnimationSettings, the Deforum keys ignored, how the seed was chosen) from every layer."""
+    from dataclasses import replace
+
+    from ..core.request.build import animation_request
+
+    settings_layers, imported = settings_file_layers(settings_file)
+    prompts = read_prompts_file(prompts_file) if prompts_file else parse_prompt_flags(prompt) if prompt else None
+    request_layers = layers("animate", preset, flags | ({"prompts": prompts} if prompts else {}), settings_layers)
+    model, settings = animation_request(request_layers)
+    random_seed = "random" if seed_is_random(request_layers) else None
+    recorded = recorded_seed(settings) if random_seed and settings.resume and resuming else None
+    if recorded is not None:  # the interrupted run drew its seed; continuing it means keeping that seed
+        settings, random_seed = replace(settings, seed=recorded), "recorded"
+    return model, settings, imported, random_seed
+
+
+def report_warnings(settings_file, imported, settings, random_seed) -> None:
+    from ..core.animation.frames import keyframes_left_out
+
+    report_import(settings_file, imported)
+    for line in keyframes_left_out(settings):
+        warning_line(line)
+    if random_seed == "recorded":
+        print(f"seed {settings.seed} (the random seed the interrupted run drew)", file=sys.stderr)
+    elif random_seed:
+        print(f"seed {settings.seed} (random; --seed {settings.seed} makes this again)", file=sys.stderr)
 
 
 def seed_is_random(request_layers) -> bool:

@@ -31,7 +31,14 @@ def info(
     image: Annotated[Path, typer.Argument(help="A PNG written by scumble (or by A1111).", show_default=False)],
     json_out: JsonFlag = False,
 ) -> None:
-    """Print the generation settings an image carries."""
+    """Print the generation settings an image carries.
+
+    Examples:
+
+      scumble info out/00000-42-a_red_circle.png
+
+      scumble info photo.jpg --json | jq .parameters.Seed
+    """
     from ..core.errors import InputError
     from ..core.records import metadata
     from .render import printable, warning_line
@@ -61,7 +68,14 @@ def info(
 
 
 def models(json_out: JsonFlag = False) -> None:
-    """List the built-in model and the diffusers models in the local Hugging Face cache."""
+    """List the built-in model and the diffusers models in the local Hugging Face cache.
+
+    Examples:
+
+      scumble models
+
+      scumble models --json | jq -r '.[].name'
+    """
     from ..core.loading.sources import BUILTIN_MODELS, DEFAULT_MODEL
 
     rows = [{"name": name, "kind": "built-in" + (" (default)" if name == DEFAULT_MODEL else ""), "location": str(path)} for name, path in BUILTIN_MODELS.items()]
@@ -99,7 +113,14 @@ def cached_diffusers_models() -> list[tuple[str, Path]]:
 
 
 def schedulers_cmd(json_out: JsonFlag = False) -> None:
-    """List the schedulers (samplers) and noise schedules, one line each."""
+    """List the schedulers (samplers) and noise schedules, one line each.
+
+    Examples:
+
+      scumble schedulers
+
+      scumble schedulers --json | jq -r '.schedulers[].a1111'
+    """
     from ..core.sampling.schedulers import NOISE_SCHEDULE_SUMMARIES, SCHEDULERS
 
     if json_out:
@@ -115,7 +136,14 @@ def schedulers_cmd(json_out: JsonFlag = False) -> None:
 
 
 def presets_cmd(json_out: JsonFlag = False) -> None:
-    """List the presets (built in, and from your config folder)."""
+    """List the presets (built in, and from your config folder).
+
+    Examples:
+
+      scumble presets
+
+      scumble txt2img "a red circle" --preset fast
+    """
     from .. import presets
 
     rows = presets.available()

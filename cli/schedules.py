@@ -25,7 +25,14 @@ def show(
     model: opt.alias("model") = "scumble-mini",
     json_out: Annotated[bool, typer.Option("--json", help="One JSON list, a row per sampling step: t, gamma, logsnr, sigma, timestep.")] = False,
 ) -> None:
-    """Print the noise levels a schedule gives, one row per sampling step (the model's weights are not loaded)."""
+    """Print the noise levels a schedule gives, one row per sampling step (the model's weights are not loaded).
+
+    Examples:
+
+      scumble schedules show --noise-schedule cosine --steps 20
+
+      scumble schedules show --noise-schedule "sigmoid:start=-3,end=3,tau=1.1" --logsnr-shift -1 --json
+    """
     import json
 
     from ..core.sampling import schedule_report, schedulers
@@ -54,7 +61,14 @@ def plot(
     output: Annotated[str, typer.Option("--output", "-o", help="The PNG to write.")] = "schedules.png",
     overwrite: opt.alias("overwrite") = False,
 ) -> None:
-    """Draw gamma(t) and logSNR(t) for one or more schedules (as the paper's Figures 3 and 5), with the sampler's discrete noise levels marked."""
+    """Draw gamma(t) and logSNR(t) for one or more schedules (as the paper's Figures 3 and 5), with the sampler's discrete noise levels marked.
+
+    Examples:
+
+      scumble schedules plot -o schedules.png
+
+      scumble schedules plot --noise-schedule cosine --noise-schedule linear --logsnr-shift -1 -o shifted.png
+    """
     from pathlib import Path
 
     from ..core.records import output as out

@@ -244,6 +244,12 @@ def test_help_has_examples_defaults_and_no_placeholders(run_cli, command):
         assert "[default: lab]" in " ".join(text.split())
 
 
+@pytest.mark.parametrize("command", [["info"], ["models"], ["schedulers"], ["presets"], ["prompt"], ["grid"], ["schedules", "show"], ["schedules", "plot"]])
+def test_every_other_subcommand_has_examples(run_cli, command):
+    result = run_cli(*command, "--help")
+    assert result.exit_code == 0 and "Examples:" in result.stdout and "<bool>" not in result.stdout
+
+
 def test_completion_is_offered_for_bash_zsh_and_fish(run_cli):
     result = run_cli("--help")
     assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
