@@ -25,6 +25,7 @@ def animate(
     preset: opt.Preset = None,
     plan: Annotated[bool, typer.Option("--plan", help="Print every frame's prompt, seed and schedule values (a table; --json or --csv for machines) and stop: no model is loaded, no file written.", rich_help_panel=FRAME)] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="With --plan: the table as CSV.", rich_help_panel=FRAME)] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="Render the motion alone on a test pattern (or --init-image), with no model, in seconds: OUTPUT.preview.mp4 and a numbered contact sheet OUTPUT.preview.png.", rich_help_panel=FRAME)] = False,
     quiet: opt.Quiet = False,
     json_out: opt.Json = False,
 ) -> None:
@@ -39,6 +40,8 @@ def animate(
       scumble animate --settings deforum_settings.txt --frames 10 --plan --csv > plan.csv
 
       scumble animate --preset orbit -p "0: a red circle on a blue background" -o orbit.gif
+
+      scumble animate --settings deforum_settings.txt --preview -o out.mp4
 
       scumble animate ... --resume
     """
@@ -55,6 +58,12 @@ def animate(
         report_warnings(settings_file, imported, settings, random_seed)
     if plan:
         print_plan(settings, plans, "json" if json_out else "csv" if csv_out else "table")
+        return
+    if preview:
+        from ..core.animation import preview as motion_preview
+
+        video, sheet = motion_preview.render(settings, plans, settings.contact_sheet)
+        print(f"wrote {video} and {sheet} ({len(plans)} frames, motion only)", file=sys.stderr)
         return
     from ..core.animation.run import animate as run_animation
     from ..core.sampling.engine import Engine

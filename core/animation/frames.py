@@ -145,6 +145,20 @@ def _denoise_plan(steps: int, strength: float, index: int) -> Denoise:
         raise ScheduleError(f"frame {index}: {exc}") from None
 
 
+def frame_matrix(settings: AnimationSettings, plan: FramePlan, width: int, height: int) -> np.ndarray:
+    """The 2D (and perspective-flip) motion that carries the previous frame to this one."""
+    v = plan.values
+    matrix = motion.motion_matrix(width, height, v["zoom"], v["angle"], v["translation_x"], v["translation_y"], v["transform_center_x"], v["transform_center_y"])
+    if settings.perspective_flip:
+        matrix = motion.perspective_matrix(width, height, v["perspective_flip_theta"], v["perspective_flip_phi"], v["perspective_flip_gamma"], v["perspective_flip_fv"]) @ matrix
+    return matrix
+
+
+def warp_frame(frame: np.ndarray, settings: AnimationSettings, plan: FramePlan) -> np.ndarray:
+    height, width = frame.shape[:2]
+    return motion.warp(frame, frame_matrix(settings, plan, width, height), settings.border)
+
+
 class Animator:
     """Makes the frames of one run in order, yielding (index, frame) as each is final."""
 
@@ -157,15 +171,8 @@ class Animator:
     def sampling(self, plan: FramePlan, steps: int) -> Sampling:
         return Sampling(steps, plan.values["cfg"], self.width, self.height, self.settings.scheduler, self.settings.noise_schedule, self.settings.timestep_spacing)
 
-    def _matrix(self, plan: FramePlan) -> np.ndarray:
-        v = plan.values
-        matrix = motion.motion_matrix(self.width, self.height, v["zoom"], v["angle"], v["translation_x"], v["translation_y"], v["transform_center_x"], v["transform_center_y"])
-        if self.settings.perspective_flip:
-            matrix = motion.perspective_matrix(self.width, self.height, v["perspective_flip_theta"], v["perspective_flip_phi"], v["perspective_flip_gamma"], v["perspective_flip_fv"]) @ matrix
-        return matrix
-
     def warp(self, frame: np.ndarray, plan: FramePlan) -> np.ndarray:
-        return motion.warp(frame, self._matrix(plan), self.settings.border)
+        return warp_frame(frame, self.settings, plan)
 
     def diffuse(self, start: np.ndarray | None, plan: FramePlan, on_step=None) -> np.ndarray:
         from PIL import Image
