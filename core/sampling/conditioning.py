@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from . import prompts as syntax
+from .settings import ImageJob
 
 CHUNK = 75
 
@@ -142,3 +143,34 @@ class PromptEncoder:
         if self.xl:
             kwargs |= {"pooled_prompt_embeds": pooled, "negative_pooled_prompt_embeds": negative_pooled}
         return kwargs
+
+
+class Conditioner:
+    """A batch's prompts as embeddings, step by step: parsed once, re-encoded only where an edit or alternation changes the text."""
+
+    def __init__(self, encoder: PromptEncoder, jobs: list[ImageJob], steps: int):
+        self.encoder = encoder
+        steps = max(steps, 1)
+        self.positive = [syntax.schedule(syntax.extract_loras(j.prompt)[0], steps) for j in jobs]
+        self.negative = [syntax.schedule(syntax.extract_loras(j.negative_prompt)[0], steps) for j in jobs]
+        texts = {text for s in self.positive + self.negative for _, text in s}
+        self.chunks = encoder.chunks_needed(sorted(texts))
+        self.changes = len(texts) > len({syntax.text_at(s, 0) for s in self.positive + self.negative}) or any(len(s) > 1 for s in self.positive + self.negative)
+        self.current = self._texts(0)
+
+    def _texts(self, index: int) -> tuple:
+        return tuple(syntax.text_at(s, index) for s in self.positive + self.negative)
+
+    def first(self) -> dict:
+        return self.encoder.for_step(self.positive, self.negative, 0, self.chunks)
+
+    def at(self, index: int):
+        """(positive, negative) embeddings for step `index` when its texts differ from the last step's, else None."""
+        if not self.changes:
+            return None
+        texts = self._texts(index)
+        if texts == self.current:
+            return None
+        self.current = texts
+        kwargs = self.encoder.for_step(self.positive, self.negative, index, self.chunks)
+        return kwargs["prompt_embeds"], kwargs["negative_prompt_embeds"]

@@ -18,7 +18,8 @@ from ..loading.loaders import load_pipeline, load_vae
 from ..loading.sources import ModelSource
 from . import schedulers
 from . import prompts
-from .conditioning import PromptEncoder
+from .conditioning import Conditioner, PromptEncoder
+from .noise import circular_padding, variation_noise
 from .settings import ImageJob, Sampling
 from .strength import Denoise
 
@@ -222,79 +223,3 @@ class Engine:
         """Repaint where the masks are white; 4-channel and 9-channel (inpainting) UNets alike."""
         width, height = images[0].size
         return self._run("inpaint", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), image=images, mask_image=masks, strength=denoise.strength, width=width, height=height)
-
-
-class Conditioner:
-    """A batch's prompts as embeddings, step by step: parsed once, re-encoded only where an edit or alternation changes the text."""
-
-    def __init__(self, encoder: PromptEncoder, jobs: list[ImageJob], steps: int):
-        self.encoder = encoder
-        steps = max(steps, 1)
-        self.positive = [prompts.schedule(prompts.extract_loras(j.prompt)[0], steps) for j in jobs]
-        self.negative = [prompts.schedule(prompts.extract_loras(j.negative_prompt)[0], steps) for j in jobs]
-        texts = {text for s in self.positive + self.negative for _, text in s}
-        self.chunks = encoder.chunks_needed(sorted(texts))
-        self.changes = len(texts) > len({prompts.text_at(s, 0) for s in self.positive + self.negative}) or any(len(s) > 1 for s in self.positive + self.negative)
-        self.current = self._texts(0)
-
-    def _texts(self, index: int) -> tuple:
-        return tuple(prompts.text_at(s, index) for s in self.positive + self.negative)
-
-    def first(self) -> dict:
-        return self.encoder.for_step(self.positive, self.negative, 0, self.chunks)
-
-    def at(self, index: int):
-        """(positive, negative) embeddings for step `index` when its texts differ from the last step's, else None."""
-        if not self.changes:
-            return None
-        texts = self._texts(index)
-        if texts == self.current:
-            return None
-        self.current = texts
-        kwargs = self.encoder.for_step(self.positive, self.negative, index, self.chunks)
-        return kwargs["prompt_embeds"], kwargs["negative_prompt_embeds"]
-
-
-def slerp(strength: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    """A1111's spherical blend of two noises of shape (C, H, W), norms along dim 1, with its near-parallel fallback."""
-    low_norm = low / torch.norm(low, dim=1, keepdim=True)
-    high_norm = high / torch.norm(high, dim=1, keepdim=True)
-    dot = (low_norm * high_norm).sum(1)
-    if dot.mean() > 0.9995:
-        return low * strength + high * (1 - strength)  # A1111 weighs the pair this way round here; kept for the same pixels
-    omega = torch.acos(dot)
-    so = torch.sin(omega)
-    return (torch.sin((1.0 - strength) * omega) / so).unsqueeze(1) * low + (torch.sin(strength * omega) / so).unsqueeze(1) * high
-
-
-def variation_noise(pipe, jobs: list[ImageJob], strength: float, width: int, height: int) -> torch.Tensor:
-    """Each image's starting noise: its seed's, slerped toward its subseed's (drawn as diffusers draws them)."""
-    from diffusers.utils.torch_utils import randn_tensor
-
-    shape = (1, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-    dtype = pipe.text_encoder.dtype if getattr(pipe, "text_encoder", None) is not None else pipe.unet.dtype
-    noises = []
-    for job in jobs:
-        noise = randn_tensor(shape, generator=devices.generator(job.seed), dtype=dtype)
-        if job.subseed is not None:
-            sub = randn_tensor(shape, generator=devices.generator(job.subseed), dtype=dtype)
-            noise = slerp(strength, noise[0].float(), sub[0].float()).unsqueeze(0).to(dtype)
-        noises.append(noise)
-    return torch.cat(noises)
-
-
-class circular_padding:
-    """--tiling: every convolution of the UNet and VAE pads circularly for the call, then as it was (the modules are shared)."""
-
-    def __init__(self, pipe, on: bool):
-        self.convs = [m for part in (pipe.unet, pipe.vae) for m in part.modules() if isinstance(m, torch.nn.Conv2d)] if on else []
-        self.saved = [m.padding_mode for m in self.convs]
-
-    def __enter__(self):
-        for conv in self.convs:
-            conv.padding_mode = "circular"
-
-    def __exit__(self, *exc):
-        for conv, mode in zip(self.convs, self.saved):
-            conv.padding_mode = mode
-        return False

@@ -1,0 +1,53 @@
+"""The noise a sampling call starts from, and how its convolutions pad: A1111's variation seeds and tiling."""
+
+from __future__ import annotations
+
+import torch
+
+from ..loading import device as devices
+from .settings import ImageJob
+
+
+def slerp(strength: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """A1111's spherical blend of two noises of shape (C, H, W), norms along dim 1, with its near-parallel fallback."""
+    low_norm = low / torch.norm(low, dim=1, keepdim=True)
+    high_norm = high / torch.norm(high, dim=1, keepdim=True)
+    dot = (low_norm * high_norm).sum(1)
+    if dot.mean() > 0.9995:
+        return low * strength + high * (1 - strength)  # A1111 weighs the pair this way round here; kept for the same pixels
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    return (torch.sin((1.0 - strength) * omega) / so).unsqueeze(1) * low + (torch.sin(strength * omega) / so).unsqueeze(1) * high
+
+
+def variation_noise(pipe, jobs: list[ImageJob], strength: float, width: int, height: int) -> torch.Tensor:
+    """Each image's starting noise: its seed's, slerped toward its subseed's (drawn as diffusers draws them)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    shape = (1, pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    dtype = pipe.text_encoder.dtype if getattr(pipe, "text_encoder", None) is not None else pipe.unet.dtype
+    noises = []
+    for job in jobs:
+        noise = randn_tensor(shape, generator=devices.generator(job.seed), dtype=dtype)
+        if job.subseed is not None:
+            sub = randn_tensor(shape, generator=devices.generator(job.subseed), dtype=dtype)
+            noise = slerp(strength, noise[0].float(), sub[0].float()).unsqueeze(0).to(dtype)
+        noises.append(noise)
+    return torch.cat(noises)
+
+
+class circular_padding:
+    """--tiling: every convolution of the UNet and VAE pads circularly for the call, then as it was (the modules are shared)."""
+
+    def __init__(self, pipe, on: bool):
+        self.convs = [m for part in (pipe.unet, pipe.vae) for m in part.modules() if isinstance(m, torch.nn.Conv2d)] if on else []
+        self.saved = [m.padding_mode for m in self.convs]
+
+    def __enter__(self):
+        for conv in self.convs:
+            conv.padding_mode = "circular"
+
+    def __exit__(self, *exc):
+        for conv, mode in zip(self.convs, self.saved):
+            conv.padding_mode = mode
+        return False
