@@ -13,6 +13,20 @@ from .common import layers
 from .render import ConsoleReporter, warning_line
 
 FRAME = "Per frame"
+EXAMPLES = """Examples:
+
+  scumble animate -p "0: a landscape of hills at sunset" -p "24: the sea at night" --frames 48 --zoom "0: (1.02)" -o dusk.mp4
+
+  scumble animate --settings deforum_settings.txt -o out.mp4
+
+  scumble animate --settings deforum_settings.txt --frames 10 --plan --csv > plan.csv
+
+  scumble animate --preset orbit -p "0: a red circle on a blue background" -o orbit.gif
+
+  scumble animate --settings deforum_settings.txt --preview -o out.mp4
+
+  scumble animate ... --resume
+"""
 
 
 @opt.command("animate", skip=("prompts",))
@@ -29,22 +43,7 @@ def animate(
     quiet: opt.Quiet = False,
     json_out: opt.Json = False,
 ) -> None:
-    """Animate Deforum-style: each frame is the last one warped by keyframed motion and redrawn by img2img.
-
-    Examples:
-
-      scumble animate -p "0: a landscape of hills at sunset" -p "24: the sea at night" --frames 48 --zoom "0: (1.02)" -o dusk.mp4
-
-      scumble animate --settings deforum_settings.txt -o out.mp4
-
-      scumble animate --settings deforum_settings.txt --frames 10 --plan --csv > plan.csv
-
-      scumble animate --preset orbit -p "0: a red circle on a blue background" -o orbit.gif
-
-      scumble animate --settings deforum_settings.txt --preview -o out.mp4
-
-      scumble animate ... --resume
-    """
+    """Animate Deforum-style: each frame is the last one warped by keyframed motion and redrawn by img2img."""
     from ..core.animation.frames import plan_frames
     from ..core.errors import UsageError
 
@@ -236,3 +235,6 @@ def _drop_refused(imported) -> None:
             table[name].kind.convert(imported.values[name])
         except (UsageError, ValueError):
             del imported.values[name]
+
+
+animate.__doc__ += "\n\n" + EXAMPLES
