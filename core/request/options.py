@@ -487,7 +487,7 @@ OPTIONS: tuple[Option, ...] = (
     _schedule("translation_y", "0: (0)", "Pixels per frame, down.", -10_000.0, 10_000.0),
     _schedule("transform_center_x", "0: (0.5)", "Centre of rotation and zoom, as a fraction of the width.", -10.0, 10.0),
     _schedule("transform_center_y", "0: (0.5)", "Centre of rotation and zoom, as a fraction of the height.", -10.0, 10.0),
-    Option("perspective_flip", Bool(), False, ("--perspective-flip",), "Apply the perspective_flip_* schedules.", MOTION, ANIMATE),
+    Option("perspective_flip", Bool(), False, ("--perspective-flip/--no-perspective-flip",), "Apply the perspective_flip_* schedules.", MOTION, ANIMATE),
     _schedule("perspective_flip_theta", "0: (0)", "Tilt about the x axis, degrees.", -360.0, 360.0),
     _schedule("perspective_flip_phi", "0: (0)", "Tilt about the y axis, degrees.", -360.0, 360.0),
     _schedule("perspective_flip_gamma", "0: (0)", "Turn about the z axis, degrees.", -360.0, 360.0),
