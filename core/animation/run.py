@@ -221,120 +221,157 @@ class _StopSignals:
 
 
 def animate(engine: Engine, settings: AnimationSettings, reporter=None) -> AnimationResult:
-    from PIL import Image
-
+    """Make the run's frames and video: check everything, then replace only our own files, from the first write on."""
     from ..records.reporting import SilentReporter
-    from .video import VideoWriter
 
-    def read_frame(index: int) -> np.ndarray:
-        with Image.open(folder / FRAME_NAME.format(index)) as img:
+    run = _Run(engine, settings, reporter or SilentReporter())
+    run.check()
+    return run.make()
+
+
+class _Run:
+    def __init__(self, engine: Engine, settings: AnimationSettings, reporter):
+        from .video import VideoWriter
+
+        self.engine, self.settings, self.reporter = engine, settings, reporter
+        self.plans = plan_frames(settings)
+        self.folder, self.video_path = frames_folder(settings)
+        self.animator = Animator(engine, settings, self.plans)
+        self.writer = VideoWriter(self.video_path, settings.fps, settings.crf) if self.video_path else None  # checks format and numbers; writes nothing yet
+        self.record_path = self.folder / RECORD
+        self.identity: dict = {}
+        self.start_key, self.start_frame, self.reference, self.done = 0, None, None, 0
+        self.began = False
+        self.created: list[Path] = []
+
+    def read_frame(self, index: int) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(self.folder / FRAME_NAME.format(index)) as img:
             return np.asarray(img.convert("RGB"))
 
     # ---- check everything: nothing on disk changes until all of this has passed
-    reporter = reporter or SilentReporter()
-    plans = plan_frames(settings)
-    folder, video_path = frames_folder(settings)
-    animator = Animator(engine, settings, plans)
-    writer = VideoWriter(video_path, settings.fps, settings.crf) if video_path else None  # checks format and numbers; writes nothing yet
-    _check_destination(settings.output, folder, video_path)
-    record_path = folder / RECORD
-    identity = settings.identity() | {"width": animator.width, "height": animator.height, "model": engine.source.name, "model_hash": engine.model_hash, "vae": engine.vae_name}
-    start_key, start_frame, reference, done = 0, None, None, 0
-    if settings.resume:
-        if not record_path.is_file():
+
+    def check(self) -> None:
+        _check_destination(self.settings.output, self.folder, self.video_path)
+        engine = self.engine  # the weights hash is computed (and cached) only once the destination is known to be usable
+        self.identity = self.settings.identity() | {"width": self.animator.width, "height": self.animator.height, "model": engine.source.name, "model_hash": engine.model_hash, "vae": engine.vae_name}
+        if self.settings.resume:
+            self._check_resume()
+        else:
+            self._check_fresh()
+        _check_sources(self.animator, self.settings, from_frame_0=self.done == 0)
+
+    def _check_resume(self) -> None:
+        folder, settings = self.folder, self.settings
+        if not self.record_path.is_file():
             raise UsageError(f"--resume: no interrupted run in {folder} (no {RECORD})")
         try:
-            previous = _read_record(record_path)
+            previous = _read_record(self.record_path)
         except InputError as exc:
             raise InputError(f"--resume: {exc}; start again with --overwrite") from None
-        if (diff := _differences(previous, identity)):
+        if (diff := _differences(previous, self.identity)):
             raise UsageError("--resume: settings differ from the interrupted run: " + "; ".join(diff))
         done = complete_frames(folder, settings.frames)
-        keys = [p.index for p in plans if p.key and p.index < done]
+        keys = [p.index for p in self.plans if p.key and p.index < done]
         if keys:
-            start_key = keys[-1]
+            self.start_key = keys[-1]
             try:
-                start_frame, reference = read_frame(start_key), read_frame(0)
+                self.start_frame, self.reference = self.read_frame(self.start_key), self.read_frame(0)
             except OSError as exc:
                 raise InputError(f"--resume: {folder}: cannot read frames ({exc.strerror or exc})") from exc
-        done = start_key + 1 if keys else 0
-    else:
-        existing = [p for p in (video_path, folder) if p is not None and p.exists() and (p.is_file() or any(p.iterdir()))]
-        if existing and not settings.overwrite:
+        self.done = self.start_key + 1 if keys else 0
+
+    def _check_fresh(self) -> None:
+        existing = [p for p in (self.video_path, self.folder) if p is not None and p.exists() and (p.is_file() or any(p.iterdir()))]
+        if existing and not self.settings.overwrite:
             raise ScumbleError(f"{existing[0]}: already exists (pass --overwrite to start again, or --resume to continue)")
-        if record_path.exists() or record_path.is_symlink():
+        if self.record_path.exists() or self.record_path.is_symlink():
             try:
-                record = _read_record(record_path)
+                record = _read_record(self.record_path)
             except InputError:
                 record = {}
             if not RECORD_KEYS <= set(record):
-                raise ScumbleError(f"{record_path}: not written by scumble animate, and --overwrite replaces only its own files; choose another -o")
-    _check_sources(animator, settings, from_frame_0=done == 0)
+                raise ScumbleError(f"{self.record_path}: not written by scumble animate, and --overwrite replaces only its own files; choose another -o")
 
     # ---- replace: only from the first write on, and only our own files
-    began = False
-    created: list[Path] = []
 
-    def begin() -> None:
-        nonlocal began
-        if began:
+    def begin(self) -> None:
+        if self.began:
             return
-        created[:] = _make_folder(folder)
-        began = True
-        if not settings.resume:  # every old frame goes, not only those past the new length: --resume must never splice in the old run's
-            _remove(_ours(folder))
-            output.write_bytes(json.dumps(identity, indent=2).encode(), record_path, overwrite=True)
+        self.created[:] = _make_folder(self.folder)
+        self.began = True
+        if not self.settings.resume:  # every old frame goes, not only those past the new length: --resume must never splice in the old run's
+            _remove(_ours(self.folder))
+            output.write_bytes(json.dumps(self.identity, indent=2).encode(), self.record_path, overwrite=True)
 
-    stop = _StopSignals()
-    started = time.perf_counter()
-    reporter.start(settings.frames, 0)
-    interrupted = False
-    with stop.installed():
-        try:
-            if writer:
-                writer.tmp.unlink(missing_ok=True)  # left by a run killed with -9; ours, and never a finished video
-            if settings.resume:  # frames after the last complete key frame are redone
-                _remove(p for p in _ours(folder) if _is_frame(p.name) and int(p.name.partition(".")[0]) >= done)
-            for index in range(done):  # a resumed video re-streams what is on disk, so it matches an uninterrupted one
-                frame = read_frame(index)
-                if writer:
-                    with stop.writing():
-                        writer.add(frame)
-                reporter.frame_done(index, settings.frames, resumed=True)
-            for index, frame in animator.run(start_key if done else 0, start_frame, reference, on_step=reporter.step):
-                if index < done:
-                    continue
-                with stop.writing():
-                    begin()
-                    output.write_bytes(output.encode_png(Image.fromarray(frame), compress_level=1), folder / FRAME_NAME.format(index), overwrite=True)
-                    if writer:
-                        writer.add(frame)
-                reporter.frame_done(index, settings.frames)
-        except KeyboardInterrupt:
-            interrupted = True
-        except BaseException as exc:
+    def make(self) -> AnimationResult:
+        stop = _StopSignals()
+        started = time.perf_counter()
+        self.reporter.start(self.settings.frames, 0)
+        interrupted = False
+        with stop.installed():
+            try:
+                self.stream(stop)
+            except KeyboardInterrupt:
+                interrupted = True
+            except BaseException as exc:
+                stop.finishing = True
+                self.fail(exc)
+                raise
             stop.finishing = True
+            made = self.finish(interrupted)
+        folder, video_path = self.folder, self.video_path
+        return AnimationResult(str(video_path) if video_path else None, str(folder) if folder.is_dir() else None, made, self.done, time.perf_counter() - started, interrupted)
+
+    def stream(self, stop: "_StopSignals") -> None:
+        from PIL import Image
+
+        settings, folder, writer, done = self.settings, self.folder, self.writer, self.done
+        if writer:
+            writer.tmp.unlink(missing_ok=True)  # left by a run killed with -9; ours, and never a finished video
+        if settings.resume:  # frames after the last complete key frame are redone
+            _remove(p for p in _ours(folder) if _is_frame(p.name) and int(p.name.partition(".")[0]) >= done)
+        for index in range(done):  # a resumed video re-streams what is on disk, so it matches an uninterrupted one
+            frame = self.read_frame(index)
             if writer:
-                writer.abort()  # the old video, if any, stays: the new one never got complete
-            if began and not settings.resume and complete_frames(folder, settings.frames) == 0:
-                _remove(_ours(folder))  # nothing to resume from: leave no trace, but only of this run
-                _remove_empty_folders(created or ([folder] if video_path else []))
-            if isinstance(exc, OSError):
-                raise _os_error(exc, folder) from exc
-            raise
-        stop.finishing = True
+                with stop.writing():
+                    writer.add(frame)
+            self.reporter.frame_done(index, settings.frames, resumed=True)
+        for index, frame in self.animator.run(self.start_key if done else 0, self.start_frame, self.reference, on_step=self.reporter.step):
+            if index < done:
+                continue
+            with stop.writing():
+                self.begin()
+                output.write_bytes(output.encode_png(Image.fromarray(frame), compress_level=1), folder / FRAME_NAME.format(index), overwrite=True)
+                if writer:
+                    writer.add(frame)
+            self.reporter.frame_done(index, settings.frames)
+
+    def fail(self, exc: BaseException) -> None:
+        """A failed run leaves the old video, and no trace of itself when it made no frame."""
+        if self.writer:
+            self.writer.abort()  # the old video, if any, stays: the new one never got complete
+        if self.began and not self.settings.resume and complete_frames(self.folder, self.settings.frames) == 0:
+            _remove(_ours(self.folder))  # nothing to resume from: leave no trace, but only of this run
+            _remove_empty_folders(self.created or ([self.folder] if self.video_path else []))
+        if isinstance(exc, OSError):
+            raise _os_error(exc, self.folder) from exc
+
+    def finish(self, interrupted: bool) -> int:
+        settings, folder = self.settings, self.folder
         try:
-            if writer:
-                writer.close()
-            made = complete_frames(folder, settings.frames) if began or settings.resume else 0
+            if self.writer:
+                self.writer.close()
+            made = complete_frames(folder, settings.frames) if self.began or settings.resume else 0
             if settings.contact_sheet and made:
                 write_contact_sheet(folder, made, settings.contact_sheet, folder / CONTACT_SHEET)
-            if video_path and not settings.keep_frames and not interrupted:
+            if self.video_path and not settings.keep_frames and not interrupted:
                 _remove(_ours(folder, keep=lambda name: name == CONTACT_SHEET and settings.contact_sheet))
                 _remove_empty_folders([folder])
         except OSError as exc:
             raise _os_error(exc, folder) from exc
-    return AnimationResult(str(video_path) if video_path else None, str(folder) if folder.is_dir() else None, made, done, time.perf_counter() - started, interrupted)
+        return made
 
 
 def write_contact_sheet(folder: Path, frames: int, every: int, path: Path, columns: int = 6) -> None:
