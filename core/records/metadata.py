@@ -38,7 +38,8 @@ def a1111_parameters(record: dict) -> str:
         "VAE": record.get("vae"),
         "Variation seed": record.get("subseed") if record.get("subseed_strength") else None,
         "Variation seed strength": _number(record.get("subseed_strength")) if record.get("subseed_strength") else None,
-        "Denoising strength": _number(record.get("strength")),
+        "Denoising strength": _number(record.get("strength", record.get("hires_strength"))),
+        **_hires(record),
         "Clip skip": record.get("clip_skip") if (record.get("clip_skip") or 1) > 1 else None,
         "Eta": _number(record.get("eta")) if record.get("eta") else None,
         "ENSD": record.get("ensd") or None,
@@ -50,6 +51,15 @@ def a1111_parameters(record: dict) -> str:
     }
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in pairs.items() if v not in (None, "")))
     return "\n".join(lines)
+
+
+def _hires(record: dict) -> dict:
+    """A1111's hires-fix fields: the upscale factor, or the resize target when a size was given."""
+    if "hires_upscaler" not in record:
+        return {}
+    width, height = record.get("hires_width") or 0, record.get("hires_height") or 0
+    size = {"Hires resize": f"{width}x{height}"} if width or height else {"Hires upscale": _number(record.get("hires_scale"))}
+    return size | {"Hires steps": record.get("hires_steps") or None, "Hires upscaler": str(record["hires_upscaler"]).capitalize()}
 
 
 def _hashes(entries) -> str | None:

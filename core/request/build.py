@@ -17,7 +17,7 @@ from ..errors import ScumbleError, UsageError
 from ..sampling import strength as strengths
 from ..sampling.settings import Sampling
 from .options import MAX_BATCH, Invalid, Option, UnknownChoice, any_task_takes, options_for
-from .types import ImageRequest, MaskOptions, ModelOptions, OutputOptions, RecordedInput, Replay
+from .types import Hires, ImageRequest, MaskOptions, ModelOptions, OutputOptions, RecordedInput, Replay
 
 FLAGS = "flags"
 
@@ -149,7 +149,7 @@ def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (
         if not prompts and replay is None:
             raise UsageError("no prompt given (pass PROMPT or --prompt-file)")
         subseed = values["subseed"] if values["subseed"] is not None else random_seed()
-        return ImageRequest(prompts=tuple((p, negative) for p in prompts), count=values["count"], subseed=subseed, **common)
+        return ImageRequest(prompts=tuple((p, negative) for p in prompts), count=values["count"], subseed=subseed, hires=_hires(values), **common)
     if replay is None and not inputs:
         raise UsageError("give INPUTS or --replay IMAGE")
     if not values["captions"] and values["prompt"] is None and replay is None:
@@ -170,6 +170,16 @@ def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (
         mask=mask,
         **common,
     )
+
+
+def _hires(values: Mapping[str, Any]) -> Hires | None:
+    """The hires fix, or None when no option turns it on (so a run without them is the old one exactly)."""
+    if values["hires_scale"] == 1.0 and not values["hires_width"] and not values["hires_height"]:
+        return None
+    steps = values["hires_steps"] or values["steps"]
+    # exact: A1111 stretches the schedule so the second pass runs the steps asked for, not steps x strength
+    denoise = strengths.plan(steps, values["hires_strength"], exact=True, flag="--hires-strength")
+    return Hires(values["hires_scale"], values["hires_width"], values["hires_height"], values["hires_strength"], values["hires_steps"], values["hires_upscaler"], denoise)
 
 
 def animation_request(layers: Sequence[Layer]):
@@ -199,7 +209,7 @@ def _checked_prompts(prompts: Sequence[str]) -> tuple[str, ...]:
 # ---------------------------------------------------------------- replay: a record is one more door
 
 # Record keys that are options, as the image's task takes them.
-RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "clip_skip", "subseed_strength", "tiling", "eta", "ensd", "quality", "negative_prompt", "strength", "exact_steps", "resize")
+RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "clip_skip", "subseed_strength", "tiling", "eta", "ensd", "quality", "negative_prompt", "strength", "exact_steps", "resize", "hires_scale", "hires_width", "hires_height", "hires_strength", "hires_steps", "hires_upscaler")
 RECORDED_MASK_OPTIONS = {"mask_blur": "mask_blur", "invert_mask": "invert_mask", "fill": "fill", "only_masked": "only_masked", "padding": "padding"}
 REQUIRED = ("steps", "cfg", "width", "height", "scheduler", "seed", "prompt")
 

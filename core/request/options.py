@@ -405,6 +405,7 @@ class Option:
 MODEL, SAMPLING, OUTPUT, INPUTS, MASK, FRAME, MOTION, VIDEO = (
     "Model and hardware", "Sampling", "Output", "Inputs", "Mask", "Per frame", "Motion (keyframe schedules)", "Video",
 )
+HIRES = "Hires fix"
 STEPS = Int(1, MAX_STEPS)
 CFG = Float(0.0, 100.0)
 STRENGTH = Float(0.0, 1.0, lo_open=True)
@@ -462,6 +463,13 @@ OPTIONS: tuple[Option, ...] = (
     # txt2img
     Option("count", Int(1, MAX_COUNT), 1, ("--count",), "Images per prompt.", SAMPLING, frozenset({"txt2img"})),
     Option("name_pattern", NamePattern(), "{index:05}-{seed}-{prompt}", ("--name",), "File-name pattern inside an output folder; fields {index}, {seed}, {prompt}.", OUTPUT, frozenset({"txt2img"})),
+    # txt2img hires fix (A1111's): generate at the base size, upscale, then img2img at the larger size
+    Option("hires_scale", Float(1.0, 4.0), 1.0, ("--hires-scale",), "Hires fix: upscale the image by this factor and redraw it with img2img (1: off).", HIRES, frozenset({"txt2img"})),
+    Option("hires_width", Size(), 0, ("--hires-width",), "Hires fix: the final width, a multiple of 8 (0: from --hires-scale, or --hires-height's aspect).", HIRES, frozenset({"txt2img"})),
+    Option("hires_height", Size(), 0, ("--hires-height",), "Hires fix: the final height, a multiple of 8 (0: from --hires-scale, or --hires-width's aspect).", HIRES, frozenset({"txt2img"})),
+    Option("hires_strength", STRENGTH, 0.75, ("--hires-strength",), "Hires fix: how much the second pass redraws (A1111's Denoising strength).", HIRES, frozenset({"txt2img"})),
+    Option("hires_steps", Int(0, MAX_STEPS), 0, ("--hires-steps",), "Hires fix: steps the second pass runs, exactly (0: the same as --steps).", HIRES, frozenset({"txt2img"})),
+    Option("hires_upscaler", Text(10, ("latent", "lanczos"), "upscaler"), "latent", ("--hires-upscaler",), "Hires fix: latent (bilinear on the latents) or lanczos (resize the decoded image).", HIRES, frozenset({"txt2img"})),
     # img2img and inpaint
     Option("prompt", Text(), None, ("--prompt", "-p"), "What the result should show (all inputs).", SAMPLING, EDIT_TASKS),
     Option("captions", Bool(), False, ("--captions",), "Use the .txt file beside each image as its prompt (--prompt is the fallback).", INPUTS, EDIT_TASKS),

@@ -73,6 +73,30 @@ class Replay:
 
 
 @dataclass(frozen=True)
+class Hires:
+    """txt2img's hires fix: the base image upscaled and redrawn by img2img (A1111's second pass)."""
+
+    scale: float = 1.0
+    width: int = 0  # 0: from the scale, or the other side's aspect
+    height: int = 0
+    strength: float = 0.75
+    steps: int = 0  # 0: the same as --steps
+    upscaler: str = "latent"
+    denoise: Denoise | None = None  # exact: the second pass runs `steps or --steps` steps
+
+    def target(self, base: tuple[int, int]) -> tuple[int, int]:
+        """The final size from the base size; floored to multiples of 8 because latents are 1/8 of the pixels."""
+        w, h = base
+        if self.width and self.height:
+            return self.width, self.height
+        if self.width:
+            return self.width, max(8, int(self.width * h / w) // 8 * 8)
+        if self.height:
+            return max(8, int(self.height * w / h) // 8 * 8), self.height
+        return max(8, int(w * self.scale) // 8 * 8), max(8, int(h * self.scale) // 8 * 8)
+
+
+@dataclass(frozen=True)
 class ImageRequest:
     """One txt2img, img2img or inpaint run."""
 
@@ -92,4 +116,5 @@ class ImageRequest:
     mask: MaskOptions | None = None
     replay: Replay | None = None
     subseed: int = 0  # txt2img with --subseed-strength: image i's variation seed is subseed + i
+    hires: Hires | None = None  # txt2img's hires fix; None: off, the old single pass exactly
     sources: dict = field(default_factory=dict, compare=False)  # option -> where its value came from, for messages

@@ -190,6 +190,11 @@ def _check_size(engine: Engine, request: ImageRequest) -> None:
     for flag, value in (("--width", request.sampling.width), ("--height", request.sampling.height)):
         if value > limit:
             raise UsageError(f"{flag} {value}: larger than this model can use (at most {limit}, four times its native {engine.native_size})")
+    if request.hires is not None:
+        # the final size needs the model's native size (for --width 0), so it is checked here, before any work
+        from .hires import check_size
+
+        check_size(engine, request)
 
 
 def _replay_adapters(record: dict, engine: Engine, path: str) -> None:

@@ -6,6 +6,7 @@ from ..errors import UsageError
 from ..records import output
 from ..request.types import ImageRequest
 from ..sampling.engine import Engine
+from . import hires
 from .items import Item, Prepared
 
 MAX_SEED = 2**32 - 1
@@ -50,12 +51,14 @@ class Txt2Img:
                 owners[item.target] = item.index
 
     def record_fields(self, request: ImageRequest) -> dict:
-        return {}
+        return hires.record_fields(request) if request.hires else {}
 
     def prepare(self, engine: Engine, request: ImageRequest, item: Item) -> Prepared:
         return Prepared(item, engine.size(request.sampling.width, request.sampling.height))
 
     def generate(self, engine: Engine, request: ImageRequest, batch: list[Prepared], on_step) -> list:
+        if request.hires:
+            return hires.generate(engine, request, [p.item.job for p in batch], on_step)
         return engine.txt2img([p.item.job for p in batch], request.sampling, on_step=on_step)
 
     def finish(self, request: ImageRequest, prep: Prepared, image):

@@ -1,0 +1,61 @@
+"""txt2img's hires fix, as A1111 does it: the base image, upscaled, redrawn by img2img at the larger size.
+
+The first pass is the ordinary txt2img at the base size. The upscale is either bilinear on the
+latents (A1111's "Latent") or a LANCZOS resize of the decoded image; the second pass is img2img
+with the same seeds and an exact step plan, so it runs the steps asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..errors import UsageError
+from ..request.types import ImageRequest
+from ..sampling.engine import Engine
+from .items import max_side
+
+
+def target(engine: Engine, request: ImageRequest) -> tuple[int, int]:
+    sampling = request.sampling
+    return request.hires.target(engine.size(sampling.width, sampling.height))
+
+
+def check_size(engine: Engine, request: ImageRequest) -> None:
+    """Refuse a final size the model cannot use before the first pass spends any time."""
+    limit = max_side(engine)
+    hires = request.hires
+    width, height = target(engine, request)
+    for side, value in (("width", width), ("height", height)):
+        if value > limit:
+            flag = f"--hires-{side} {value}" if getattr(hires, side) else f"--hires-scale {hires.scale:g}"
+            raise UsageError(f"{flag}: makes a {width}x{height} image, larger than this model can use (at most {limit} a side, four times its native {engine.native_size})")
+
+
+def record_fields(request: ImageRequest) -> dict:
+    """The hires settings, named as their options so that --replay reads them back."""
+    hires = request.hires
+    return {"hires_scale": hires.scale, "hires_width": hires.width, "hires_height": hires.height, "hires_strength": hires.strength, "hires_steps": hires.steps, "hires_upscaler": hires.upscaler}
+
+
+def generate(engine: Engine, request: ImageRequest, jobs: list, on_step) -> list:
+    sampling, hires = request.sampling, request.hires
+    base = engine.size(sampling.width, sampling.height)
+    width, height = target(engine, request)
+    # the second pass's own size, so a size-dependent setting (--logsnr-shift auto) sees the image it makes
+    second = replace(sampling, width=width, height=height)
+    denoise = hires.denoise
+    if hires.upscaler == "lanczos":
+        from PIL import Image
+
+        first = engine.txt2img(jobs, sampling, on_step=on_step)
+        resized = [image.resize((width, height), Image.LANCZOS) for image in first]
+        return engine.img2img(jobs, resized, second, denoise, on_step=on_step)
+    import torch.nn.functional as F
+
+    # Latent: the first pass stops before the VAE, and its latents are stretched bilinearly (A1111's
+    # default "Latent", no antialiasing); img2img takes 4-channel latents as they are, without encoding.
+    latents = engine._run("txt2img", jobs, sampling, sampling.steps, on_step, sampling.steps, base, width=base[0], height=base[1], output_type="latent")
+    factor = engine.pipeline("txt2img").vae_scale_factor
+    upscaled = F.interpolate(latents, size=(height // factor, width // factor), mode="bilinear", align_corners=False, antialias=False)
+    sized = {"width": width, "height": height} if "width" in engine._call_parameters("img2img") else {}
+    return engine._run("img2img", jobs, second, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), image=upscaled, strength=denoise.strength, **sized)
