@@ -39,7 +39,6 @@ def record_fields(request: ImageRequest) -> dict:
 
 def generate(engine: Engine, request: ImageRequest, jobs: list, on_step) -> list:
     sampling, hires = request.sampling, request.hires
-    base = engine.size(sampling.width, sampling.height)
     width, height = target(engine, request)
     # the second pass's own size, so a size-dependent setting (--logsnr-shift auto) sees the image it makes
     second = replace(sampling, width=width, height=height)
@@ -54,8 +53,7 @@ def generate(engine: Engine, request: ImageRequest, jobs: list, on_step) -> list
 
     # Latent: the first pass stops before the VAE, and its latents are stretched bilinearly (A1111's
     # default "Latent", no antialiasing); img2img takes 4-channel latents as they are, without encoding.
-    latents = engine._run("txt2img", jobs, sampling, sampling.steps, on_step, sampling.steps, base, width=base[0], height=base[1], output_type="latent")
+    latents = engine.txt2img_latents(jobs, sampling, on_step=on_step)
     factor = engine.pipeline("txt2img").vae_scale_factor
     upscaled = F.interpolate(latents, size=(height // factor, width // factor), mode="bilinear", align_corners=False, antialias=False)
-    sized = {"width": width, "height": height} if "width" in engine._call_parameters("img2img") else {}
-    return engine._run("img2img", jobs, second, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), image=upscaled, strength=denoise.strength, **sized)
+    return engine.img2img_latents(jobs, upscaled, (width, height), second, denoise, on_step=on_step)
