@@ -74,3 +74,18 @@ def test_an_a1111_png_that_cannot_be_replayed_is_one_line(run_cli, tiny_sd, tmp_
     result = run_cli("txt2img", "--replay", "a1111.png", "--model", tiny_sd, "-o", "again.png")
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "again.png").exists()
+
+
+def test_an_a1111_png_with_a_hires_fix_replays_with_it(run_cli, tiny_sd, tmp_path):
+    from PIL import Image
+
+    text = A1111_TEXT.replace("Size: 32x32", "Size: 32x32, Denoising strength: 0.5, Hires upscale: 2, Hires steps: 2, Hires upscaler: Lanczos")
+    _a1111_png(tmp_path / "hires.png", text)
+    result = run_cli("txt2img", "--replay", "hires.png", "--model", tiny_sd, "-o", "again.png")
+    assert result.exit_code == 0, result.stderr
+    assert Image.open(tmp_path / "again.png").size == (64, 64)
+    parameters = Image.open(tmp_path / "again.png").text["parameters"]
+    assert "Hires upscale: 2" in parameters and "Hires upscaler: Lanczos" in parameters and "Denoising strength: 0.5" in parameters
+    other = _a1111_png(tmp_path / "esrgan.png", text.replace("Lanczos", "R-ESRGAN 4x+"))
+    refused = run_cli("txt2img", "--replay", "esrgan.png", "--model", tiny_sd, "-o", "no.png")
+    assert other is None and refused.exit_code == 2 and "scumble has Latent and Lanczos" in refused.stderr

@@ -15,7 +15,8 @@ from ..errors import UsageError
 # A1111 fields that say how the picture was made but change nothing scumble does, or are read below.
 KNOWN = {
     "prompt", "negative_prompt", "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model",
-    "Clip skip", "Variation seed", "Variation seed strength", "Tiling", "ENSD", "Eta", "Lora hashes", "TI hashes", "Version", "VAE",
+    "Clip skip", "Variation seed", "Variation seed strength", "Tiling", "ENSD", "Eta",
+    "Hires upscale", "Hires resize", "Hires steps", "Hires upscaler", "Denoising strength", "Lora hashes", "TI hashes", "Version", "VAE",
 }
 
 
@@ -53,6 +54,8 @@ def values_from_parameters(fields: dict, label: str) -> tuple[dict, list[str]]:
         values["ensd"] = _number(fields, "ENSD", label)
     if "Eta" in fields:
         values["eta"] = _number(fields, "Eta", label)
+    if "Hires upscale" in fields or "Hires resize" in fields:
+        values |= _hires(fields, label)
     if str(fields.get("Tiling", "")).lower() == "true":
         values["tiling"] = True
     if fields.get("Sampler"):
@@ -65,6 +68,30 @@ def values_from_parameters(fields: dict, label: str) -> tuple[dict, list[str]]:
             values |= schedule_settings(find_scheduler(split_a1111(values["scheduler"])[0]), kind)
     left_out = sorted(key for key in fields if key not in KNOWN)
     return values, left_out
+
+
+HIRES_UPSCALERS = {"latent": "latent", "lanczos": "lanczos"}  # A1111's other latent modes and ESRGAN-like networks are not here yet
+
+
+def _hires(fields: dict, label: str) -> dict:
+    """A1111's hires fix fields as our --hires-* options; an upscaler scumble lacks is one clear line."""
+    values: dict = {}
+    if "Hires upscale" in fields:
+        values["hires_scale"] = _number(fields, "Hires upscale", label)
+    if "Hires resize" in fields:
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", str(fields["Hires resize"]))
+        if not match:
+            raise UsageError(f"{label}: Hires resize {str(fields['Hires resize'])[:40]!r} is not WIDTHxHEIGHT")
+        values["hires_width"], values["hires_height"] = int(match.group(1)), int(match.group(2))
+    if "Hires steps" in fields:
+        values["hires_steps"] = _number(fields, "Hires steps", label)
+    if "Denoising strength" in fields:
+        values["hires_strength"] = _number(fields, "Denoising strength", label)
+    upscaler = str(fields.get("Hires upscaler", "Latent")).strip().lower()
+    if upscaler not in HIRES_UPSCALERS:
+        raise UsageError(f"{label}: Hires upscaler {fields.get('Hires upscaler')!r}: scumble has Latent and Lanczos")
+    values["hires_upscaler"] = HIRES_UPSCALERS[upscaler]
+    return values
 
 
 def model_matching(model_hash: str) -> str | None:
