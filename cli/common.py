@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..core.errors import UsageError
+from ..core.errors import ScumbleError, UsageError
 
 # With --replay the settings come from the image; only where and on what it runs may be chosen.
 REPLAY_FLAGS = {"model", "config", "allow_pickle", "device", "dtype", "offload", "vae", "vae_tiling", "attention_slicing", "channels_last", "compile_unet", "lora_dir", "embedding_dir", "output", "overwrite", "quality"}
@@ -36,8 +36,10 @@ def image_request(task: str, flags: dict, preset: str | None, replay: str | None
         path = Path(replay)
         from ..core.records import metadata
 
-        carried = metadata.read_image_metadata(path)
-        if not isinstance(carried.get("record"), dict) and carried.get("parameters"):
+        carried = metadata.read_image_metadata(path)  # read once: our record, else A1111's parameters
+        if isinstance(carried.get("record"), dict):
+            return build.replay_request(task, path, carried["record"], replay_layers(flags))
+        if carried.get("parameters"):
             from ..core.request.a1111 import request_from_parameters
             from .render import warning_line
 
@@ -45,7 +47,7 @@ def image_request(task: str, flags: dict, preset: str | None, replay: str | None
             if warning:
                 warning_line(warning)
             return request
-        return build.replay_request(task, path, build.read_record(path), replay_layers(flags))
+        raise ScumbleError(f"{path}: carries neither a scumble record nor A1111 parameters, so it cannot be replayed")
     return build.image_request(task, layers(task, preset, flags), prompts=prompts, inputs=inputs)
 
 

@@ -83,15 +83,8 @@ def plot(
 
 def checked(ctx: typer.Context, **given) -> dict:
     """The typed flags through the option table's checks, as for any subcommand; `shift` from --logsnr-shift or --input-scale."""
-    import math
-
-    from ..core.request.build import FLAGS, Layer, merge
+    from ..core.request.build import FLAGS, Layer, merge, resolved_shift
 
     explicit = {k: v for k, v in given.items() if opt.explicit(ctx, k)}
     values, origin = merge("txt2img", [Layer(FLAGS, explicit)])
-    shift = values["logsnr_shift"]
-    if values["input_scale"] is not None:
-        if origin["logsnr_shift"] != "default":
-            raise UsageError("give --logsnr-shift or --input-scale, not both (X = 2 log b)")
-        shift = 2 * math.log(values["input_scale"])
-    return values | {"shift": shift}
+    return values | {"shift": resolved_shift(values, origin)}

@@ -81,25 +81,26 @@ def _state(file: Path):
 class Adapters:
     """The LoRAs and embeddings of one engine."""
 
-    def __init__(self, pipe, options):
+    def __init__(self, pipe, allow_pickle: bool = False, lora=(), lora_dir=(), embedding=(), embedding_dir=(), fuse_lora: bool = False):
+        """The run's --lora, --lora-dir, --embedding, --embedding-dir and --fuse-lora (none at all for a replay, which adds its record's)."""
         self.pipe = pipe
-        self.allow_pickle = options.allow_pickle
-        self.lora_dirs = [Path(d).expanduser() for d in options.lora_dir]
+        self.allow_pickle = allow_pickle
+        self.lora_dirs = [Path(d).expanduser() for d in lora_dir]
+        self.embedding_dirs = [Path(d).expanduser() for d in embedding_dir]
         self.loras: dict[str, AdapterFile] = {}
         self.flag_loras: list[tuple[str, float]] = []
         self.fused = False
         self.embeddings: dict[str, AdapterFile] = {}
-        for path, weight in options.lora:
+        for path, weight in lora:
             self.flag_loras.append((self._load_lora(_checked_file(path, "--lora", self.allow_pickle), f"--lora {path}").name, weight))
-        for folder in options.embedding_dir:
-            root = Path(folder).expanduser()
+        for folder, root in zip(embedding_dir, self.embedding_dirs):
             if not root.is_dir():
                 raise ModelError(f"--embedding-dir {folder}: no such folder")
             for file in sorted(p for p in root.iterdir() if p.suffix.lower() in SUFFIXES and (p.suffix.lower() == ".safetensors" or self.allow_pickle)):
                 self._load_embedding(file, f"--embedding-dir {folder}: {file.name}")
-        for path in options.embedding:
+        for path in embedding:
             self._load_embedding(_checked_file(path, "--embedding", self.allow_pickle), f"--embedding {path}")
-        if options.fuse_lora and self.flag_loras:
+        if fuse_lora and self.flag_loras:
             self.activate([])
             pipe.fuse_lora(adapter_names=[name for name, _ in self.flag_loras])
             self.fused = True
@@ -107,10 +108,10 @@ class Adapters:
     # ---------------------------------------------------------------- LoRA
 
     def _load_lora(self, file: Path, label: str) -> AdapterFile:
-        described = _described(file, "lora")
         name = re.sub(r"[^\w-]", "_", file.stem)
         if name in self.loras:
             return self.loras[name]
+        described = _described(file, "lora")
         try:
             self.pipe.load_lora_weights(_state(file), adapter_name=name)
         except Exception as exc:  # noqa: BLE001 - peft and diffusers raise ValueError, KeyError, RuntimeError on a LoRA for another model
@@ -132,18 +133,45 @@ class Adapters:
         where = ", ".join(str(d) for d in self.lora_dirs) or "no --lora-dir given"
         raise UsageError(f"<lora:{name}>: no {name}.safetensors in {where}")
 
-    def activate(self, prompt_loras) -> list[tuple[AdapterFile, float]]:
-        """Make exactly these LoRAs act (the --lora ones, then the prompt's); returns them with their weights."""
-        wanted: dict[str, float] = {} if self.fused else dict(self.flag_loras)
+    def _acting(self, prompt_loras) -> dict[str, float]:
+        """The adapters that act for a prompt, by name, with their weights: the --lora ones (unless fused), then the prompt's."""
+        acting: dict[str, float] = {} if self.fused else dict(self.flag_loras)
         for ref in prompt_loras:
-            wanted[self.find(ref.name).name] = ref.weight
-        if self.loras:
-            if wanted:
-                self.pipe.set_adapters(list(wanted), adapter_weights=list(wanted.values()))
-            else:
-                self.pipe.disable_lora()
-        used = [(self.loras[name], self.flag_loras[[n for n, _ in self.flag_loras].index(name)][1]) for name, _ in self.flag_loras] if self.fused else []
-        return used + [(self.loras[name], weight) for name, weight in wanted.items()]
+            acting[self.find(ref.name).name] = ref.weight
+        return acting
+
+    def activate(self, prompt_loras) -> None:
+        """Make exactly the LoRAs of this prompt act."""
+        acting = self._acting(prompt_loras)  # first: a LoRA the prompt names is loaded here, the first time
+        if not self.loras:
+            return
+        if acting:
+            self.pipe.set_adapters(list(acting), adapter_weights=list(acting.values()))
+        else:
+            self.pipe.disable_lora()
+
+    def used(self, prompt_loras) -> list[tuple[AdapterFile, float]]:
+        """Every LoRA a prompt's image is made with, fused ones included, with its weight (for the record)."""
+        fused = [(self.loras[name], weight) for name, weight in self.flag_loras] if self.fused else []
+        return fused + [(self.loras[name], weight) for name, weight in self._acting(prompt_loras).items()]
+
+    def load_recorded(self, record: dict, tagged: set[str], label: str) -> None:
+        """A replayed record's LoRAs and embeddings, each found by its sha256 (where it was, else in --lora-dir or
+        --embedding-dir), or one line naming the one that is missing or changed. `tagged`: the LoRAs its prompt names."""
+        for kind, entries, folders in (("LoRA", record.get("loras") or [], self.lora_dirs), ("embedding", record.get("embeddings") or [], self.embedding_dirs)):
+            for entry in entries:
+                if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("name", "path", "sha256")):
+                    raise UsageError(f"{label}: its record's {kind} entry is malformed")
+                candidates = [Path(entry["path"])] + [folder / f"{entry['name']}{suffix}" for folder in folders for suffix in SUFFIXES]
+                found = next((c for c in candidates if c.is_file() and _sha256(c) == entry["sha256"]), None)
+                if found is None:
+                    raise UsageError(f"{label}: {kind} {entry['name']} (sha256 {entry['sha256'][:12]}) is missing or has changed; pass --{'lora' if kind == 'LoRA' else 'embedding'}-dir with it")
+                if kind == "embedding":
+                    self._load_embedding(found, f"{label}: embedding {entry['name']}")
+                    continue
+                loaded = self._load_lora(found, f"{label}: LoRA {entry['name']}")
+                if entry["name"] not in tagged:  # it came from --lora: it acts on every image, at its recorded weight
+                    self.flag_loras.append((loaded.name, float(entry.get("weight", 1.0))))
 
     # ---------------------------------------------------------------- embeddings
 

@@ -27,70 +27,58 @@ def _number(fields: dict, key: str, label: str):
         raise UsageError(f"{label}: {key} {str(fields[key])[:40]!r} is not a number") from None
 
 
+# A1111 fields that map to one of our options as they are (numbers, checked by the option afterwards).
+NUMBERS = {"Steps": "steps", "CFG scale": "cfg", "Seed": "seed", "Clip skip": "clip_skip", "ENSD": "ensd", "Eta": "eta", "Hires upscale": "hires_scale", "Hires steps": "hires_steps"}
+SIZES = {"Size": ("width", "height"), "Hires resize": ("hires_width", "hires_height")}
+HIRES_UPSCALERS = ("latent", "lanczos")  # A1111's other latent modes and ESRGAN-like networks are not here yet
+
+
 def values_from_parameters(fields: dict, label: str) -> tuple[dict, list[str]]:
     """Our option names and values from parsed A1111 parameters, and the fields left out."""
-    from ..sampling.schedulers import find_scheduler, schedule_settings, schedule_type, split_a1111
-
-    values: dict = {}
+    values: dict = {option: _number(fields, key, label) for key, option in NUMBERS.items() if key in fields}
+    for key, (width, height) in SIZES.items():
+        if key in fields:
+            match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", str(fields[key]))
+            if not match:
+                raise UsageError(f"{label}: {key} {str(fields[key])[:40]!r} is not WIDTHxHEIGHT")
+            values[width], values[height] = int(match.group(1)), int(match.group(2))
     if fields.get("negative_prompt"):
         values["negative_prompt"] = fields["negative_prompt"]
-    if "Steps" in fields:
-        values["steps"] = _number(fields, "Steps", label)
-    if "CFG scale" in fields:
-        values["cfg"] = _number(fields, "CFG scale", label)
-    if "Seed" in fields:
-        values["seed"] = _number(fields, "Seed", label)
-    if "Size" in fields:
-        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", str(fields["Size"]))
-        if not match:
-            raise UsageError(f"{label}: Size {str(fields['Size'])[:40]!r} is not WIDTHxHEIGHT")
-        values["width"], values["height"] = int(match.group(1)), int(match.group(2))
-    if "Clip skip" in fields:
-        values["clip_skip"] = _number(fields, "Clip skip", label)
     if fields.get("Variation seed strength") and "Variation seed" in fields:
         values["subseed"] = _number(fields, "Variation seed", label)
         values["subseed_strength"] = _number(fields, "Variation seed strength", label)
-    if "ENSD" in fields:
-        values["ensd"] = _number(fields, "ENSD", label)
-    if "Eta" in fields:
-        values["eta"] = _number(fields, "Eta", label)
     if "Hires upscale" in fields or "Hires resize" in fields:
         values |= _hires(fields, label)
     if str(fields.get("Tiling", "")).lower() == "true":
         values["tiling"] = True
     if fields.get("Sampler"):
-        values["scheduler"] = str(fields["Sampler"])  # an old name's schedule suffix ("DPM++ 2M Karras") is split by the builder
-        label_text = str(fields.get("Schedule type", "")).strip()
-        if label_text:
-            kind = schedule_type(label_text)
-            if kind is None:
-                raise UsageError(f"{label}: Schedule type {label_text[:40]!r} is not one A1111 writes")
-            values |= schedule_settings(find_scheduler(split_a1111(values["scheduler"])[0]), kind)
-    left_out = sorted(key for key in fields if key not in KNOWN)
-    return values, left_out
+        values |= _sampler(fields, label)
+    return values, sorted(key for key in fields if key not in KNOWN)
 
 
-HIRES_UPSCALERS = {"latent": "latent", "lanczos": "lanczos"}  # A1111's other latent modes and ESRGAN-like networks are not here yet
+def _sampler(fields: dict, label: str) -> dict:
+    """Sampler and schedule type; an old name's schedule suffix ("DPM++ 2M Karras") is split by the builder."""
+    from ..sampling.schedulers import find_scheduler, schedule_settings, schedule_type, split_a1111
+
+    values = {"scheduler": str(fields["Sampler"])}
+    label_text = str(fields.get("Schedule type", "")).strip()
+    if label_text:
+        kind = schedule_type(label_text)
+        if kind is None:
+            raise UsageError(f"{label}: Schedule type {label_text[:40]!r} is not one A1111 writes")
+        values |= schedule_settings(find_scheduler(split_a1111(values["scheduler"])[0]), kind)
+    return values
 
 
 def _hires(fields: dict, label: str) -> dict:
-    """A1111's hires fix fields as our --hires-* options; an upscaler scumble lacks is one clear line."""
+    """The hires fix's strength and upscaler (its scale, size and steps are plain numbers); an upscaler scumble lacks is one clear line."""
     values: dict = {}
-    if "Hires upscale" in fields:
-        values["hires_scale"] = _number(fields, "Hires upscale", label)
-    if "Hires resize" in fields:
-        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", str(fields["Hires resize"]))
-        if not match:
-            raise UsageError(f"{label}: Hires resize {str(fields['Hires resize'])[:40]!r} is not WIDTHxHEIGHT")
-        values["hires_width"], values["hires_height"] = int(match.group(1)), int(match.group(2))
-    if "Hires steps" in fields:
-        values["hires_steps"] = _number(fields, "Hires steps", label)
     if "Denoising strength" in fields:
         values["hires_strength"] = _number(fields, "Denoising strength", label)
     upscaler = str(fields.get("Hires upscaler", "Latent")).strip().lower()
     if upscaler not in HIRES_UPSCALERS:
         raise UsageError(f"{label}: Hires upscaler {fields.get('Hires upscaler')!r}: scumble has Latent and Lanczos")
-    values["hires_upscaler"] = HIRES_UPSCALERS[upscaler]
+    values["hires_upscaler"] = upscaler
     return values
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import ScumbleError, UsageError
+from ..errors import UsageError
 from ..sampling import strength as strengths
 from ..sampling.settings import Sampling
 from .options import MAX_BATCH, Invalid, Option, UnknownChoice, any_task_takes, options_for
@@ -125,12 +125,18 @@ def random_seed() -> int:
     return random.SystemRandom().randrange(2**32)
 
 
-def _shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
+def resolved_shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
+    """--logsnr-shift X (or auto), or --input-scale b meaning X = 2 log b; not both."""
     shift, scale = values["logsnr_shift"], values["input_scale"]
     if scale is not None:
         if origin["logsnr_shift"] != "default":
             raise UsageError("give --logsnr-shift or --input-scale, not both (X = 2 log b)")
         shift = 2 * math.log(scale)
+    return shift
+
+
+def _shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
+    shift = resolved_shift(values, origin)
     if shift and values["noise_schedule"].continuous is None:
         raise UsageError("--logsnr-shift works with the continuous noise schedules: linear, cosine, sigmoid")
     return shift
@@ -288,12 +294,3 @@ def check_replay_model(record: dict, engine, path: Path) -> None:
     if record.get("vae", "") != engine.vae_name:
         wanted = record.get("vae", "")
         raise UsageError(f"{path}: was made with " + (f"--vae {wanted}" if wanted else "the model's own autoencoder") + "; pass " + (f"--vae {wanted}" if wanted else "no --vae"))
-
-
-def read_record(path: Path) -> dict:
-    from ..records import metadata
-
-    record = metadata.read_image_metadata(path)["record"]
-    if not isinstance(record, dict):
-        raise ScumbleError(f"{path}: carries no scumble record, so it cannot be replayed (A1111 parameters alone do not pin the batch)")
-    return record

@@ -69,6 +69,14 @@ def _finite(value: Any, whole: bool = False) -> float:
     return value
 
 
+def _interval(lo: float, hi: float, lo_open: bool, hi_open: bool) -> str:
+    return f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def _inside(value: float, lo: float, hi: float, lo_open: bool, hi_open: bool) -> bool:
+    return (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+
+
 @dataclass(frozen=True)
 class Int(Kind):
     metavar: ClassVar[str] = 'N'
@@ -99,14 +107,12 @@ class Float(Kind):
 
     def convert(self, value: Any) -> float:
         number = float(_finite(value))
-        above = number > self.lo if self.lo_open else number >= self.lo
-        below = number < self.hi if self.hi_open else number <= self.hi
-        if not (above and below):
+        if not _inside(number, self.lo, self.hi, self.lo_open, self.hi_open):
             raise Invalid(f"must be in {self.describe()}")
         return number
 
     def describe(self) -> str:
-        return f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        return _interval(self.lo, self.hi, self.lo_open, self.hi_open)
 
 
 @dataclass(frozen=True)
@@ -353,12 +359,11 @@ class KeyframeSchedule(Kind):
         return parsed
 
     def check_value(self, value: float) -> None:
-        above = value > self.lo if self.lo_open else value >= self.lo
-        if not (above and value <= self.hi):
+        if not _inside(value, self.lo, self.hi, self.lo_open, False):
             raise Invalid(f"reaches {value:g}, outside {self.describe()}")
 
     def describe(self) -> str:
-        return f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
+        return _interval(self.lo, self.hi, self.lo_open, False)
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,8 @@ class Tokens:
     weights: list[list[float]]
 
 
-def tokenize(pipe, tokenizer, text: str) -> Tokens:
+def tokenize(tokenizer, text: str) -> Tokens:
     """Chunks of BOS + 75 tokens + EOS, padded; BREAK closes a chunk early."""
-    if hasattr(pipe, "maybe_convert_prompt"):  # textual-inversion tokens that stand for several vectors
-        text = pipe.maybe_convert_prompt(text, tokenizer)
     chunks: list[tuple[list[int], list[float]]] = [([], [])]
     for run in syntax.weighted_runs(text):
         if run is syntax.BREAK:
@@ -58,7 +56,7 @@ def _empty_chunk(tokenizer) -> tuple[list[int], list[float]]:
     return [tokenizer.bos_token_id, tokenizer.eos_token_id] + [pad] * CHUNK, [1.0] * (CHUNK + 2)
 
 
-def encode(pipe, tokenizer, text_encoder, all_tokens: list[Tokens], chunks: int, clip_skip: int, xl: bool):
+def encode(tokenizer, text_encoder, all_tokens: list[Tokens], chunks: int, clip_skip: int, xl: bool):
     """[N, 77*chunks, D] embeddings (and the pooled output of chunk 0 for a projection encoder)."""
     rows, weights = [], []
     for tokens in all_tokens:
@@ -99,13 +97,6 @@ def encode(pipe, tokenizer, text_encoder, all_tokens: list[Tokens], chunks: int,
     return embeds, pooled
 
 
-@dataclass
-class Conditioning:
-    """Everything a diffusers call takes instead of prompt text."""
-
-    kwargs: dict
-
-
 class PromptEncoder:
     """Encodes a batch's prompts (and their per-step schedules) for one pipeline."""
 
@@ -122,18 +113,23 @@ class PromptEncoder:
         return [(pipe.tokenizer, pipe.text_encoder)]
 
     @torch.no_grad()
+    def _tokenize(self, tokenizer, text: str) -> Tokens:
+        if hasattr(self.pipe, "maybe_convert_prompt"):  # textual-inversion tokens that stand for several vectors
+            text = self.pipe.maybe_convert_prompt(text, tokenizer)
+        return tokenize(tokenizer, text)
+
     def embeds(self, texts: list[str], chunks: int | None = None):
         """(embeds, pooled, chunks) for texts already resolved for one step."""
         encoders = self._encoders()
-        tokens = [[tokenize(self.pipe, tokenizer, text) for text in texts] for tokenizer, _ in encoders]
+        tokens = [[self._tokenize(tokenizer, text) for text in texts] for tokenizer, _ in encoders]
         chunks = chunks or max(len(t.ids) for per in tokens for t in per)
-        outputs = [encode(self.pipe, tokenizer, encoder, per, chunks, self.clip_skip, self.xl) for (tokenizer, encoder), per in zip(encoders, tokens)]
+        outputs = [encode(tokenizer, encoder, per, chunks, self.clip_skip, self.xl) for (tokenizer, encoder), per in zip(encoders, tokens)]
         embeds = torch.cat([e for e, _ in outputs], dim=-1) if len(outputs) > 1 else outputs[0][0]
         pooled = outputs[-1][1] if self.xl else None
         return embeds, pooled, chunks
 
     def chunks_needed(self, texts: list[str]) -> int:
-        return max(len(tokenize(self.pipe, tokenizer, text).ids) for tokenizer, _ in self._encoders() for text in texts)
+        return max(len(self._tokenize(tokenizer, text).ids) for tokenizer, _ in self._encoders() for text in texts)
 
     def for_step(self, schedules: list[list[tuple[int, str]]], negatives: list[list[tuple[int, str]]], index: int, chunks: int) -> dict:
         """The diffusers keyword arguments for step `index` (0-based) of every image in the batch."""
@@ -155,7 +151,7 @@ class Conditioner:
         self.negative = [syntax.schedule(syntax.extract_loras(j.negative_prompt)[0], steps) for j in jobs]
         texts = {text for s in self.positive + self.negative for _, text in s}
         self.chunks = encoder.chunks_needed(sorted(texts))
-        self.changes = len(texts) > len({syntax.text_at(s, 0) for s in self.positive + self.negative}) or any(len(s) > 1 for s in self.positive + self.negative)
+        self.changes = any(len(s) > 1 for s in self.positive + self.negative)  # an edit or alternation somewhere
         self.current = self._texts(0)
 
     def _texts(self, index: int) -> tuple:

@@ -63,14 +63,24 @@ class Engine:
         if options.lora or options.lora_dir or options.embedding or options.embedding_dir:
             from ..loading.adapters import Adapters
 
-            engine.adapters = Adapters(engine.pipeline("txt2img"), options)
+            engine.adapters = Adapters(engine.pipeline("txt2img"), options.allow_pickle, options.lora, options.lora_dir, options.embedding, options.embedding_dir, options.fuse_lora)
         return engine
+
+    def load_recorded_adapters(self, record: dict, label: str) -> None:
+        """A replay's LoRAs and embeddings, found by their recorded hashes."""
+        if not (record.get("loras") or record.get("embeddings")):
+            return
+        if self.adapters is None:
+            from ..loading.adapters import Adapters
+
+            self.adapters = Adapters(self.pipeline("txt2img"))
+        self.adapters.load_recorded(record, {ref.name for ref in prompts.extract_loras(record.get("prompt", ""))[1]}, label)
 
     def adapter_record(self, prompt: str, negative: str) -> dict:
         """The LoRAs and embeddings an image was made with, for its record (and A1111's hashes)."""
         if self.adapters is None:
             return {}
-        used = self.adapters.activate(prompts.extract_loras(prompt)[1])
+        used = self.adapters.used(prompts.extract_loras(prompt)[1])
         loras = [{"name": f.name, "path": f.path, "weight": w, "sha256": f.sha256, "short": f.short} for f, w in used]
         embeddings = [{"name": f.name, "path": f.path, "sha256": f.sha256, "short": f.short} for f in self.adapters.used_embeddings([prompt, negative])]
         return {k: v for k, v in (("loras", loras), ("embeddings", embeddings)) if v}

@@ -22,11 +22,9 @@ def tokenizer_for(model: str):
 
 def explain(model: str, text: str) -> list[list[tuple[str, float]]]:
     """The prompt's chunks as (token, weight), without the start, end and padding tokens."""
-    from types import SimpleNamespace
-
     from .conditioning import tokenize
 
     tokenizer = tokenizer_for(model)
-    tokens = tokenize(SimpleNamespace(), tokenizer, text)
+    tokens = tokenize(tokenizer, text)
     specials = {tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id}
     return [[(tokenizer.convert_ids_to_tokens(i).replace("</w>", ""), w) for i, w in zip(ids, weights) if i not in specials] for ids, weights in zip(tokens.ids, tokens.weights)]

@@ -19,13 +19,13 @@ from ..request.build import check_replay_model
 from ..request.types import ImageRequest
 from ..sampling.engine import Engine
 from ..sampling.schedulers import a1111_label
-from . import edit, txt2img
+from . import edit, hires, txt2img
 from .items import Item, Prepared, Task, max_side
 from .sharding import my_share
 from ..records.reporting import ImageResult, Reporter, RunSummary, SilentReporter  # noqa: F401 - the runner's public results
 
 
-TASKS = {"txt2img": txt2img.Txt2Img(), "img2img": edit.Edit("img2img"), "inpaint": edit.Edit("inpaint")}
+TASKS = {"txt2img": txt2img.Txt2Img, "img2img": lambda: edit.Edit("img2img"), "inpaint": lambda: edit.Edit("inpaint")}  # made per run: a task holds its run's state (the --mask folder)
 
 
 def base_record(engine: Engine, request: ImageRequest, share: str | None) -> dict:
@@ -69,7 +69,7 @@ def run(engine: Engine, request: ImageRequest, reporter: Reporter | None = None)
 class _Run:
     def __init__(self, engine: Engine, request: ImageRequest, reporter: Reporter):
         self.engine, self.request, self.reporter = engine, request, reporter
-        self.task: Task = TASKS[request.task]
+        self.task: Task = TASKS[request.task]()
         self.summary = RunSummary()
         self.record0: dict = {}
 
@@ -82,7 +82,7 @@ class _Run:
         request = self.request
         if request.replay is not None:
             check_replay_model(request.replay.record, self.engine, Path(request.replay.path))
-            _replay_adapters(request.replay.record, self.engine, request.replay.path)
+            self.engine.load_recorded_adapters(request.replay.record, f"--replay {request.replay.path}")
         _check_size(self.engine, request)
         items, problems = self.task.items(request)
         for label, problem in problems:
@@ -190,38 +190,5 @@ def _check_size(engine: Engine, request: ImageRequest) -> None:
     for flag, value in (("--width", request.sampling.width), ("--height", request.sampling.height)):
         if value > limit:
             raise UsageError(f"{flag} {value}: larger than this model can use (at most {limit}, four times its native {engine.native_size})")
-    if request.hires is not None:
-        # the final size needs the model's native size (for --width 0), so it is checked here, before any work
-        from .hires import check_size
-
-        check_size(engine, request)
-
-
-def _replay_adapters(record: dict, engine: Engine, path: str) -> None:
-    """The record's LoRAs and embeddings, each found by its sha256 (where it was, else in --lora-dir/--embedding-dir), or one line naming it."""
-    from ..loading.adapters import SUFFIXES, Adapters, _sha256
-    from ..request.types import ModelOptions
-    from ..sampling.prompts import extract_loras
-
-    loras, embeddings = record.get("loras") or [], record.get("embeddings") or []
-    if not loras and not embeddings:
-        return
-    if engine.adapters is None:
-        engine.adapters = Adapters(engine.pipeline("txt2img"), ModelOptions(allow_pickle=False))
-    adapters = engine.adapters
-    tagged = {ref.name for ref in extract_loras(record.get("prompt", ""))[1]}
-    for kind, entries, folders in (("LoRA", loras, adapters.lora_dirs), ("embedding", embeddings, [])):
-        for entry in entries:
-            if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("name", "path", "sha256")):
-                raise UsageError(f"--replay {path}: its record's {kind} entry is malformed")
-            candidates = [Path(entry["path"])] + [Path(folder) / f"{entry['name']}{suffix}" for folder in folders for suffix in SUFFIXES]
-            found = next((c for c in candidates if c.is_file() and _sha256(c) == entry["sha256"]), None)
-            if found is None:
-                hint = "pass --lora-dir with it" if kind == "LoRA" else "put it back where it was"
-                raise UsageError(f"--replay {path}: {kind} {entry['name']} (sha256 {entry['sha256'][:12]}) is missing or has changed; {hint}")
-            if kind == "LoRA":
-                loaded = adapters._load_lora(found, f"--replay {path}: LoRA {entry['name']}")
-                if entry["name"] not in tagged:
-                    adapters.flag_loras.append((loaded.name, float(entry.get("weight", 1.0))))
-            else:
-                adapters._load_embedding(found, f"--replay {path}: embedding {entry['name']}")
+    if request.hires is not None:  # the final size needs the model's native size (for --width 0): checked here, before any work
+        hires.check_size(engine, request)
