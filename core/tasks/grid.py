@@ -340,22 +340,20 @@ def run(engine, grid: GridPlan, reporter=None) -> GridResult:
 
 def _check_on_model(engine, grid: GridPlan) -> None:
     """What only the loaded model can tell (its size limit, its own scheduler), for every cell before the first is made."""
-    from .items import max_side
+    from .runner import check_size
 
-    limit, tried = max_side(engine), set()
+    tried = set()
     for cell in grid.cells:
         sampling = cell.request.sampling
         where = f"cell {cell.name} ({', '.join(f'{k}={_shown(str(v))}' for k, v in cell.values.items())})"
-        for name, value in (("width", sampling.width), ("height", sampling.height)):
-            if value > limit:
-                raise UsageError(f"{where}: {name} {value} is larger than this model can use (at most {limit}, four times its native {engine.native_size})")
         key = (sampling.scheduler, sampling.noise_schedule.text, sampling.timestep_spacing)
-        if key not in tried:  # a scheduler that cannot follow a noise schedule is refused by the engine, as it would be mid-grid
-            tried.add(key)
-            try:
+        try:
+            check_size(engine, cell.request)  # the runner's own check, for every cell before the first is made
+            if key not in tried:  # a scheduler that cannot follow a noise schedule is refused by the engine, as it would be mid-grid
+                tried.add(key)
                 engine.use_scheduler(sampling)
-            except UsageError as exc:
-                raise UsageError(f"{where}: {exc}") from None
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
 
 
 # ---------------------------------------------------------------- the sheet

@@ -83,7 +83,7 @@ class _Run:
         if request.replay is not None:
             check_replay_model(request.replay.record, self.engine, Path(request.replay.path))
             self.engine.load_recorded_adapters(request.replay.record, f"--replay {request.replay.path}")
-        _check_size(self.engine, request)
+        check_size(self.engine, request)
         items, problems = self.task.items(request)
         for label, problem in problems:
             self.fail(label, problem)
@@ -185,7 +185,8 @@ def _record(record0: dict, request: ImageRequest, batch: list[Prepared], positio
     return record
 
 
-def _check_size(engine: Engine, request: ImageRequest) -> None:
+def check_size(engine: Engine, request: ImageRequest) -> None:
+    """Sizes only the loaded model can judge (at most four times its native side), before any work."""
     limit = max_side(engine)
     for flag, value in (("--width", request.sampling.width), ("--height", request.sampling.height)):
         if value > limit:
