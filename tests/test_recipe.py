@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from scumble.training import adherence, world
+from scumble.training import adherence, pictures, recipe as recipe_module, world
 from scumble.training.tokenizer import learn_merges
 
 
@@ -78,6 +79,42 @@ def test_adherence_reader_catches_wrong_pictures():
     # the largest blob (the red square, on the right) is read as "the" object
     assert adherence.score(target, adherence.read_picture(two)) == {"object_color": True, "background": False, "position": False, "one_object": False, "shape": False}
     assert adherence.read_picture(two).shape == "square"
+
+
+def test_two_object_and_scene_readers_score_rendered_truth_perfectly():
+    for i, target in enumerate(adherence.held_out_pairs(40)):
+        image = world.render_shapes(world.ShapeScene(target.background, (target.first, target.second)), np.random.default_rng(i))
+        assert adherence.score_pair(target, image) == {"both_sides": True, "background": True}, target
+        first, second = target.first, target.second
+        swapped = world.render_shapes(world.ShapeScene(target.background, (replace(second, position=first.position), replace(first, position=second.position))))
+        assert not adherence.score_pair(target, swapped)["both_sides"]
+    for i, target in enumerate(adherence.held_out_scenes(27)):
+        for size in [(128, 128), (96, 192), (192, 96)]:
+            image = world.render_landscape(world.Landscape(target.time, target.body, target.ground, random.Random(i).uniform(0.2, 0.8)), np.random.default_rng(i), size)
+            assert adherence.score_scene(target, adherence.read_scene(image)) == {"sky": True, "body": True, "ground": True}, (target, size)
+
+
+def test_held_out_pairs_and_scenes_never_appear_in_training():
+    held_scenes = set(world.held_out_landscapes())
+    assert 1 <= len(held_scenes) <= 6
+    for seed in range(3000):
+        scene, _ = world.draw_scene(seed)
+        if isinstance(scene, world.Landscape):
+            assert (scene.time, scene.body, scene.ground) not in held_scenes
+        elif len(scene.objects) == 2:
+            assert not world.is_held_out_pair(*scene.objects, scene.background)
+
+
+def test_foreign_pictures_are_deterministic_varied_and_held_out_apart():
+    a, b = pictures.picture(5, 64, 96), pictures.picture(5, 64, 96)
+    assert a.shape == (64, 96, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
+    for kind in pictures.KINDS:
+        image = pictures.picture(1, 64, 64, kind)
+        assert image.std() > 1.0, kind  # every kind draws something
+    held = pictures.held_out("sketch", 0, 128)
+    assert held.shape == (128, 128, 3) and np.median(held) > 150  # graphite on light paper
+    crops = recipe_module.vae_crops(recipe_module.Recipe.smoke(), 0)
+    assert crops.shape == (4, 32, 32, 3) and np.array_equal(crops, recipe_module.vae_crops(recipe_module.Recipe.smoke(), 0))
 
 
 def test_tokenizer_merges_cover_the_vocabulary():

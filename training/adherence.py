@@ -114,3 +114,164 @@ def held_out_targets(count: int, seed: int = 0, offset: int = 0) -> list[Target]
 def summarize(results: list[dict[str, bool]]) -> dict[str, float]:
     keys = ["object_color", "background", "position", "one_object", "shape"]
     return {k: 100.0 * sum(r[k] for r in results) / max(len(results), 1) for k in keys}
+
+
+# ---------------------------------------------------------------- two objects
+
+
+@dataclass(frozen=True)
+class PairTarget:
+    first: world.ShapeObject  # on the left (or top)
+    second: world.ShapeObject
+    background: str
+
+    @property
+    def prompt(self) -> str:
+        return world.caption_shapes(world.ShapeScene(self.background, (self.first, self.second)), random.Random(0), full=True)
+
+
+def read_pair(image: np.ndarray, axis: str) -> tuple[str | None, str | None]:
+    """The largest object's colour in each half (left/right for axis 'x', top/bottom for 'y')."""
+    h, w = image.shape[:2]
+    halves = (image[:, : w // 2], image[:, w - w // 2 :]) if axis == "x" else (image[: h // 2], image[h - h // 2 :])
+    background = read_picture(image).background
+    out = []
+    for half in halves:
+        reading = read_picture(_with_border(half, background))
+        out.append(reading.object_color)
+    return out[0], out[1]
+
+
+def _with_border(half: np.ndarray, background: str) -> np.ndarray:
+    """Pad a half with the whole picture's background so its own border reading can't be fooled by an object at the cut."""
+    pad = max(2, half.shape[0] // 10)
+    return cv2.copyMakeBorder(half, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=world.COLORS[background])
+
+
+def score_pair(target: PairTarget, image: np.ndarray) -> dict[str, bool]:
+    axis = "x" if target.first.position in ("left", "right") else "y"
+    first, second = read_pair(image, axis)
+    return {"both_sides": (first, second) == (target.first.color, target.second.color), "background": read_picture(image).background == target.background}
+
+
+def held_out_pairs(count: int, seed: int = 0, offset: int = 0) -> list[PairTarget]:
+    """Two-object prompts whose whole combination never appeared in training."""
+    rnd = random.Random(seed + 17)
+    out: list[PairTarget] = []
+    while len(out) < count + offset:
+        background = rnd.choice(list(world.COLORS))
+        c1, c2 = rnd.sample([c for c in world.COLORS if c != background], 2)
+        side = rnd.choice(["left", "top"])
+        size = rnd.choice(world.SIZES)
+        a = world.ShapeObject(c1, rnd.choice(world.SHAPES), side, size)
+        b = world.ShapeObject(c2, rnd.choice(world.SHAPES), "right" if side == "left" else "bottom", size)
+        if world.is_held_out_pair(a, b, background):
+            out.append(PairTarget(a, b, background))
+    return out[offset:]
+
+
+# ---------------------------------------------------------------- landscapes
+
+
+@dataclass(frozen=True)
+class SceneReading:
+    time: str
+    bodies: int
+    body: str  # sun | moon | none (the largest body's kind)
+    ground: str
+
+
+def read_scene(image: np.ndarray) -> SceneReading:
+    """Sky colour at the top says the time; bright round blobs in the sky are suns or moons; the colour of the
+    bottom rows says the ground."""
+    img = image.astype(np.float32)
+    h, w = img.shape[:2]
+    top = img[: max(2, h // 12)].reshape(-1, 3).mean(0)
+    time = min(world.TIMES, key=lambda t: float(((np.array(world._SKY[t][0], np.float32) - top) ** 2).sum()))
+    bottom = np.median(img[int(h * 0.88) :].reshape(-1, 3), axis=0)
+    ground = min(world.GROUNDS, key=lambda g: min(float(((np.array(world._GROUND[g][t], np.float32) - bottom) ** 2).sum()) for t in world.TIMES))
+    sky = img[: int(h * 0.7)]
+    ramp = np.linspace(0, 1, h, dtype=np.float32)[: len(sky), None, None]
+    expected = np.array(world._SKY[time][0], np.float32) * (1 - ramp) + np.array(world._SKY[time][1], np.float32) * ramp
+    # A body is far from the sky's own colour at its height and brighter than it; ground is darker than the sky.
+    bright = ((np.linalg.norm(sky - expected, axis=-1) > 80) & (sky.sum(-1) > expected.sum(-1) + 30)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)), connectivity=8)
+    bodies = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= 0.25 * math.pi * (0.08 * min(h, w)) ** 2]
+    if not bodies:
+        return SceneReading(time, 0, "none", ground)
+    largest = max(bodies, key=lambda i: stats[i, cv2.CC_STAT_AREA])
+    r, g, b = sky[labels == largest].mean(0)
+    return SceneReading(time, len(bodies), "sun" if (r + g) / 2 - b > 45 else "moon", ground)
+
+
+@dataclass(frozen=True)
+class SceneTarget:
+    time: str
+    body: str
+    ground: str
+
+    @property
+    def prompt(self) -> str:
+        ground = {"sea": "the sea", "hills": "hills", "mountains": "mountains"}[self.ground]
+        sky = {"sun": "the sun in the sky", "moon": "the moon in the sky", "none": "a clear sky"}[self.body]
+        return f"a landscape of {ground} at {self.time if self.time != 'day' else 'daytime'} with {sky}"
+
+
+def score_scene(target: SceneTarget, reading: SceneReading) -> dict[str, bool]:
+    return {
+        "sky": reading.time == target.time,
+        "body": reading.body == target.body and (target.body == "none" or reading.bodies == 1),
+        "ground": reading.ground == target.ground,
+    }
+
+
+def held_out_scenes(count: int, seed: int = 0) -> list[SceneTarget]:
+    """Scene prompts: the held-out combinations first, then the rest, cycled to `count`."""
+    combos = world.held_out_landscapes()
+    rest = [(t, b, g) for t in world.TIMES for b in world.BODIES for g in world.GROUNDS if (t, b, g) not in combos]
+    random.Random(seed).shuffle(rest)
+    order = combos + rest
+    return [SceneTarget(*order[i % len(order)]) for i in range(count)]
+
+
+# ---------------------------------------------------------------- one judgement of a model
+
+
+def _chunks(items: list, n: int = 16):
+    for i in range(0, len(items), n):
+        yield i, items[i : i + n]
+
+
+def judge(generate, count: int, offset: int = 0, size: int = world.SIZE, sizes=world.BUCKETS, seed_base: int = 1000) -> dict[str, float]:
+    """Every adherence score of one model, in percent. generate(prompts, seeds, height, width) returns uint8
+    pictures. One-object shapes at `size`, two objects (count // 2), scenes (count // 2), and one-object shapes
+    at the non-square `sizes` (count // 2); seeds are seed_base + offset + i, so a run is repeatable."""
+    out: dict[str, float] = {}
+    targets = held_out_targets(count, offset=offset)
+    results = []
+    for i, chunk in _chunks(targets):
+        for t, img in zip(chunk, generate([t.prompt for t in chunk], [seed_base + offset + i + j for j in range(len(chunk))], size, size)):
+            results.append(score(t, read_picture(img)))
+    out.update(summarize(results))
+    pairs = held_out_pairs(max(count // 2, 1), offset=offset)
+    both = []
+    for i, chunk in _chunks(pairs):
+        for t, img in zip(chunk, generate([t.prompt for t in chunk], [seed_base + offset + i + j for j in range(len(chunk))], size, size)):
+            both.append(score_pair(t, img)["both_sides"])
+    out["two_objects"] = 100.0 * sum(both) / len(both)
+    scenes = held_out_scenes(max(count // 2, 1), seed=offset)
+    scene_results = []
+    for i, chunk in _chunks(scenes):
+        for t, img in zip(chunk, generate([t.prompt for t in chunk], [seed_base + offset + i + j for j in range(len(chunk))], size, size)):
+            scene_results.append(score_scene(t, read_scene(img)))
+    for key in ("sky", "body", "ground"):
+        out[f"scene_{key}"] = 100.0 * sum(r[key] for r in scene_results) / len(scene_results)
+    odd = [b for b in sizes if b[0] != b[1]]
+    if odd:
+        one = []
+        for k, t in enumerate(held_out_targets(max(count // 2, 1), offset=offset + count)):
+            h, w = odd[k % len(odd)]
+            img = generate([t.prompt], [seed_base + offset + k], h, w)[0]
+            one.append(read_picture(img).object_count == 1)
+        out["one_object_sizes"] = 100.0 * sum(one) / len(one)
+    return out

@@ -2,8 +2,9 @@
 
 Phases, each checkpointed under --work so a killed run resumes where it stopped:
   1. tokenizer  a CLIP-format BPE vocabulary learned from the world's captions
-  2. vae        AutoencoderKL (8x downsampling) on random crops, L1 + edge loss
-  3. latents    the training set encoded once (posterior means)
+  2. vae        AutoencoderKL (8x downsampling) on random crops of the shapes world and of foreign
+                pictures (training/pictures.py: sketches, gradients, textures, text, photo-like), L1 + edge loss
+  3. latents    the training set encoded once (posterior means), at every training size (world.BUCKETS)
   4. unet       UNet2DConditionModel and CLIPTextModel trained jointly, with EMA
   5. vae_tiny   an AutoencoderTiny (TAESD's architecture) distilled onto the same latents, for --vae tiny
   6. export     a diffusers folder that StableDiffusionPipeline.from_pretrained loads
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import adherence, world
+from . import adherence, pictures, world
 from .tokenizer import write_tokenizer
 
 # SD 1.x noise schedule: the built-in model must behave like a real checkpoint under every scheduler.
@@ -43,15 +44,21 @@ DEVICE = torch.device("cpu")
 class Recipe:
     seed: int = 0
     size: int = world.SIZE
+    # The autoencoder: wider than the first model's [64]*4 so that it can hold any picture, not a palette.
+    vae_channels: str = "64,128,128,128"
     vae_steps: int = 3000
     vae_batch: int = 24
     vae_crop: int = 64
     vae_lr: float = 1e-3
+    foreign_rate: float = 0.6  # share of autoencoder crops drawn from training/pictures.py
     dataset: int = 30000  # encoding takes ~20 s per 1,000 pictures on 2 cores
+    sizes: str = ",".join(f"{h}x{w}" for h, w in world.BUCKETS)  # training sizes; the first gets a third of the set
+    landscape_rate: float = 0.25
+    two_object_rate: float = 0.3
+    unet_channels: str = "64,128,192"
     unet_steps: int = 7000  # the learning-rate schedule's horizon (warm-up, then cosine decay to 10%)
-    # Training stops here (0: at unet_steps). The held-out scores reached 98-100% by step 4,000 of the
-    # 7,000-step run, and stopping there keeps a CPU rebuild inside 3 hours; see the model card.
-    unet_stop: int = 4000
+    unet_stop: int = 0  # stop here (0: at unet_steps), to shorten a run without changing its schedule
+    object_weight: float = 0.0  # extra loss weight on latent cells an object covers (0: plain loss)
     batch: int = 64
     unet_lr: float = 1e-3
     text_lr: float = 3e-4
@@ -68,22 +75,40 @@ class Recipe:
     eval_prompts: int = 40
     checkpoint_every: int = 250
     threads: int = 0
+    workers: int = 0  # processes drawing training pictures (0: in the training process)
+    # Seconds each phase may take (0: no limit). After its first steps a phase measures its speed and
+    # shortens its own schedule to fit; the steps it chose are recorded, so the run can be repeated exactly.
+    vae_seconds: float = 0.0
+    unet_seconds: float = 0.0
+    tiny_seconds: float = 0.0
 
     @classmethod
     def smoke(cls) -> "Recipe":
-        return cls(size=64, vae_steps=4, vae_batch=4, vae_crop=32, dataset=64, unet_steps=4, unet_stop=0, batch=8, warmup=2, tiny_steps=2, tiny_batch=4, eval_every=4, eval_prompts=2, checkpoint_every=2)
+        return cls(size=64, vae_channels="32,32,32,32", vae_steps=4, vae_batch=4, vae_crop=32, dataset=64, sizes="64x64,64x96", unet_channels="32,64,64", unet_steps=4, unet_stop=0, batch=8, warmup=2, tiny_steps=2, tiny_batch=4, eval_every=4, eval_prompts=2, checkpoint_every=2)
+
+    @property
+    def mix(self) -> world.Mix:
+        return world.Mix(landscape=self.landscape_rate, two_objects=self.two_object_rate)
+
+    @property
+    def buckets(self) -> list[tuple[int, int]]:
+        return [tuple(int(v) for v in item.split("x")) for item in self.sizes.split(",")]
+
+
+def channels(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
 
 
 # ---------------------------------------------------------------- architectures
 
 
-def vae_config(size: int) -> dict:
+def vae_config(size: int, widths: str = "64,64,64,64") -> dict:
     return dict(
         in_channels=3,
         out_channels=3,
         down_block_types=["DownEncoderBlock2D"] * 4,
         up_block_types=["UpDecoderBlock2D"] * 4,
-        block_out_channels=[64, 64, 64, 64],  # narrower first levels learned flat colours 3-6x slower in probes
+        block_out_channels=channels(widths),  # narrower first levels learned flat colours 3-6x slower in probes
         layers_per_block=1,
         latent_channels=4,
         norm_num_groups=32,
@@ -117,15 +142,15 @@ def text_config(vocab_size: int) -> dict:
     )
 
 
-def unet_config(size: int) -> dict:
+def unet_config(size: int, widths: str = "64,128,128") -> dict:
     return dict(
         sample_size=size // 8,
         in_channels=4,
         out_channels=4,
         layers_per_block=1,
-        block_out_channels=[64, 128, 128],
-        down_block_types=["CrossAttnDownBlock2D"] * 3,
-        up_block_types=["CrossAttnUpBlock2D"] * 3,
+        block_out_channels=channels(widths),
+        down_block_types=["CrossAttnDownBlock2D"] * len(channels(widths)),
+        up_block_types=["CrossAttnUpBlock2D"] * len(channels(widths)),
         cross_attention_dim=128,
         attention_head_dim=4,
         norm_num_groups=32,
@@ -217,6 +242,89 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 # ---------------------------------------------------------------- phases
 
 
+# ---------------------------------------------------------------- training pictures
+# Pure functions of (recipe, item), so worker processes can draw them and a batch never depends on
+# how many workers there are.
+
+
+def vae_crops(r: Recipe, step: int, salt: int = 1) -> np.ndarray:
+    """A batch of crops for the autoencoders: foreign pictures at `foreign_rate`, else the world at its sizes."""
+    rng = np.random.default_rng([r.seed, salt, step])
+    crop, crops = r.vae_crop, []
+    sizes = [b for b in r.buckets if min(b) >= crop] or [(crop, crop)]
+    for _ in range(r.vae_batch if salt == 1 else r.tiny_batch):
+        seed = int(rng.integers(1 << 40))
+        if rng.random() < r.foreign_rate:
+            side = int(rng.integers(crop, 2 * crop + 1))
+            img = pictures.picture(seed, side, side)
+        else:
+            img = world.make_sample(seed, size=sizes[int(rng.integers(len(sizes)))], mix=r.mix).image
+        y, x = int(rng.integers(0, img.shape[0] - crop + 1)), int(rng.integers(0, img.shape[1] - crop + 1))
+        crops.append(img[y : y + crop, x : x + crop])
+    return np.stack(crops)
+
+
+def world_pictures(r: Recipe, item: tuple[tuple[int, int], list[int]]) -> np.ndarray:
+    size, seeds = item
+    return np.stack([world.make_sample(s, size=size, mix=r.mix).image for s in seeds])
+
+
+def _quiet_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def prefetched(fn, r: Recipe, items, workers: int):
+    """fn(r, item) for each item, in order, drawn `workers` processes wide and a few items ahead."""
+    if workers <= 0:
+        yield from (fn(r, item) for item in items)
+        return
+    import collections
+    import itertools
+    import multiprocessing
+
+    items = iter(items)
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
+        pending = collections.deque(pool.apply_async(fn, (r, item)) for item in itertools.islice(items, 3 * workers))
+        while pending:
+            result = pending.popleft().get()
+            if (item := next(items, None)) is not None:
+                pending.append(pool.apply_async(fn, (r, item)))
+            yield result
+
+
+class Budget:
+    """Fits a phase's schedule into `seconds`: after `probe` steps, the steps left are what the time allows."""
+
+    def __init__(self, r: Recipe, field: str, start: int, warm: int = 20, probe: int = 50):
+        self.r, self.field, self.start, self.warm, self.probe = r, field, start, warm, probe
+        self.seconds = getattr(r, field.replace("_steps", "_seconds"))
+        self.t0 = self.t_warm = time.time()
+
+    def total(self, step: int, work: Path) -> int:
+        """The phase's steps as of `step`; timed over steps the start-up (workers, kernels) is past."""
+        planned = getattr(self.r, self.field)
+        if step == self.start + self.warm:
+            self.t_warm = time.time()
+        if self.seconds > 0 and step == self.start + self.warm + self.probe:
+            per_step = (time.time() - self.t_warm) / self.probe
+            fitted = min(planned, step + int((self.seconds - (time.time() - self.t0)) / per_step))
+            setattr(self.r, self.field, max(fitted, step + 1))
+            (work / "recipe.json").write_text(json.dumps(asdict(self.r), indent=2))
+            log(f"{self.field}: {per_step:.3f}s a step, so {getattr(self.r, self.field)} steps fit in {self.seconds:.0f}s")
+        return getattr(self.r, self.field)
+
+
+def autocast():
+    """bf16 mixed precision on a GPU (minutes instead of hours); the CPU stays in fp32, as it was measured."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=DEVICE.type == "cuda")
+
+
+# ---------------------------------------------------------------- phases
+
+
 def train_vae(r: Recipe, work: Path):
     from diffusers import AutoencoderKL
 
@@ -224,7 +332,7 @@ def train_vae(r: Recipe, work: Path):
     if (final / "config.json").exists():
         return AutoencoderKL.from_pretrained(final).to(DEVICE)
     torch.manual_seed(r.seed)
-    vae = AutoencoderKL(**vae_config(r.size)).to(DEVICE)
+    vae = AutoencoderKL(**vae_config(r.size, r.vae_channels)).to(DEVICE)
     with torch.no_grad():
         # Start the posterior nearly deterministic (std ~ 0.007): at the default logvar of 0 the sampled
         # noise swamped the young encoder's means and reconstructions stalled at the wrong colours.
@@ -232,64 +340,86 @@ def train_vae(r: Recipe, work: Path):
     opt = torch.optim.AdamW(vae.parameters(), lr=r.vae_lr, weight_decay=0.0)
     ckpt_path = work / "vae.ckpt"
     start = resume(vae, opt, ckpt_path, "vae")
+    budget = Budget(r, "vae_steps", start)
     vae.train()
     t0 = time.time()
-    for step in range(start, r.vae_steps):
-        rng = np.random.default_rng([r.seed, 1, step])
-        crops = []
-        for i in range(r.vae_batch):
-            img = world.make_sample(int(rng.integers(1 << 40)), size=r.size).image
-            if rng.random() < 0.5:  # half the crops centred on an object position, so most crops hold a shape
-                cx, cy = world.POSITION_CENTERS[world.POSITIONS[int(rng.integers(len(world.POSITIONS)))]]
-                x = int(np.clip(cx * r.size - r.vae_crop / 2 + rng.integers(-8, 9), 0, r.size - r.vae_crop))
-                y = int(np.clip(cy * r.size - r.vae_crop / 2 + rng.integers(-8, 9), 0, r.size - r.vae_crop))
-            else:
-                y, x = rng.integers(0, r.size - r.vae_crop + 1, 2)
-            crops.append(img[y : y + r.vae_crop, x : x + r.vae_crop])
-        x = to_tensor(np.stack(crops))
+    for step, crops in zip(range(start, 1 << 62), prefetched(vae_crops, r, range(start, 1 << 62), r.workers)):
+        total = budget.total(step, work)
+        if step >= total:
+            break
+        x = to_tensor(crops)
         for g in opt.param_groups:
-            g["lr"] = r.vae_lr * lr_factor(step, r.vae_steps, 100)
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample(generator=torch.Generator().manual_seed(step))).sample
+            g["lr"] = r.vae_lr * lr_factor(step, total, 100)
+        with autocast():
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample(generator=torch.Generator(DEVICE).manual_seed(step))).sample.float()
         l1 = object_weighted_l1(recon, x)
         edge = edge_loss(recon, x)
-        kl = posterior.kl().mean() / x[0].numel()
+        kl = posterior.kl().float().mean() / x[0].numel()
         loss = l1 + edge + 1e-4 * kl
         descend(opt, loss, vae.parameters())
-        if step % 50 == 0 or step == r.vae_steps - 1:
-            log(f"vae step {step}/{r.vae_steps} l1 {l1.item():.4f} edge {edge.item():.4f} kl {kl.item():.3f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
+        if step % 100 == 0 or step == total - 1:
+            log(f"vae step {step}/{total} l1 {l1.item():.4f} edge {edge.item():.4f} kl {kl.item():.3f} ({(time.time() - t0) / (step - start + 1):.3f}s/step)")
         if (step + 1) % r.checkpoint_every == 0:
             save_checkpoint(vae, opt, step + 1, ckpt_path)
     save_model_atomic(vae.eval(), final)
     return vae
 
 
-def encode_dataset(r: Recipe, work: Path, vae) -> tuple[torch.Tensor, list[int], float]:
+def bucket_seeds(r: Recipe) -> dict[tuple[int, int], list[int]]:
+    """The training set's seeds at each size: a third at the first size, the rest shared evenly."""
+    buckets = r.buckets
+    first = r.dataset if len(buckets) == 1 else r.dataset // 3
+    counts = [first] + [(r.dataset - first) // max(len(buckets) - 1, 1)] * (len(buckets) - 1)
+    base, out = 1_000_000 + r.seed * 10_000_000, {}
+    for bucket, count in zip(buckets, counts):
+        out[bucket] = list(range(base, base + count))
+        base += count
+    return out
+
+
+def object_cells(images: np.ndarray) -> torch.Tensor:
+    """Which latent cells hold something other than the picture's dominant colour (uint8, 1/8 the size)."""
+    pixels = torch.from_numpy(images).float()
+    dominant = pixels.flatten(1, 2).median(dim=1).values[:, None, None, :]
+    differs = ((pixels - dominant).abs().amax(-1) > 40).float()[:, None]
+    return (F.avg_pool2d(differs, 8) > 0.1).to(torch.uint8)
+
+
+def encode_dataset(r: Recipe, work: Path, vae) -> tuple[dict, float]:
+    """{(h, w): (latents, object cells, seeds)} for every training size, and the latents' scaling factor."""
     from safetensors.torch import load_file, save_file
 
     path = work / "latents.safetensors"
+    plan = bucket_seeds(r)
     if path.exists():
         data = load_file(path)
-        return data["latents"], data["seeds"].tolist(), float(data["scale"])
-    seeds = list(range(1_000_000 + r.seed * 10_000_000, 1_000_000 + r.seed * 10_000_000 + r.dataset))
-    chunks = []
+        return {b: (data[f"latents_{b[0]}x{b[1]}"], data[f"cells_{b[0]}x{b[1]}"], data[f"seeds_{b[0]}x{b[1]}"].tolist()) for b in plan}, float(data["scale"])
+    items = [(bucket, seeds[i : i + 64]) for bucket, seeds in plan.items() for i in range(0, len(seeds), 64)]
+    latents, cells = {b: [] for b in plan}, {b: [] for b in plan}
     with torch.no_grad():
-        for i in range(0, len(seeds), 64):
-            images = np.stack([world.make_sample(s, size=r.size).image for s in seeds[i : i + 64]])
-            chunks.append(vae.encode(to_tensor(images)).latent_dist.mean.cpu())
-            if i % 6400 == 0:
-                log(f"latents {i}/{len(seeds)}")
-    latents = torch.cat(chunks)
-    scale = r.input_scale / latents.std().item()
-    save_file({"latents": latents.contiguous(), "seeds": torch.tensor(seeds), "scale": torch.tensor(scale, dtype=torch.float64)}, path.with_suffix(".tmp"))
+        for n, ((bucket, _), images) in enumerate(zip(items, prefetched(world_pictures, r, items, r.workers))):
+            with autocast():
+                latents[bucket].append(vae.encode(to_tensor(images)).latent_dist.mean.float().cpu())
+            cells[bucket].append(object_cells(images))
+            if n % 100 == 0:
+                log(f"latents {n}/{len(items)} batches")
+    data = {}
+    for (h, w), seeds in plan.items():
+        data[f"latents_{h}x{w}"] = torch.cat(latents[(h, w)]).contiguous()
+        data[f"cells_{h}x{w}"] = torch.cat(cells[(h, w)]).contiguous()
+        data[f"seeds_{h}x{w}"] = torch.tensor(seeds)
+    every = torch.cat([data[k].flatten() for k in data if k.startswith("latents_")])
+    scale = r.input_scale / every.std().item()
+    save_file(data | {"scale": torch.tensor(scale, dtype=torch.float64)}, path.with_suffix(".tmp"))
     os.replace(path.with_suffix(".tmp"), path)
-    log(f"latents: {tuple(latents.shape)}, raw std {latents.std().item():.3f}, scaling_factor {scale:.4f}")
-    return latents, seeds, scale
+    log(f"latents: {len(every) // 4} cells in {len(plan)} sizes, raw std {every.std().item():.3f}, scaling_factor {scale:.4f}")
+    return {(h, w): (data[f"latents_{h}x{w}"], data[f"cells_{h}x{w}"], seeds) for (h, w), seeds in plan.items()}, scale
 
 
-def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int], scale: float):
-    """Distil an AutoencoderTiny onto the big VAE's scaled latent space: its encoder predicts the
-    latents, its decoder turns latents straight back into the training pictures."""
+def train_tiny_vae(r: Recipe, work: Path, vae, scale: float):
+    """Distil an AutoencoderTiny onto the big VAE's scaled latent space, on the same pictures it learned:
+    its encoder predicts the big encoder's latents, its decoder turns latents straight back into pictures."""
     from diffusers import AutoencoderTiny
 
     final = work / "vae_tiny"
@@ -300,42 +430,45 @@ def train_tiny_vae(r: Recipe, work: Path, latents: torch.Tensor, seeds: list[int
     opt = torch.optim.AdamW(tiny.parameters(), lr=1e-3, weight_decay=0.0)
     ckpt_path = work / "vae_tiny.ckpt"
     start = resume(tiny, opt, ckpt_path, "vae_tiny")
-    scaled = latents * scale  # stays on the CPU: only each batch moves
+    budget = Budget(r, "tiny_steps", start)
     tiny.train()
+    vae.eval()
     t0 = time.time()
-    for step in range(start, r.tiny_steps):
+    for step, crops in zip(range(start, 1 << 62), prefetched(partial_tiny_crops, r, range(start, 1 << 62), r.workers)):
+        total = budget.total(step, work)
+        if step >= total:
+            break
         gen = torch.Generator().manual_seed(r.seed * 1_000_033 + step)
-        idx = torch.randint(0, len(seeds), (r.tiny_batch,), generator=gen).tolist()
-        # Fully convolutional, so crops teach it as well as whole pictures at a quarter of the cost.
-        cell, factor = r.vae_crop // 8, 8
-        corners = torch.randint(0, r.size // factor - cell + 1, (r.tiny_batch, 2), generator=gen).tolist()
-        x = to_tensor(np.stack([world.make_sample(seeds[i], size=r.size).image[y * factor : (y + cell) * factor, x0 * factor : (x0 + cell) * factor] for i, (y, x0) in zip(idx, corners)]))
-        z = torch.stack([scaled[i, :, y : y + cell, x0 : x0 + cell] for i, (y, x0) in zip(idx, corners)]).to(DEVICE)
-        # The decoder will see the UNet's slightly-off latents, not encoder means: train it on jittered ones.
-        recon = tiny.decoder(z + 0.03 * torch.randn(z.shape, generator=gen).to(DEVICE))
+        x = to_tensor(crops)
+        with torch.no_grad(), autocast():
+            z = vae.encode(x).latent_dist.mean.float() * scale
+        with autocast():
+            # The decoder will see the UNet's slightly-off latents, not encoder means: train it on jittered ones.
+            recon = tiny.decoder(z + 0.03 * torch.randn(z.shape, generator=gen).to(DEVICE)).float()
+            encoded = tiny.encoder(x).float()
         l1 = object_weighted_l1(recon, x)
         edge = edge_loss(recon, x)
-        encode = F.mse_loss(tiny.encoder(x), z) / (scale**2 * latents.var())
+        encode = F.mse_loss(encoded, z) / (r.input_scale**2)
         loss = l1 + edge + encode
         for g in opt.param_groups:
-            g["lr"] = 1e-3 * lr_factor(step, r.tiny_steps, 50)
+            g["lr"] = 1e-3 * lr_factor(step, total, 50)
         descend(opt, loss, tiny.parameters())
-        if step % 50 == 0 or step == r.tiny_steps - 1:
-            log(f"vae_tiny step {step}/{r.tiny_steps} l1 {l1.item():.4f} edge {edge.item():.4f} encode {encode.item():.4f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
+        if step % 100 == 0 or step == total - 1:
+            log(f"vae_tiny step {step}/{total} l1 {l1.item():.4f} edge {edge.item():.4f} encode {encode.item():.4f} ({(time.time() - t0) / (step - start + 1):.3f}s/step)")
         if (step + 1) % r.checkpoint_every == 0:
             save_checkpoint(tiny, opt, step + 1, ckpt_path)
     save_model_atomic(tiny.eval(), final)
     return tiny
 
 
-def caption_for(seed: int, variant: int) -> str:
+def partial_tiny_crops(r: Recipe, step: int) -> np.ndarray:
+    return vae_crops(r, step, salt=3)
+
+
+def caption_for(seed: int, variant: int, mix: world.Mix = world.Mix()) -> str:
     """A fresh wording of sample `seed`'s scene: the picture stays, the sentence varies per epoch."""
-    sample_rnd = random.Random(seed)
-    if sample_rnd.random() < 0.2:
-        scene = world.random_landscape(sample_rnd)
-        return world.caption_landscape(scene, random.Random(seed * 7919 + variant))
-    scene = world.random_shape_scene(sample_rnd)
-    return world.caption_shapes(scene, random.Random(seed * 7919 + variant))
+    scene, _ = world.draw_scene(seed, mix)
+    return world.caption(scene, random.Random(seed * 7919 + variant))
 
 
 def build_pipeline(tokenizer, text_encoder, unet, vae, scale: float):
@@ -356,37 +489,36 @@ def build_pipeline(tokenizer, text_encoder, unet, vae, scale: float):
     return pipe
 
 
-def evaluate(pipe, r: Recipe, count: int, guidance: float = 5.0, steps: int = 20) -> dict[str, float]:
-    targets = adherence.held_out_targets(count, seed=r.seed)
-    results = []
-    with torch.no_grad():
-        for i in range(0, len(targets), 16):
-            chunk = targets[i : i + 16]
-            gens = [torch.Generator().manual_seed(1000 + i + j) for j in range(len(chunk))]
-            images = pipe([t.prompt for t in chunk], num_inference_steps=steps, guidance_scale=guidance, generator=gens, height=r.size, width=r.size, output_type="np").images
-            for t, img in zip(chunk, images):
-                results.append(adherence.score(t, adherence.read_picture((img * 255).round().astype(np.uint8))))
-    return adherence.summarize(results)
+def pipeline_generator(pipe, guidance: float = 7.0, steps: int = 20):
+    """adherence.judge's generate(prompts, seeds, height, width) for a diffusers pipeline."""
+
+    def generate(prompts, seeds, height, width):
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        with torch.no_grad(), autocast():
+            images = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=gens, height=height, width=width, output_type="np").images
+        return [(img * 255).round().astype(np.uint8) for img in images]
+
+    return generate
 
 
-def prompt_influence(unet, text_encoder, tokenizer, latents: torch.Tensor, scale: float) -> float:
+def prompt_influence(unet, text_encoder, tokenizer, shape: tuple[int, ...]) -> float:
     """How much the UNet's output moves between two different prompts, relative to its size."""
     ids = tokenizer(["a red circle on a blue background", "a white star at the top on a green background"], padding="max_length", max_length=77, return_tensors="pt").input_ids
     with torch.no_grad():
         emb = text_encoder(ids.to(DEVICE))[0]
-        x = torch.randn(latents[:1].shape, generator=torch.Generator().manual_seed(0)).repeat(2, 1, 1, 1).to(DEVICE)
+        x = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0)).repeat(2, 1, 1, 1).to(DEVICE)
         out = unet(x, torch.tensor([800, 800], device=DEVICE), emb).sample
     return ((out[0] - out[1]).norm() / out[0].norm()).item()
 
 
-def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[int], scale: float, stop_at: int | None = None):
+def train_unet(r: Recipe, work: Path, vae, data: dict, scale: float, stop_at: int | None = None):
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from diffusers.training_utils import EMAModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(work / "tokenizer")
     torch.manual_seed(r.seed + 1)
-    unet = UNet2DConditionModel(**unet_config(r.size)).to(DEVICE)
+    unet = UNet2DConditionModel(**unet_config(r.size, r.unet_channels)).to(DEVICE)
     text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(len(tokenizer)))).to(DEVICE)
     ema_unet = EMAModel(unet.parameters(), decay=r.ema_decay, use_ema_warmup=True)
     ema_text = EMAModel(text_encoder.parameters(), decay=r.ema_decay, use_ema_warmup=True)
@@ -409,44 +541,53 @@ def train_unet(r: Recipe, work: Path, vae, latents: torch.Tensor, seeds: list[in
         opt.load_state_dict(ckpt["opt"])
         start, history = ckpt["step"], json.loads(ckpt["history"])
         log(f"unet: resumed at step {start}")
-    scaled = latents * scale
+    buckets = list(data)
+    scaled = {b: (data[b][0] * scale).to(DEVICE) for b in buckets}
+    cells_on = {b: data[b][1].to(DEVICE) for b in buckets}
+    share = torch.tensor([float(len(data[b][2])) for b in buckets])
+    budget = Budget(r, "unet_steps", start)
     t0 = time.time()
-    end = r.unet_stop or r.unet_steps
-    for step in range(start, end):
+    step = start
+    while step < (end := min(budget.total(step, work), r.unet_stop or (1 << 62))):
         unet.train()
         text_encoder.train()
         gen = torch.Generator().manual_seed(r.seed * 1_000_003 + step)
+        bucket = buckets[int(torch.multinomial(share, 1, generator=gen))]
+        latents, cells, seeds = scaled[bucket], cells_on[bucket], data[bucket][2]
         idx = torch.randint(0, len(seeds), (r.batch,), generator=gen)
-        x0 = scaled[idx].to(DEVICE)
+        x0 = latents[idx.to(DEVICE)]
         drop = torch.rand(r.batch, generator=gen) < r.uncond_rate
-        captions = ["" if d else caption_for(seeds[i], step) for i, d in zip(idx.tolist(), drop.tolist())]
+        captions = ["" if d else caption_for(seeds[i], step, r.mix) for i, d in zip(idx.tolist(), drop.tolist())]
         ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, TRAIN_TIMESTEPS, (r.batch,), generator=gen)
         noise, t_device = noise.to(DEVICE), t.to(DEVICE)
         xt = noise_sched.add_noise(x0, noise, t_device)
-        pred = unet(xt, t_device, text_encoder(ids.to(DEVICE))[0]).sample
+        with autocast():
+            pred = unet(xt, t_device, text_encoder(ids.to(DEVICE))[0]).sample.float()
+        cell_weight = 1.0 + r.object_weight * cells[idx.to(DEVICE)].float()
+        per_sample = (cell_weight * (pred - noise) ** 2).mean(dim=(1, 2, 3)) / cell_weight.mean(dim=(1, 2, 3))
         weight = (torch.clamp(snr[t], max=r.min_snr_gamma) / snr[t]).to(DEVICE)  # min-SNR: stop easy low-noise steps dominating
-        loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        loss = (weight * per_sample).mean()
         for g in opt.param_groups:
             g["lr"] = g["base"] * lr_factor(step, r.unet_steps, r.warmup)
         descend(opt, loss, list(unet.parameters()) + list(text_encoder.parameters()))
         ema_unet.step(unet.parameters())
         ema_text.step(text_encoder.parameters())
-        done = step + 1
-        if step % 50 == 0:
-            log(f"unet step {step}/{end} loss {loss.item():.4f} ({(time.time() - t0) / (step - start + 1):.2f}s/step)")
+        step = done = step + 1
+        if done % 100 == 1:
+            log(f"unet step {done - 1}/{end} loss {loss.item():.4f} ({(time.time() - t0) / (done - start):.3f}s/step)")
         if done % r.eval_every == 0 or done == end:
             pipe = build_pipeline(tokenizer, *ema_copies(unet, text_encoder, ema_unet, ema_text), vae, scale)
-            influence = prompt_influence(pipe.unet, pipe.text_encoder, tokenizer, latents, scale)
-            scores = evaluate(pipe, r, r.eval_prompts)
+            influence = prompt_influence(pipe.unet, pipe.text_encoder, tokenizer, tuple(data[buckets[0]][0].shape[1:]))
+            scores = adherence.judge(pipeline_generator(pipe), r.eval_prompts, offset=adherence.VALIDATION_OFFSET, size=r.size, sizes=r.buckets)
             history.append({"step": done, "loss": loss.item(), "influence": influence, **scores})
             log(f"eval @ {done}: influence {influence:.3f} " + " ".join(f"{k} {v:.0f}%" for k, v in scores.items()))
         stopping = stop_at is not None and done >= stop_at
         if done % r.checkpoint_every == 0 or done == end or stopping:
             state = {"unet": unet, "text": text_encoder, "ema_unet": ema_unet, "ema_text": ema_text, "opt": opt}
             save_atomic({k: v.state_dict() for k, v in state.items()} | {"step": done, "history": json.dumps(history)}, ckpt_path)
-        if stopping:
+        if stopping and done < end:
             log(f"unet: stopped at step {done} as asked; run again to continue")
             return None, history
     return build_pipeline(tokenizer, *ema_copies(unet, text_encoder, ema_unet, ema_text), vae, scale), history
@@ -473,10 +614,25 @@ def export(pipe, r: Recipe, out: Path, history: list, work: Path, tiny=None) -> 
     pipe.unet.to(torch.float32)
     pipe.vae.to(torch.float32)
     (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps({k: v for k, v in scheduler_config().items() if k != "_class_name"} | {"_class_name": "EulerDiscreteScheduler"}, indent=2))
-    (tmp / "recipe.json").write_text(json.dumps({"recipe": asdict(r), "history": history}, indent=2))
+    (tmp / "recipe.json").write_text(json.dumps({"recipe": asdict(r), "device": DEVICE.type, "history": history}, indent=2))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     log(f"exported to {out}")
+
+
+BUDGETED = {"vae_steps": "vae_seconds", "unet_steps": "unet_seconds", "tiny_steps": "tiny_seconds"}
+
+
+def agreed_recipe(r: Recipe, work: Path) -> Recipe | None:
+    """The recipe to go on with in `work`: its steps as a time budget fitted them; None if it disagrees."""
+    recorded_path = work / "recipe.json"
+    if not recorded_path.exists():
+        return r
+    recorded = json.loads(recorded_path.read_text())
+    fitted = {k: recorded[k] for k, budget in BUDGETED.items() if k in recorded and recorded.get(budget) and getattr(r, budget)}
+    r = replace(r, **fitted)
+    # Fields added to the recipe after a run started take their current values: only recorded ones must agree.
+    return r if {**asdict(r), **recorded} == asdict(r) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -504,28 +660,28 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(r.threads)
     work = args.work or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scumble" / "recipe" / (f"seed-{r.seed}" + ("-smoke" if args.smoke else ""))
     work.mkdir(parents=True, exist_ok=True)
-    recorded = work / "recipe.json"
-    # Fields added to the recipe after a run started take their current values: only recorded ones must agree.
-    if recorded.exists() and {**asdict(r), **json.loads(recorded.read_text())} != asdict(r) and not args.export_now:
+    agreed = agreed_recipe(r, work)
+    if agreed is None and not args.export_now:
         print(f"error: {work} holds a run with other settings; pass another --work or delete it", file=sys.stderr)
         return 2
+    r = agreed or r
     if not args.export_now:
-        recorded.write_text(json.dumps(asdict(r), indent=2))
+        (work / "recipe.json").write_text(json.dumps(asdict(r), indent=2))
     log(f"recipe {asdict(r)} in {work} on {DEVICE}")
     if not (work / "tokenizer" / "vocab.json").exists():
         log(f"tokenizer: {write_tokenizer(work / 'tokenizer', world.caption_corpus(20000, seed=r.seed))} tokens")
     vae = train_vae(r, work)
-    latents, seeds, scale = encode_dataset(r, work, vae)
+    data, scale = encode_dataset(r, work, vae)
     if args.export_now:
         ckpt = load_checkpoint(work / "unet.ckpt")
         if ckpt is None:
             print(f"error: no UNet checkpoint in {work} yet", file=sys.stderr)
             return 1
         r = replace(r, unet_stop=ckpt["step"])  # the loop has nothing left to do: load, then export
-    pipe, history = train_unet(r, work, vae, latents, seeds, scale, stop_at=args.stop_at_step)
+    pipe, history = train_unet(r, work, vae, data, scale, stop_at=args.stop_at_step)
     if pipe is None:
         return 0
-    tiny = train_tiny_vae(r, work, latents, seeds, scale)
+    tiny = train_tiny_vae(r, work, vae, scale)
     export(pipe, r, args.out, history, work, tiny)
     return 0
 

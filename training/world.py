@@ -33,6 +33,11 @@ COLORS: dict[str, tuple[int, int, int]] = {
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "hexagon")
 POSITIONS = ("center", "left", "right", "top", "bottom")
 SIZES = ("small", "large")
+TIMES = ("day", "sunset", "night")
+BODIES = ("sun", "moon", "none")
+GROUNDS = ("sea", "hills", "mountains")
+# Sizes the second model trains at (height, width): non-square pictures from 96 to 192 pixels a side.
+BUCKETS = ((128, 128), (96, 96), (160, 160), (192, 192), (96, 160), (160, 96), (128, 192), (192, 128), (96, 192), (192, 96), (128, 160), (160, 128))
 
 # Object centres as fractions of the canvas.
 POSITION_CENTERS = {
@@ -91,8 +96,25 @@ def combo_key(color: str, shape: str, position: str, background: str) -> str:
 
 def is_held_out(color: str, shape: str, position: str, background: str) -> bool:
     """One whole caption combination in eleven never appears in training (stable across runs)."""
-    digest = hashlib.sha256(combo_key(color, shape, position, background).encode()).digest()
-    return digest[0] % 11 == 0
+    return _hashed(combo_key(color, shape, position, background)) % 11 == 0
+
+
+def _hashed(key: str) -> int:
+    return hashlib.sha256(key.encode()).digest()[0]
+
+
+def is_held_out_pair(first: ShapeObject, second: ShapeObject, background: str) -> bool:
+    """One two-object combination (colours, shapes, sides, background) in eleven is kept out of training."""
+    return _hashed(f"pair|{first.color}|{first.shape}|{first.position}|{second.color}|{second.shape}|{background}") % 11 == 0
+
+
+def is_held_out_landscape(time: str, body: str, ground: str) -> bool:
+    """A few whole scene combinations never appear in training, so the scene benchmark tests composition."""
+    return _hashed(f"scene|{time}|{body}|{ground}") % 6 == 0
+
+
+def held_out_landscapes() -> list[tuple[str, str, str]]:
+    return [(t, b, g) for t in TIMES for b in BODIES for g in GROUNDS if is_held_out_landscape(t, b, g)]
 
 
 def held_out_combos() -> list[tuple[str, str, str, str]]:
@@ -145,8 +167,12 @@ def draw_object(canvas: np.ndarray, obj: ShapeObject, jitter: tuple[float, float
         cv2.fillPoly(canvas, [pts], color, cv2.LINE_AA, shift)
 
 
-def render_shapes(scene: ShapeScene, rng: np.random.Generator | None = None, size: int = SIZE) -> np.ndarray:
-    canvas = np.empty((size, size, 3), np.uint8)
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def render_shapes(scene: ShapeScene, rng: np.random.Generator | None = None, size: int | tuple[int, int] = SIZE) -> np.ndarray:
+    canvas = np.empty((*_hw(size), 3), np.uint8)
     canvas[:] = COLORS[scene.background]
     for obj in scene.objects:
         jitter = (0.0, 0.0) if rng is None else tuple(rng.uniform(-0.04, 0.04, 2))
@@ -168,40 +194,68 @@ _GROUND = {
 }
 
 
-def render_landscape(scene: Landscape, rng: np.random.Generator | None = None, size: int = SIZE) -> np.ndarray:
+def render_landscape(scene: Landscape, rng: np.random.Generator | None = None, size: int | tuple[int, int] = SIZE) -> np.ndarray:
     rng = rng or np.random.default_rng(0)
+    h, w = _hw(size)
     top, bottom = (np.array(c, np.float32) for c in _SKY[scene.time])
-    ramp = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
-    canvas = (top * (1 - ramp) + bottom * ramp).repeat(size, axis=1).astype(np.uint8)
-    horizon = int(size * rng.uniform(0.55, 0.68))
+    ramp = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    canvas = (top * (1 - ramp) + bottom * ramp).repeat(w, axis=1).astype(np.uint8)
+    horizon = int(h * rng.uniform(0.55, 0.68))
     if scene.time == "night":
-        for x, y in rng.integers(0, [size, horizon], size=(int(rng.integers(8, 20)), 2)):
+        for x, y in rng.integers(0, [w, horizon], size=(int(rng.integers(8, 20) * w / 128), 2)):
             canvas[y, x] = (230, 230, 230)
+    ground_layer, covered = _ground(scene, canvas.copy(), horizon, rng)
     if scene.body != "none":
-        cx = int(scene.body_x * size)
-        cy = int(horizon * (0.75 if scene.time == "sunset" else 0.35))
-        cv2.circle(canvas, (cx, cy), int(size * 0.08), _BODY[scene.body][scene.time], -1, cv2.LINE_AA)
-        if scene.body == "moon":  # a crescent: bite out a disc in the sky colour
-            cv2.circle(canvas, (cx + int(size * 0.035), cy - int(size * 0.02)), int(size * 0.07), tuple(int(v) for v in canvas[max(cy - int(size * 0.12), 0), 0]), -1, cv2.LINE_AA)
+        draw_body(canvas, scene, horizon, covered, rng)
+    canvas[covered] = ground_layer[covered]
+    return canvas
+
+
+def _ground(scene: Landscape, canvas: np.ndarray, horizon: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The ground drawn on a copy of the sky, and the mask of what it covers (a body is placed above it)."""
+    h, w = canvas.shape[:2]
     ground = _GROUND[scene.ground][scene.time]
-    xs = np.arange(size)
+    mask = np.zeros((h, w), np.uint8)
+    xs = np.arange(w)
     if scene.ground == "sea":
+        mask[horizon:] = 1
         canvas[horizon:] = ground
-        for y in range(horizon + 3, size, 6):
-            cv2.line(canvas, (int(rng.integers(0, size // 2)), y), (int(rng.integers(size // 2, size)), y), tuple(min(255, v + 35) for v in ground), 1, cv2.LINE_AA)
-    elif scene.ground == "hills":
-        phase, freq = rng.uniform(0, 2 * math.pi), rng.uniform(1.5, 3.0)
-        ys = horizon + (np.sin(xs / size * freq * math.pi + phase) * size * 0.06).astype(int)
-        pts = np.concatenate([np.stack([xs, ys], 1), [[size - 1, size - 1], [0, size - 1]]]).astype(np.int32)
-        cv2.fillPoly(canvas, [pts], ground, cv2.LINE_AA)
+        for y in range(horizon + 3, h, 6):
+            cv2.line(canvas, (int(rng.integers(0, w // 2)), y), (int(rng.integers(w // 2, w)), y), tuple(min(255, v + 35) for v in ground), 1, cv2.LINE_AA)
+        return canvas, mask > 0
+    if scene.ground == "hills":
+        phase, freq = rng.uniform(0, 2 * math.pi), rng.uniform(1.5, 3.0) * w / max(h, w)
+        ys = horizon + (np.sin(xs / w * freq * math.pi + phase) * h * 0.06).astype(int)
+        pts = np.concatenate([np.stack([xs, ys], 1), [[w - 1, h - 1], [0, h - 1]]]).astype(np.int32)
     else:
         peaks = sorted(rng.uniform(0, 1, int(rng.integers(2, 4))))
-        pts = [(0, horizon + size // 10)]
+        pts = [(0, horizon + h // 10)]
         for p in peaks:
-            pts += [(int(p * size), int(horizon - size * rng.uniform(0.18, 0.32))), (int(min(p + 0.17, 1.0) * size), horizon + size // 12)]
-        pts += [(size - 1, horizon + size // 10), (size - 1, size - 1), (0, size - 1)]
-        cv2.fillPoly(canvas, [np.array(pts, np.int32)], ground, cv2.LINE_AA)
-    return canvas
+            pts += [(int(p * w), int(horizon - h * rng.uniform(0.18, 0.32))), (int(min(p + 0.17, 1.0) * w), horizon + h // 12)]
+        pts += [(w - 1, horizon + h // 10), (w - 1, h - 1), (0, h - 1)]
+        pts = np.array(pts, np.int32)
+    cv2.fillPoly(canvas, [pts], ground, cv2.LINE_AA)
+    cv2.fillPoly(mask, [pts], 1)
+    return canvas, cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0  # the anti-aliased rim belongs to the ground
+
+
+def draw_body(canvas: np.ndarray, scene: Landscape, horizon: int, covered: np.ndarray, rng: np.random.Generator) -> None:
+    """One round sun or moon, whole and above the ground. The first model's crescent (a disc bitten out in a
+    sky colour) read as two bodies and taught the model to draw two moons: the moon is now a full pale disc
+    with faint craters, and a body that a mountain would hide is raised clear of it."""
+    h, w = canvas.shape[:2]
+    r = int(min(h, w) * 0.08)
+    cx = int(scene.body_x * w)
+    cols = covered[:, max(cx - r - 1, 0) : cx + r + 2]
+    ground_top = int(np.argmax(cols.any(axis=1))) if cols.any() else h
+    cy = min(int(horizon * (0.75 if scene.time == "sunset" else 0.35)), ground_top - r - 2)
+    color = _BODY[scene.body][scene.time]
+    cv2.circle(canvas, (cx, cy), r, color, -1, cv2.LINE_AA)
+    if scene.body == "moon":
+        crater = tuple(int(v * 0.88) for v in color)
+        for _ in range(3):
+            a, d = rng.uniform(0, 2 * math.pi), rng.uniform(0, 0.55) * r
+            cv2.circle(canvas, (int(cx + d * math.cos(a)), int(cy + d * math.sin(a))), max(1, int(r * rng.uniform(0.12, 0.25))), crater, -1, cv2.LINE_AA)
 
 
 # ---------------------------------------------------------------- captions
@@ -222,7 +276,7 @@ def _object_phrase(obj: ShapeObject, rnd: random.Random, with_size: bool, with_p
 def caption_shapes(scene: ShapeScene, rnd: random.Random, full: bool = False) -> str:
     """A plain-English caption; unless `full`, size and position are sometimes left unsaid."""
     say_size = full or rnd.random() < 0.8
-    say_position = full or rnd.random() < 0.9
+    say_position = full or len(scene.objects) > 1 or rnd.random() < 0.9
     objects = " and ".join(_object_phrase(o, rnd, say_size, say_position) for o in scene.objects)
     bg = scene.background
     if full:
@@ -267,28 +321,58 @@ def random_shape_scene(rnd: random.Random, two_object_rate: float = 0.15, allow_
         first = ShapeObject(rnd.choice([c for c in COLORS if c != background]), rnd.choice(SHAPES), rnd.choice(POSITIONS), rnd.choice(SIZES))
         if allow_held_out or not is_held_out(first.color, first.shape, first.position, background):
             break
-    objects = [first]
-    if rnd.random() < two_object_rate:
-        pairs = {"left": "right", "right": "left", "top": "bottom", "bottom": "top", "center": rnd.choice(["left", "right"])}
-        objects = [ShapeObject(first.color, first.shape, "left" if first.position == "center" else first.position, "small")]
-        colors = [c for c in COLORS if c not in (background, first.color)]
-        objects.append(ShapeObject(rnd.choice(colors), rnd.choice(SHAPES), pairs[objects[0].position], "small"))
-    return ShapeScene(background, tuple(objects))
+    if rnd.random() >= two_object_rate:
+        return ShapeScene(background, (first,))
+    while True:
+        side = rnd.choice(["left", "right", "top", "bottom"])
+        opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}[side]
+        size = rnd.choice(SIZES)
+        a = ShapeObject(first.color, first.shape, side, size)
+        b = ShapeObject(rnd.choice([c for c in COLORS if c not in (background, first.color)]), rnd.choice(SHAPES), opposite, size)
+        if allow_held_out or not is_held_out_pair(a, b, background):
+            return ShapeScene(background, (a, b))
+        first = ShapeObject(rnd.choice([c for c in COLORS if c != background]), rnd.choice(SHAPES), first.position, first.size)
 
 
-def random_landscape(rnd: random.Random) -> Landscape:
-    return Landscape(rnd.choice(["day", "sunset", "night"]), rnd.choice(["sun", "moon", "none"]), rnd.choice(["sea", "hills", "mountains"]), rnd.uniform(0.2, 0.8))
+def random_landscape(rnd: random.Random, allow_held_out: bool = True) -> Landscape:
+    while True:
+        scene = Landscape(rnd.choice(TIMES), rnd.choice(BODIES), rnd.choice(GROUNDS), rnd.uniform(0.2, 0.8))
+        if allow_held_out or not is_held_out_landscape(scene.time, scene.body, scene.ground):
+            return scene
 
 
-def make_sample(seed: int, landscape_rate: float = 0.2, size: int = SIZE) -> Sample:
-    """The training sample for `seed`: the same seed gives the same picture and caption everywhere."""
+@dataclass(frozen=True)
+class Mix:
+    """How often each kind of training picture is drawn (the second model's defaults)."""
+
+    landscape: float = 0.25
+    two_objects: float = 0.3
+    held_out_landscapes: bool = False
+
+
+FIRST_MODEL_MIX = Mix(landscape=0.2, two_objects=0.15, held_out_landscapes=True)
+
+
+def draw_scene(seed: int, mix: Mix = Mix()) -> tuple[ShapeScene | Landscape, random.Random]:
+    """Sample `seed`'s scene, and the random stream that goes on to word its caption."""
     rnd = random.Random(seed)
-    rng = np.random.default_rng(seed)
-    if rnd.random() < landscape_rate:
-        scene = random_landscape(rnd)
-        return Sample(render_landscape(scene, rng, size), caption_landscape(scene, rnd), scene)
-    scene = random_shape_scene(rnd)
-    return Sample(render_shapes(scene, rng, size), caption_shapes(scene, rnd), scene)
+    if rnd.random() < mix.landscape:
+        return random_landscape(rnd, allow_held_out=mix.held_out_landscapes), rnd
+    return random_shape_scene(rnd, two_object_rate=mix.two_objects), rnd
+
+
+def render(scene: ShapeScene | Landscape, rng: np.random.Generator | None, size: int | tuple[int, int] = SIZE) -> np.ndarray:
+    return render_landscape(scene, rng, size) if isinstance(scene, Landscape) else render_shapes(scene, rng, size)
+
+
+def caption(scene: ShapeScene | Landscape, rnd: random.Random) -> str:
+    return caption_landscape(scene, rnd) if isinstance(scene, Landscape) else caption_shapes(scene, rnd)
+
+
+def make_sample(seed: int, size: int | tuple[int, int] = SIZE, mix: Mix = Mix()) -> Sample:
+    """The training sample for `seed`: the same seed gives the same picture and caption everywhere."""
+    scene, rnd = draw_scene(seed, mix)
+    return Sample(render(scene, np.random.default_rng(seed), size), caption(scene, rnd), scene)
 
 
 def caption_corpus(count: int = 20000, seed: int = 0) -> list[str]:
@@ -296,10 +380,10 @@ def caption_corpus(count: int = 20000, seed: int = 0) -> list[str]:
     rnd = random.Random(seed)
     out = []
     for _ in range(count):
-        if rnd.random() < 0.2:
+        if rnd.random() < 0.25:
             out.append(caption_landscape(random_landscape(rnd), rnd))
         else:
-            out.append(caption_shapes(random_shape_scene(rnd, allow_held_out=True), rnd))
+            out.append(caption_shapes(random_shape_scene(rnd, two_object_rate=0.3, allow_held_out=True), rnd))
     return out
 
 
