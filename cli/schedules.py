@@ -81,6 +81,32 @@ def plot(
     print(f"wrote {output}")
 
 
+@app.command("audio")
+def audio(
+    file: Annotated[str, typer.Argument(help="An audio file (or a video with sound) that ffmpeg reads.", show_default=False)],
+    fps: opt.alias("fps", "animate") = 12.0,
+    mapping: Annotated[str, typer.Option("--map", help="A formula of x (the frame's loudness, 0 to 1) and t (the frame) giving the value.")] = "x",
+    measure: Annotated[str, typer.Option("--measure", help="loudness (RMS) or onsets (rises in loudness: the beats).")] = "loudness",
+    frames: Annotated[int, typer.Option("--frames", min=0, max=100000, help="Frames to cover (0: the whole track).", show_default=False)] = 0,
+    offset: Annotated[float, typer.Option("--offset", min=0.0, help="Start this many seconds into the file, as --soundtrack-offset.")] = 0.0,
+) -> None:
+    """Turn a track's loudness into a keyframe schedule, for --zoom or any other schedule, so a video pulses with its music.
+
+    Examples:
+
+      scumble schedules audio song.mp3 --fps 12 --map "1.0+0.05*x"
+
+      scumble animate --zoom "$(scumble schedules audio song.mp3 --fps 12 --measure onsets --map '1+0.08*x')" --soundtrack song.mp3 -o pulse.mp4
+    """
+    from ..core.animation import audio as sound
+
+    if measure not in ("loudness", "onsets"):
+        raise UsageError(f"--measure {measure!r}: choose loudness or onsets")
+    samples = sound.decode(file)[int(offset * sound.SAMPLE_RATE) :]
+    values = sound.per_frame(samples, fps, measure, frames or None)
+    print(sound.schedule_text(values, mapping))
+
+
 def checked(ctx: typer.Context, **given) -> dict:
     """The typed flags through the option table's checks, as for any subcommand; `shift` from --logsnr-shift or --input-scale."""
     from ..core.request.build import FLAGS, Layer, merge, resolved_shift

@@ -308,7 +308,7 @@ def test_features_that_change_the_video_are_one_line_each(run_cli, tmp_path):
         "ControlNet: units 1 (canny, control_canny), 2 (none, None) not applied",
         "guided images: use_looper (init_images, image_strength_schedule) not supported",
         "seed: seed_iter_N 3 ignored (iter adds 1 every key frame)",
-        "video: add_soundtrack 'File' not supported",
+        "video: add_soundtrack 'File' from a URL (scumble downloads nothing: pass --soundtrack FILE) not supported",
     ]
     assert all(len(line) < 200 for line in lines)
 

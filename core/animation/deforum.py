@@ -51,7 +51,8 @@ DIRECT = {
 }
 # Keys read for the mapping below (Forge's `scheduler` is a schedule type: "Karras", "Simple").
 CONSUMED = {"prompts", "strength_schedule", "steps", "steps_schedule", "enable_steps_scheduling", "color_coherence", "sampler", "scheduler",
-            "use_init", "init_image", "video_init_path", "animation_mode", "animation_prompts_positive", "strength", "strength_0_no_init"}
+            "use_init", "init_image", "video_init_path", "animation_mode", "animation_prompts_positive", "strength", "strength_0_no_init",
+            "add_soundtrack", "soundtrack_path"}
 DEFORUM_MARKERS = {"max_frames", "animation_mode", "diffusion_cadence", "strength_schedule"}
 
 # What Deforum's loader (deprecation_utils) renames before it reads a file: old key -> new key, and old values.
@@ -302,8 +303,10 @@ def _init_strength(data: dict) -> str | None:
 
 def _output(data: dict) -> str | None:
     on = []
-    if not _off(data.get("add_soundtrack")):
-        on.append(f"add_soundtrack {_shown(data['add_soundtrack'])}")
+    if not _off(data.get("add_soundtrack")) and _soundtrack(data) is None:
+        source = data.get("soundtrack_path") if data.get("add_soundtrack") == "File" else data.get("video_init_path")
+        why = "from a URL (scumble downloads nothing: pass --soundtrack FILE)" if _is_url(source) else "without a file"
+        on.append(f"add_soundtrack {_shown(data['add_soundtrack'])} {why}")
     if _on(data.get("r_upscale_video")):
         on.append(f"r_upscale_video ({data.get('r_upscale_model')}, {data.get('r_upscale_factor')})")
     if not _off(data.get("frame_interpolation_engine")):
@@ -315,6 +318,16 @@ def _output(data: dict) -> str | None:
 
 FEATURES = (_animation_mode, _video_input, _noise_multiplier, _parseq, _hybrid, _controlnet, _flow, _per_frame_switches,
             _masks, _looper, _seed, _colour, _image, _init_strength, _output)
+
+
+def _soundtrack(data: dict) -> str | None:
+    """Deforum's add_soundtrack: "File" takes soundtrack_path, "Init Video" the input video's own sound."""
+    source = {"File": data.get("soundtrack_path"), "Init Video": data.get("video_init_path")}.get(str(data.get("add_soundtrack")))
+    return source if isinstance(source, str) and source.strip() and not _is_url(source) else None
+
+
+def _is_url(value) -> bool:
+    return isinstance(value, str) and "://" in value
 
 
 def unsupported_features(data: dict) -> list[str]:
@@ -402,5 +415,7 @@ def from_deforum(data: dict) -> DeforumImport:
         values["video_input"] = data["video_init_path"]
     if _on(data.get("use_init")) and data.get("init_image") not in (None, "", "None"):
         values["init_image"] = data["init_image"]
+    if (soundtrack := _soundtrack(data)) is not None:
+        values["soundtrack"] = soundtrack
     ignored = [(k, _shown(data[k])) for k in sorted(data) if k not in DIRECT and k not in CONSUMED]
     return DeforumImport(values, [name for name in unused_schedules(data) if name in values], warnings + unsupported_features(data), ignored)

@@ -68,10 +68,18 @@ class Expression:
     source: str
     tree: ast.AST
     offset: int  # where `source` starts in the whole schedule string
+    names: tuple[str, ...] = NAMES
 
     @property
     def is_constant(self) -> bool:
-        return not any(isinstance(node, ast.Name) and node.id in NAMES for node in ast.walk(self.tree))
+        return not any(isinstance(node, ast.Name) and node.id in self.names for node in ast.walk(self.tree))
+
+    def at(self, **env: float) -> float:
+        """The value for these variables (each one of `names`)."""
+        try:
+            return _evaluate(self.tree, env)
+        except _Refused as exc:
+            raise ScheduleError(f"{self.source.strip()!r}: {exc} (at character {self.offset + exc.column + 1})") from None
 
     def __call__(self, t: float = 0.0, max_f: float = 0.0, s: float = 0.0) -> float:
         try:
@@ -81,7 +89,15 @@ class Expression:
         return value
 
 
-def compile_expression(source: str, offset: int = 0) -> Expression:
+def compile_formula(source: str, names: tuple[str, ...], what: str) -> Expression:
+    """A standalone expression in `names` (a --map formula, say); errors name `what` and the character."""
+    try:
+        return compile_expression(source, names=names)
+    except _Refused as exc:
+        raise ScheduleError(f"{what} {source!r}: {exc} (at character {exc.column + 1})") from None
+
+
+def compile_expression(source: str, offset: int = 0, names: tuple[str, ...] = NAMES) -> Expression:
     if len(source) > MAX_SOURCE:
         raise _Refused(f"expression longer than {MAX_SOURCE} characters")
     lead = len(source) - len(source.lstrip())
@@ -93,11 +109,11 @@ def compile_expression(source: str, offset: int = 0) -> Expression:
     if len(nodes) > MAX_NODES:
         raise _Refused(f"expression has more than {MAX_NODES} parts", lead)
     for node in nodes:
-        _check_node(node, lead)
-    return Expression(source, tree, offset + lead)
+        _check_node(node, lead, names)
+    return Expression(source, tree, offset + lead, names)
 
 
-def _check_node(node: ast.AST, lead: int) -> None:
+def _check_node(node: ast.AST, lead: int, names: tuple[str, ...] = NAMES) -> None:
     column = getattr(node, "col_offset", 0) + lead
     if isinstance(node, (ast.Expression, ast.Load)) or type(node) in _BINARY or isinstance(node, (ast.UAdd, ast.USub)):
         return
@@ -112,9 +128,9 @@ def _check_node(node: ast.AST, lead: int) -> None:
             raise _Refused(f"number {node.value:g} is too large", column)
         return
     if isinstance(node, ast.Name):
-        if node.id in NAMES or node.id in CONSTANTS or node.id in FUNCTIONS:
+        if node.id in names or node.id in CONSTANTS or node.id in FUNCTIONS:
             return
-        raise _Refused(f"unknown name {node.id!r}; allowed: {', '.join(NAMES + tuple(CONSTANTS))} and {', '.join(FUNCTIONS)}()", column)
+        raise _Refused(f"unknown name {node.id!r}; allowed: {', '.join(names + tuple(CONSTANTS))} and {', '.join(FUNCTIONS)}()", column)
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             raise _Refused(f"only calls to {', '.join(FUNCTIONS)} are allowed", column)

@@ -237,7 +237,12 @@ class _Run:
         self.plans = plan_frames(settings)
         self.folder, self.video_path = frames_folder(settings)
         self.animator = Animator(engine, settings, self.plans)
-        self.writer = VideoWriter(self.video_path, settings.fps, settings.crf) if self.video_path else None  # checks format and numbers; writes nothing yet
+        if settings.soundtrack:
+            from .audio import check_soundtrack
+
+            check_soundtrack(settings.soundtrack, settings.soundtrack_offset, self.video_path.suffix.lower() if self.video_path else None)
+        # checks format and numbers; writes nothing yet
+        self.writer = VideoWriter(self.video_path, settings.fps, settings.crf, settings.soundtrack, settings.soundtrack_offset) if self.video_path else None
         self.record_path = self.folder / RECORD
         self.identity: dict = {}
         self.start_key, self.start_frame, self.reference, self.done = 0, None, None, 0

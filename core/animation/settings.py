@@ -14,7 +14,7 @@ SCHEDULE_FIELDS = (
     "noise", "strength", "contrast", "cfg", "steps", "amount", "kernel", "sigma", "threshold", "seed_schedule",
 )
 # Options that change how the result is stored or shown, not what it is: they may differ on --resume.
-NOT_SETTINGS = {"output", "keep_frames", "contact_sheet", "resume", "overwrite"}
+NOT_SETTINGS = {"output", "keep_frames", "contact_sheet", "resume", "overwrite", "soundtrack", "soundtrack_offset"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,8 @@ class AnimationSettings:
     contact_sheet: int
     resume: bool
     overwrite: bool
+    soundtrack: str | None = None
+    soundtrack_offset: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain JSON-able values: schedules and noise schedules as the text they were given as."""

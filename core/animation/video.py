@@ -28,7 +28,7 @@ def _codec_params(suffix: str, crf: int) -> tuple[str | None, str, list[str]]:
 class VideoWriter:
     """`with VideoWriter(path, fps) as video: video.add(frame)`; renamed into place only on a clean close."""
 
-    def __init__(self, path: Path, fps: float, crf: int = 18):
+    def __init__(self, path: Path, fps: float, crf: int = 18, soundtrack: str | None = None, soundtrack_offset: float = 0.0):
         self.path = Path(path)
         self.suffix = self.path.suffix.lower()
         if self.suffix not in VIDEO_SUFFIXES:
@@ -38,6 +38,7 @@ class VideoWriter:
         if fps <= 0:
             raise UsageError(f"--fps {fps}: must be positive")
         self.fps, self.crf = fps, crf
+        self.soundtrack, self.soundtrack_offset = soundtrack, soundtrack_offset
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.suffix}")
         self._gen = None
         self.size: tuple[int, int] | None = None
@@ -91,6 +92,14 @@ class VideoWriter:
         if not self.tmp.is_file() or self.tmp.stat().st_size == 0:
             self.tmp.unlink(missing_ok=True)
             raise ScumbleError(f"{self.path}: ffmpeg wrote nothing (see its message above)")
+        if self.soundtrack:
+            from .audio import add_soundtrack
+
+            try:
+                add_soundtrack(self.tmp, self.soundtrack, self.soundtrack_offset, self.frames / self.fps)
+            except ScumbleError:
+                self.tmp.unlink(missing_ok=True)
+                raise
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:

@@ -527,6 +527,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("extract_nth_frame", Int(1, 1000), 1, ("--extract-nth-frame",), "With --video-input: use every nth frame.", FRAME, ANIMATE),
     Option("output", Text(4096), "animation.mp4", ("--output", "-o"), ".mp4 (H.264), .webm (VP9), .gif, or a folder of PNG frames.", VIDEO, ANIMATE),
     Option("crf", Int(0, 51), 18, ("--crf",), "Quality for mp4 and webm: 0 lossless .. 51 worst.", VIDEO, ANIMATE),
+    Option("soundtrack", OptionalPath(), None, ("--soundtrack",), "Mux this audio file into the .mp4 or .webm, cut to the video's length.", VIDEO, ANIMATE),
+    Option("soundtrack_offset", Float(0.0, 86400.0), 0.0, ("--soundtrack-offset",), "Start the soundtrack this many seconds into the file.", VIDEO, ANIMATE),
     Option("keep_frames", Bool(), True, ("--keep-frames/--no-keep-frames",), "Keep the numbered PNG frames and settings beside the video.", VIDEO, ANIMATE),
     Option("contact_sheet", Int(0, MAX_FRAMES), 0, ("--contact-sheet",), "Also write a contact sheet of every Nth frame (0: none).", VIDEO, ANIMATE),
     Option("resume", Bool(), False, ("--resume",), "Continue an interrupted run from its last complete frame.", VIDEO, ANIMATE),
