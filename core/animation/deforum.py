@@ -52,7 +52,7 @@ DIRECT = {
 # Keys read for the mapping below (Forge's `scheduler` is a schedule type: "Karras", "Simple").
 CONSUMED = {"prompts", "strength_schedule", "steps", "steps_schedule", "enable_steps_scheduling", "color_coherence", "sampler", "scheduler",
             "use_init", "init_image", "video_init_path", "animation_mode", "animation_prompts_positive", "strength", "strength_0_no_init",
-            "add_soundtrack", "soundtrack_path"}
+            "add_soundtrack", "soundtrack_path", "frame_interpolation_engine", "frame_interpolation_x_amount"}
 DEFORUM_MARKERS = {"max_frames", "animation_mode", "diffusion_cadence", "strength_schedule"}
 
 # What Deforum's loader (deprecation_utils) renames before it reads a file: old key -> new key, and old values.
@@ -310,7 +310,7 @@ def _output(data: dict) -> str | None:
     if _on(data.get("r_upscale_video")):
         on.append(f"r_upscale_video ({data.get('r_upscale_model')}, {data.get('r_upscale_factor')})")
     if not _off(data.get("frame_interpolation_engine")):
-        on.append(f"frame_interpolation_engine {_shown(data['frame_interpolation_engine'])} x{data.get('frame_interpolation_x_amount')}")
+        on.append(f"frame_interpolation_engine {_shown(data['frame_interpolation_engine'])} is done with ffmpeg's minterpolate (x{data.get('frame_interpolation_x_amount')}), not the model")
     if _on(data.get("make_gif")):
         on.append("make_gif (pass -o NAME.gif)")
     return f"video: {', '.join(on)} not supported" if on else None
@@ -417,5 +417,7 @@ def from_deforum(data: dict) -> DeforumImport:
         values["init_image"] = data["init_image"]
     if (soundtrack := _soundtrack(data)) is not None:
         values["soundtrack"] = soundtrack
+    if not _off(data.get("frame_interpolation_engine")) and data.get("frame_interpolation_x_amount") is not None:
+        values["interpolate"] = data["frame_interpolation_x_amount"]
     ignored = [(k, _shown(data[k])) for k in sorted(data) if k not in DIRECT and k not in CONSUMED]
     return DeforumImport(values, [name for name in unused_schedules(data) if name in values], warnings + unsupported_features(data), ignored)

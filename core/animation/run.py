@@ -231,7 +231,7 @@ def animate(engine: Engine, settings: AnimationSettings, reporter=None) -> Anima
 
 class _Run:
     def __init__(self, engine: Engine, settings: AnimationSettings, reporter):
-        from .video import VideoWriter
+        from .video import VideoWriter, finishing_filters
 
         self.engine, self.settings, self.reporter = engine, settings, reporter
         self.plans = plan_frames(settings)
@@ -242,7 +242,10 @@ class _Run:
 
             check_soundtrack(settings.soundtrack, settings.soundtrack_offset, self.video_path.suffix.lower() if self.video_path else None)
         # checks format and numbers; writes nothing yet
-        self.writer = VideoWriter(self.video_path, settings.fps, settings.crf, settings.soundtrack, settings.soundtrack_offset) if self.video_path else None
+        if (settings.interpolate > 1 or settings.deflicker) and not self.video_path:
+            raise UsageError("--interpolate and --deflicker finish a video; write an .mp4, .webm or .gif (-o video.mp4)")
+        filters = finishing_filters(settings.fps, settings.frames, settings.interpolate, settings.deflicker)
+        self.writer = VideoWriter(self.video_path, settings.fps, settings.crf, settings.soundtrack, settings.soundtrack_offset, filters) if self.video_path else None
         self.record_path = self.folder / RECORD
         self.identity: dict = {}
         self.start_key, self.start_frame, self.reference, self.done = 0, None, None, 0

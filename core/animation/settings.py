@@ -14,7 +14,7 @@ SCHEDULE_FIELDS = (
     "noise", "strength", "contrast", "cfg", "steps", "amount", "kernel", "sigma", "threshold", "seed_schedule",
 )
 # Options that change how the result is stored or shown, not what it is: they may differ on --resume.
-NOT_SETTINGS = {"output", "keep_frames", "contact_sheet", "resume", "overwrite", "soundtrack", "soundtrack_offset"}
+NOT_SETTINGS = {"output", "keep_frames", "contact_sheet", "resume", "overwrite", "soundtrack", "soundtrack_offset", "interpolate", "deflicker"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class AnimationSettings:
     overwrite: bool
     soundtrack: str | None = None
     soundtrack_offset: float = 0.0
+    interpolate: int = 1
+    deflicker: bool = False
 
     def as_dict(self) -> dict:
         """Plain JSON-able values: schedules and noise schedules as the text they were given as."""

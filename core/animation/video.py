@@ -16,19 +16,35 @@ from ..errors import ScumbleError, UsageError
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
 
 
-def _codec_params(suffix: str, crf: int) -> tuple[str | None, str, list[str]]:
+def finishing_filters(fps: float, frames: int, interpolate: int = 1, deflicker: bool = False) -> list[str]:
+    """ffmpeg filters applied as frames stream in: the frames on disk stay as made, so --resume re-streams the same video.
+    deflicker evens out brightness over 5 frames; minterpolate makes interpolate-1 motion-compensated in-betweens
+    a frame (the duration stays, the frame rate grows). Both are ffmpeg's own (RIFE and FILM need weights).
+    minterpolate stops short of the last input frame, so the last frame is held for the in-betweens it needs,
+    and the video is cut at exactly frames x interpolate."""
+    filters = ["deflicker=size=5:mode=am"] if deflicker else []
+    if interpolate > 1:
+        filters += [f"tpad=stop_mode=clone:stop={interpolate}", f"minterpolate=fps={fps * interpolate:g}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1", f"trim=end_frame={frames * interpolate}"]
+    return filters
+
+
+def _codec_params(suffix: str, crf: int, filters: list[str] = ()) -> tuple[str | None, str, list[str]]:
+    # One filter thread: minterpolate and deflicker then give the same bytes every run, as -threads 1 does for x264.
+    chain = ["-filter_threads", "1", "-vf", ",".join(filters)] if filters else []
     if suffix == ".mp4":
         # yuv420p and +faststart: what browsers and common players need; -threads 1 keeps x264 bit-exact run to run.
-        return "libx264", "yuv420p", ["-crf", str(crf), "-preset", "medium", "-movflags", "+faststart", "-threads", "1"]
+        return "libx264", "yuv420p", [*chain, "-crf", str(crf), "-preset", "medium", "-movflags", "+faststart", "-threads", "1"]
     if suffix == ".webm":
-        return "libvpx-vp9", "yuv420p", ["-crf", str(crf), "-b:v", "0", "-row-mt", "0", "-threads", "1"]
-    return "gif", "rgb24", ["-filter_complex", "[0:v]split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=bayer", "-loop", "0"]
+        # +bitexact: WebM's muxer otherwise stamps the time of writing into the header, and a resumed video would differ.
+        return "libvpx-vp9", "yuv420p", [*chain, "-crf", str(crf), "-b:v", "0", "-row-mt", "0", "-threads", "1", "-fflags", "+bitexact"]
+    head = "".join(f"{f}," for f in filters)
+    return "gif", "rgb24", ["-filter_threads", "1", "-filter_complex", f"[0:v]{head}split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=bayer", "-loop", "0"]
 
 
 class VideoWriter:
     """`with VideoWriter(path, fps) as video: video.add(frame)`; renamed into place only on a clean close."""
 
-    def __init__(self, path: Path, fps: float, crf: int = 18, soundtrack: str | None = None, soundtrack_offset: float = 0.0):
+    def __init__(self, path: Path, fps: float, crf: int = 18, soundtrack: str | None = None, soundtrack_offset: float = 0.0, filters: list[str] = ()):
         self.path = Path(path)
         self.suffix = self.path.suffix.lower()
         if self.suffix not in VIDEO_SUFFIXES:
@@ -39,6 +55,7 @@ class VideoWriter:
             raise UsageError(f"--fps {fps}: must be positive")
         self.fps, self.crf = fps, crf
         self.soundtrack, self.soundtrack_offset = soundtrack, soundtrack_offset
+        self.filters = list(filters)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.suffix}")
         self._gen = None
         self.size: tuple[int, int] | None = None
@@ -47,7 +64,7 @@ class VideoWriter:
     def _open(self, width: int, height: int) -> None:
         import imageio_ffmpeg
 
-        codec, pix_fmt, params = _codec_params(self.suffix, self.crf)
+        codec, pix_fmt, params = _codec_params(self.suffix, self.crf, self.filters)
         if pix_fmt == "yuv420p" and (width % 2 or height % 2):
             raise UsageError(f"frames of {width}x{height}: H.264/VP9 in yuv420p need even sizes")
         self.path.parent.mkdir(parents=True, exist_ok=True)
