@@ -197,9 +197,12 @@ def test_inpaint_with_a_controlnet_keeps_the_outside_and_replays(run_cli, tiny_s
     assert np.array_equal(out, pixels(tmp_path / "again.png"))
 
 
-def test_cfg_cutoff_with_a_controlnet_drops_the_guidance_half_of_the_control_image_too(run_cli, tiny_sd, cnets, tmp_path):
-    source = square(tmp_path / "in.png")
-    result = run_cli("img2img", source, "-p", "a star", "--model", tiny_sd, *STEPS, "--controlnet", cnets / "first", "--controlnet", cnets / "second", "--cfg-cutoff", 0.5, "-o", "out.png")
+@pytest.mark.parametrize("task,count,guess", [("txt2img", 1, False), ("img2img", 2, False), ("img2img", 2, True)])
+def test_cfg_cutoff_with_controlnets_drops_the_guidance_half_of_the_control_images_too(run_cli, tiny_sd, cnets, tmp_path, task, count, guess):
+    source = square(tmp_path / "c" / "in.png")
+    nets = [cnets / "first", cnets / "second"][:count]
+    args = ("txt2img", "a star", "--control-image", source) if task == "txt2img" else ("img2img", source, "-p", "a star")
+    result = run_cli(*args, "--model", tiny_sd, *STEPS, *[x for n in nets for x in ("--controlnet", n)], "--cfg-cutoff", 0.5, *(("--guess-mode",) if guess else ()), "-o", "out.png")
     assert result.exit_code == 0, result.stderr
 
 
@@ -282,3 +285,57 @@ def test_detection_names_what_it_cannot_load():
     sd2 = {"input_hint_block.0.weight": (16, 3, 3, 3), "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, 1024)}
     with pytest.raises(ModelError, match="SD 2.x"):
         controlnets.detect_config(sd2, "x")
+
+
+# ---------------------------------------------------------------- more shapes of a run
+
+
+@pytest.mark.parametrize("task", ["img2img", "inpaint"])
+def test_weight_zero_in_img2img_and_inpaint_is_no_controlnet(run_cli, tiny_sd, cnets, tmp_path, task):
+    source = stripes(tmp_path / "c" / "in.png")
+    mask = square(tmp_path / "c" / "mask.png")
+    extra = ("--mask", mask) if task == "inpaint" else ()
+    base = (task, source, "-p", "a star", "--model", tiny_sd, *STEPS, *extra)
+    assert run_cli(*base, "-o", "plain.png").exit_code == 0
+    result = run_cli(*base, "--controlnet", f"{cnets / 'first'}:0", "-o", "zero.png")
+    assert result.exit_code == 0, result.stderr
+    assert np.array_equal(pixels(tmp_path / "plain.png"), pixels(tmp_path / "zero.png"))
+
+
+def test_a_batch_gives_each_image_its_own_control_images(run_cli, tiny_sd, cnets, tmp_path):
+    inputs = tmp_path / "in"
+    square(inputs / "cat.png")
+    stripes(inputs / "dog.png")
+    controls = tmp_path / "controls"
+    stripes(controls / "cat.png")
+    square(controls / "dog.png")
+    two = ("--controlnet", cnets / "first", "--controlnet", cnets / "second", "--control-image", controls, "--control-type", "none", "--control-type", "softedge")
+    result = run_cli("img2img", inputs, "-p", "a star", "--model", tiny_sd, *STEPS, *two, "--batch-size", 2, "-o", "out/")
+    assert result.exit_code == 0, result.stderr
+    record = record_of(tmp_path / "out" / "dog.png")
+    assert record["batch"]["size"] == 2 and [c["image"] for c in record["inputs"]["control"]] == [str((controls / "dog.png").resolve())] * 2
+    again = run_cli("img2img", "--replay", tmp_path / "out" / "dog.png", "--model", tiny_sd, "-o", "again.png")
+    assert again.exit_code == 0, again.stderr
+    assert np.array_equal(pixels(tmp_path / "out" / "dog.png"), pixels(tmp_path / "again.png"))
+
+
+def test_an_sdxl_controlnet_steers_an_sdxl_model(run_cli, tiny_sdxl, cnets, tmp_path):
+    a, b = square(tmp_path / "c" / "a.png"), stripes(tmp_path / "c" / "b.png")
+    for name, control in (("a.png", a), ("b.png", b)):
+        result = run_cli("txt2img", "a red circle", "--model", tiny_sdxl, *STEPS, "--controlnet", cnets / "xl", "--control-image", control, "-o", name)
+        assert result.exit_code == 0, result.stderr
+    assert differ(tmp_path / "a.png", tmp_path / "b.png") > 0.5
+    edited = run_cli("img2img", tmp_path / "a.png", "-p", "x", "--model", tiny_sdxl, *STEPS, "--controlnet", cnets / "xl", "--control-image", b, "-o", "edit.png")
+    assert edited.exit_code == 0, edited.stderr
+
+
+def test_a_shipped_architecture_that_does_not_fit_and_a_hub_id_not_cached_are_one_line(run_cli, tiny_sd, cnets, tmp_path):
+    a = square(tmp_path / "c" / "a.png")
+    base = ("txt2img", "x", "--model", tiny_sd, "--steps", 1, "--control-image", a, "-o", "out.png")
+    shipped = run_cli(*base, "--controlnet", cnets / "first.safetensors", "--controlnet-config", "sd15")
+    assert shipped.exit_code == 1 and "made for a model whose text conditioning is 768 wide, and this model's is 32" in one_error_line(shipped)
+    guessed = run_cli(*base, "--controlnet", cnets / "first.safetensors")
+    assert guessed.exit_code == 1 and "for which scumble ships no config; pass --controlnet-config" in one_error_line(guessed)
+    hub = run_cli(*base, "--controlnet", "nobody/no-such-controlnet")
+    assert hub.exit_code == 1 and "could not load this hub id" in one_error_line(hub)
+    assert not (tmp_path / "out.png").exists()

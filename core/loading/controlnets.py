@@ -118,10 +118,15 @@ def check_fits(config: dict, unet_config: dict, family: str, label: str) -> None
     theirs = "sdxl" if config.get("addition_embed_type") == "text_time" else "sd"
     if theirs != family:
         raise ModelError(f"{label}: an {names[theirs]} ControlNet, but the model is {names[family]}; use a ControlNet made for the model's architecture")
-    for key, what in (("cross_attention_dim", "text conditioning"), ("block_out_channels", "UNet blocks")):
-        mine, model = config.get(key), unet_config.get(key)
-        if (list(mine) if isinstance(mine, (list, tuple)) else mine) != (list(model) if isinstance(model, (list, tuple)) else model):
-            raise ModelError(f"{label}: made for a model whose {what} are {mine}, and this model's are {model} (SD 1.x text is 768 wide, SD 2.x 1024, SDXL 2048)")
+    def listed(value):
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    mine, model = config.get("cross_attention_dim"), unet_config.get("cross_attention_dim")
+    if listed(mine) != listed(model):
+        raise ModelError(f"{label}: made for a model whose text conditioning is {mine} wide, and this model's is {model} (SD 1.x: 768, SD 2.x: 1024, SDXL: 2048)")
+    mine, model = config.get("block_out_channels"), unet_config.get("block_out_channels")
+    if listed(mine) != listed(model):
+        raise ModelError(f"{label}: made for a UNet whose blocks are {listed(mine)} wide, and this model's are {listed(model)}")
 
 
 def _weights_file(folder: Path, label: str, allow_pickle: bool) -> Path:
