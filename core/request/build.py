@@ -318,7 +318,7 @@ def _recorded_controlnets(record: dict, label: str) -> dict:
     units = record.get("controlnets")
     if not units:
         return {}
-    if not isinstance(units, list) or not all(isinstance(u, dict) and isinstance(u.get("model"), str) and isinstance(u.get("sha256"), str) for u in units):
+    if not isinstance(units, list) or not all(isinstance(u, dict) and isinstance(u.get("model"), str) and isinstance(u.get("sha256"), str) and type(u.get("weight", 1.0)) in (int, float) for u in units):
         raise UsageError(f"{label}: its record's ControlNet entries are malformed")
     for unit in units:
         if unit.get("kind") != "hub" and not Path(unit["model"]).exists():
