@@ -86,3 +86,23 @@ def pipeline_to_ldm(pipe) -> dict:
     for key, value in pipe.text_encoder.state_dict().items():  # transformers 5 drops the text_model. prefix
         state["cond_stage_model.transformer." + (key if key.startswith("text_model.") else "text_model." + key)] = value
     return {k: v.contiguous() for k, v in state.items()}
+
+
+def controlnet_to_ldm(state: dict, layers_per_block: int) -> dict:
+    """A diffusers ControlNet's state as the original ControlNet files hold it (`control_model.` prefix)."""
+    own, shared = {}, {}
+    for key, value in state.items():
+        if m := re.match(r"controlnet_down_blocks\.(\d+)\.(.*)", key):
+            own[f"zero_convs.{m[1]}.0.{m[2]}"] = value
+        elif m := re.match(r"controlnet_mid_block\.(.*)", key):
+            own[f"middle_block_out.0.{m[1]}"] = value
+        elif m := re.match(r"controlnet_cond_embedding\.conv_in\.(.*)", key):
+            own[f"input_hint_block.0.{m[1]}"] = value
+        elif m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.(.*)", key):
+            own[f"input_hint_block.{2 * (int(m[1]) + 1)}.{m[2]}"] = value
+        elif m := re.match(r"controlnet_cond_embedding\.conv_out\.(.*)", key):
+            own[f"input_hint_block.14.{m[1]}"] = value
+        else:
+            shared[key] = value
+    unet_part = {k.removeprefix("model.diffusion_model."): v for k, v in unet_to_ldm(shared, layers_per_block).items()}
+    return {f"control_model.{k}": v.contiguous() for k, v in (unet_part | own).items()}

@@ -150,6 +150,11 @@ def weights_hash(source: ModelSource) -> str:
     return _cached_sha256(path)[:10]
 
 
+def file_sha256(path: Path) -> str:
+    """A weights file's full sha256, remembered by size and mtime (a ControlNet is hashed once, not every run)."""
+    return _cached_sha256(path)
+
+
 def _cached_sha256(path: Path) -> str:
     # Hashing a multi-gigabyte checkpoint takes seconds; remember it by size and mtime as A1111 does.
     cache_file = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scumble" / "hashes.json"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..images import inputs
+from ..images.control_types import A1111_MODULES
 
 PARAMETERS_KEY = "parameters"  # A1111's PNG text chunk, read by sd-parsers, civitai and A1111's own PNG Info
 RECORD_KEY = "scumble"  # our JSON record: everything needed to regenerate the image exactly
@@ -47,6 +48,7 @@ def a1111_parameters(record: dict) -> str:
         "Mask blur": record.get("mask_blur"),
         "Lora hashes": _hashes(record.get("loras")),
         "TI hashes": _hashes(record.get("embeddings")),
+        **_controlnets(record),
         "Version": f"scumble {record.get('version', '')}".strip(),
     }
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in pairs.items() if v not in (None, "")))
@@ -60,6 +62,37 @@ def _hires(record: dict) -> dict:
     width, height = record.get("hires_width") or 0, record.get("hires_height") or 0
     size = {"Hires resize": f"{width}x{height}"} if width or height else {"Hires upscale": _number(record.get("hires_scale"))}
     return size | {"Hires steps": record.get("hires_steps") or None, "Hires upscaler": str(record["hires_upscaler"]).capitalize()}
+
+
+_A1111_RESIZE = {"just": "Just Resize", "crop": "Crop and Resize", "fill": "Resize and Fill"}
+
+
+def _controlnets(record: dict) -> dict:
+    """A1111's ControlNet extension's fields, `ControlNet N: "Module: canny, Model: name [hash], Weight: 1.0, ..."`.
+
+    Its reader splits a unit on ',' and ': ', so neither may appear in a value (a name loses them).
+    Preprocessing happens at the picture's own size, which is the extension's "Pixel Perfect".
+    """
+    out = {}
+    side = min(record.get("width") or 0, record.get("height") or 0) or None
+    for number, unit in enumerate(record.get("controlnets") or []):
+        settings = unit.get("settings") or {}
+        name = str(unit.get("name", "")).replace(":", "").replace(",", "")
+        fields = {
+            "Module": A1111_MODULES.get(unit.get("module"), unit.get("module")),
+            "Model": f"{name} [{unit.get('short')}]",
+            "Weight": unit.get("weight"),
+            "Resize Mode": _A1111_RESIZE.get(unit.get("resize")),
+            "Processor Res": side,
+            "Threshold A": settings.get("low", settings.get("factor")),
+            "Threshold B": settings.get("high"),
+            "Guidance Start": unit.get("start"),
+            "Guidance End": unit.get("end"),
+            "Pixel Perfect": True,
+            "Control Mode": "ControlNet is more important" if record.get("guess_mode") else "Balanced",
+        }
+        out[f"ControlNet {number}"] = ", ".join(f"{k}: {v}" for k, v in fields.items() if v is not None)
+    return out
 
 
 def _hashes(entries) -> str | None:

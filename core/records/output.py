@@ -76,6 +76,31 @@ class OutputPlan:
         return target
 
 
+def mirrored_plan(option: str | None, arguments, items: list) -> OutputPlan:
+    """Where outputs named after their inputs go: one file (one input), standard output, or a folder mirroring the inputs."""
+    single = len(items) == 1 and len(arguments) == 1 and not Path(arguments[0]).is_dir()
+    if option == "-":
+        if not single:
+            raise UsageError(f"-o -: standard output takes one image, but {len(items)} inputs were given")
+        return stdout_plan()
+    if option and single and (is_special(Path(option)) or Path(option).suffix.lower() in IMAGE_SUFFIXES) and not Path(option).is_dir():
+        return OutputPlan("file", Path(option).expanduser())
+    if option and Path(option).suffix and not Path(option).is_dir():
+        raise UsageError(f"-o {option}: many inputs need a folder (-o {Path(option).with_suffix('')}/)")
+    return OutputPlan("folder", Path(option).expanduser() if option else DEFAULT_FOLDER)
+
+
+def mirrored_target(plan: OutputPlan, item) -> Path | None:
+    """An input's output path: its path below the input folder, kept below the output folder, as .png."""
+    if plan.kind != "folder":
+        return plan.path
+    parts = [slug(part, 120) for part in item.relative.with_suffix("").parts if part not in ("", ".", "..")]
+    target = (plan.path / Path(*parts)).with_suffix(".png").resolve()
+    if not target.is_relative_to(plan.path.resolve()):
+        raise ScumbleError(f"{item.label}: its name would write outside {plan.path}")
+    return target
+
+
 def stdout_plan() -> "OutputPlan":
     """PNG bytes on standard output, which must not be a terminal (they would garble it)."""
     if sys.stdout.isatty():

@@ -17,7 +17,7 @@ from ..errors import UsageError
 from ..sampling import strength as strengths
 from ..sampling.settings import Sampling
 from .options import MAX_BATCH, Invalid, Option, UnknownChoice, any_task_takes, options_for
-from .types import Hires, ImageRequest, MaskOptions, ModelOptions, OutputOptions, RecordedInput, Replay
+from .types import ControlOptions, ControlUnit, Hires, ImageRequest, MaskOptions, ModelOptions, OutputOptions, RecordedControl, RecordedInput, Replay
 
 FLAGS = "flags"
 
@@ -118,7 +118,7 @@ def _a1111_schedule_type(values: dict[str, Any], origin: dict[str, str], rank: d
 
 
 def model_options(values: Mapping[str, Any]) -> ModelOptions:
-    return ModelOptions(**{f.name: values[f.name] for f in fields(ModelOptions)})
+    return ModelOptions(**{f.name: values[f.name] for f in fields(ModelOptions) if f.name in values})  # animate takes no ControlNet
 
 
 def random_seed() -> int:
@@ -148,14 +148,17 @@ def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (
     sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"], values["eta"], values.get("ensd", 0))
     output = OutputOptions(values["output"], values.get("name_pattern", OutputOptions.name_pattern), values["overwrite"], values["skip_existing"], values["shard"], values["quality"])
     seed = values["seed"] if values["seed"] is not None else random_seed()
-    common = dict(task=task, model=model_options(values), sampling=sampling, output=output, seed=seed, batch_size=values["batch_size"], replay=replay, sources=origin)
+    common = dict(task=task, model=model_options(values), sampling=sampling, output=output, seed=seed, batch_size=values["batch_size"], replay=replay, sources=origin, control=_control(task, values, replay))
     negative = values["negative_prompt"]
     prompts = _checked_prompts(prompts)
     if task == "txt2img":
         if not prompts and replay is None:
             raise UsageError("no prompt given (pass PROMPT or --prompt-file)")
         subseed = values["subseed"] if values["subseed"] is not None else random_seed()
-        return ImageRequest(prompts=tuple((p, negative) for p in prompts), count=values["count"], subseed=subseed, hires=_hires(values), **common)
+        hires = _hires(values)
+        if hires is not None and common["control"] is not None:
+            raise UsageError("--controlnet and the hires fix (--hires-*) do not work together yet; make the image, then img2img it larger with the ControlNet")
+        return ImageRequest(prompts=tuple((p, negative) for p in prompts), count=values["count"], subseed=subseed, hires=hires, **common)
     if replay is None and not inputs:
         raise UsageError("give INPUTS or --replay IMAGE")
     if not values["captions"] and values["prompt"] is None and replay is None:
@@ -186,6 +189,39 @@ def _hires(values: Mapping[str, Any]) -> Hires | None:
     # exact: A1111 stretches the schedule so the second pass runs the steps asked for, not steps x strength
     denoise = strengths.plan(steps, values["hires_strength"], exact=True, flag="--hires-strength")
     return Hires(values["hires_scale"], values["hires_width"], values["hires_height"], values["hires_strength"], values["hires_steps"], values["hires_upscaler"], denoise)
+
+
+PER_CONTROLNET = {"controlnet_config": "--controlnet-config", "control_image": "--control-image", "control_type": "--control-type", "control_start": "--control-start", "control_end": "--control-end"}
+
+
+def _control(task: str, values: Mapping[str, Any], replay: Replay | None) -> ControlOptions | None:
+    """The run's ControlNets, or None; each per-ControlNet option gives one value for all, or one each."""
+    models = values["controlnet"]
+    if not models:
+        given = [flag for name, flag in PER_CONTROLNET.items() if values[name]] + (["--guess-mode"] if values["guess_mode"] else [])
+        if given:
+            raise UsageError(f"{given[0]} needs --controlnet MODEL")
+        return None
+    count = len(models)
+
+    def each(name: str, default: Any) -> list:
+        given = list(values[name])
+        if len(given) not in (0, 1, count):
+            raise UsageError(f"{PER_CONTROLNET[name]}: {len(given)} given for {count} ControlNets; give one for all, or one per --controlnet")
+        return given * count if len(given) == 1 else given or [default] * count
+
+    starts, ends = each("control_start", 0.0), each("control_end", 1.0)
+    for number, (start, end) in enumerate(zip(starts, ends)):
+        if start >= end:
+            raise UsageError(f"--control-start {start:g} must be less than --control-end {end:g}" + (f" (ControlNet {number})" if count > 1 else ""))
+    if task == "txt2img" and replay is None and not values["control_image"]:
+        raise UsageError("--controlnet in txt2img needs --control-image, the image it follows")
+    if task != "txt2img" and values["noise_schedule"].continuous is not None:
+        raise UsageError(f"--noise-schedule {values['noise_schedule'].text}: diffusers' ControlNet img2img and inpaint pipelines take no custom noise levels; use default, karras, exponential or beta")
+    if values["canny_low"] > values["canny_high"]:
+        raise UsageError(f"--canny-low {values['canny_low']} must be at most --canny-high {values['canny_high']}")
+    units = tuple(ControlUnit(path, weight, config or None, image, module, start, end) for (path, weight), config, image, module, start, end in zip(models, each("controlnet_config", None), each("control_image", None), each("control_type", "none"), starts, ends))
+    return ControlOptions(units, values["guess_mode"], values["control_resize"], values["canny_low"], values["canny_high"])
 
 
 def animation_request(layers: Sequence[Layer]):
@@ -230,7 +266,7 @@ def replay_request(task: str, path: Path, record: dict, flags: Mapping[str, Any]
     if missing:
         raise UsageError(f"{label}: its record lacks {names(missing)}, so it cannot be replayed")
     taken = {key for key in RECORDED_OPTIONS if key in options_for(task)}
-    recorded = {key: record[key] for key in taken if key in record}
+    recorded = {key: record[key] for key in taken if key in record} | _recorded_controlnets(record, label)
     if task == "inpaint":
         recorded |= {option: record[key] for key, option in RECORDED_MASK_OPTIONS.items() if key in record}
     if "batch" in record:
@@ -253,7 +289,13 @@ def replay_request(task: str, path: Path, record: dict, flags: Mapping[str, Any]
             raise UsageError(f"{label}: its record's batch does not list {size} inputs")
     subseeds = batch.get("subseeds") or []
     checked_subseeds = tuple(_recorded_int(s, 0, 2**32 - 1, f"{label}: subseed") for s in subseeds) if isinstance(subseeds, list) and len(subseeds) == size else ()
-    replay = Replay(str(path), position, checked_seeds, checked_prompts, recorded_inputs, record, checked_subseeds)
+    controls = ()
+    if "controlnet" in recorded:
+        entries = batch.get("inputs") or [None] * size
+        if not isinstance(entries, list) or len(entries) != size:
+            raise UsageError(f"{label}: its record's batch does not list {size} inputs")
+        controls = tuple(_recorded_controls(entry, len(recorded["controlnet"]), label) for entry in entries)
+    replay = Replay(str(path), position, checked_seeds, checked_prompts, recorded_inputs, record, checked_subseeds, controls)
     layers = [Layer(label, recorded | {"batch_size": size, "seed": checked_seeds[0]}), Layer(FLAGS, flags)]
     if task == "txt2img":
         negatives = batch.get("negative_prompts") or [record.get("negative_prompt", "")] * size
@@ -269,6 +311,45 @@ def _recorded_int(value: Any, lo: int, hi: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise UsageError(f"{what} {_shown(value)}: must be a whole number between {lo} and {hi}")
     return value
+
+
+def _recorded_controlnets(record: dict, label: str) -> dict:
+    """A record's ControlNets as option values (checked by their Kinds like flags); each must still be where it was."""
+    units = record.get("controlnets")
+    if not units:
+        return {}
+    if not isinstance(units, list) or not all(isinstance(u, dict) and isinstance(u.get("model"), str) and isinstance(u.get("sha256"), str) and type(u.get("weight", 1.0)) in (int, float) for u in units):
+        raise UsageError(f"{label}: its record's ControlNet entries are malformed")
+    for unit in units:
+        if unit.get("kind") != "hub" and not Path(unit["model"]).exists():
+            raise UsageError(f"{label}: its ControlNet {_shown(unit['model'])} is missing, so it cannot be replayed")
+    canny = next((u.get("settings") or {} for u in units if u.get("module") == "canny"), {})
+    values = {
+        "controlnet": [f"{u['model']}:{u.get('weight', 1.0)!r}" for u in units],
+        "controlnet_config": [u.get("config") or "" for u in units],  # "": guessed again (and unused by folders)
+        "control_type": [u.get("module", "none") for u in units],
+        "control_start": [u.get("start", 0.0) for u in units],
+        "control_end": [u.get("end", 1.0) for u in units],
+        "guess_mode": record.get("guess_mode", False),
+        "control_resize": units[0].get("resize", "crop"),
+    }
+    return values | {key: canny[name] for key, name in (("canny_low", "low"), ("canny_high", "high")) if name in canny}
+
+
+def _recorded_controls(entry: Any, count: int, label: str) -> tuple[RecordedControl | None, ...]:
+    """One batch image's control images: a file and its hash each, or None where the input itself was used."""
+    listed = entry.get("control") if isinstance(entry, dict) else None
+    if not isinstance(listed, list) or len(listed) != count:
+        raise UsageError(f"{label}: its record does not name the control images of its {count} ControlNets")
+    out = []
+    for item in listed:
+        if item is None:
+            out.append(None)
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("image"), str) or not isinstance(item.get("image_sha256"), str) or len(item["image"]) > 4096 or "\x00" in item["image"]:
+            raise UsageError(f"{label}: its record names an unusable control image")
+        out.append(RecordedControl(item["image"], item["image_sha256"]))
+    return tuple(out)
 
 
 def _recorded_input(entry: Any, task: str, label: str) -> RecordedInput:
@@ -291,6 +372,10 @@ def check_replay_model(record: dict, engine, path: Path) -> None:
         raise UsageError(f"{path}: was made with model {made_with.get('name')} (hash {made_with['hash']}), not {engine.source.name} (hash {engine.model_hash}); pass --model")
     if record.get("dtype") and record["dtype"] != engine.runtime.dtype_name:
         raise UsageError(f"{path}: was made in {record['dtype']}, and this run would use {engine.runtime.dtype_name}; pass --dtype {record['dtype']}")
+    recorded_controlnets = record.get("controlnets") or []
+    for entry, found in zip(recorded_controlnets, engine.controlnets.files if engine.controlnets else []):
+        if entry.get("sha256") != found.sha256:
+            raise UsageError(f"{path}: its ControlNet {entry.get('model')} has changed since the image was made (sha256 differs), so it cannot be replayed")
     if record.get("vae", "") != engine.vae_name:
         wanted = record.get("vae", "")
         raise UsageError(f"{path}: was made with " + (f"--vae {wanted}" if wanted else "the model's own autoencoder") + "; pass " + (f"--vae {wanted}" if wanted else "no --vae"))

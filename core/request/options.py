@@ -197,6 +197,8 @@ class WeightedPaths(Kind):
 
     python_type: ClassVar[type] = list
     metavar: ClassVar[str] = "PATH[:WEIGHT]"
+    lo: float = -10.0
+    hi: float = 10.0
 
     def convert(self, value: Any) -> tuple[tuple[str, float], ...]:
         out = []
@@ -208,10 +210,45 @@ class WeightedPaths(Kind):
                 number = None
             if number is None:
                 path, number = item, 1.0
-            if not -10 <= number <= 10:
-                raise Invalid(f"{item}: the weight must be in [-10, 10]")
+            if not self.lo <= number <= self.hi:
+                raise Invalid(f"{item}: the weight must be in [{self.lo:g}, {self.hi:g}]")
             out.append((path, number))
         return tuple(out)
+
+
+@dataclass(frozen=True)
+class FloatList(Kind):
+    """Numbers given by a repeated flag, a TOML list, or one number: one for all, or one each (e.g. per ControlNet)."""
+
+    python_type: ClassVar[type] = list
+    metavar: ClassVar[str] = "X"
+    lo: float = 0.0
+    hi: float = 1.0
+
+    def convert(self, value: Any) -> tuple[float, ...]:
+        if value in (None, "", ()):
+            return ()
+        items = [value] if not isinstance(value, (list, tuple)) else value
+        if len(items) > 100:
+            raise Invalid("more than 100 values")
+        out = tuple(float(_finite(v)) for v in items)
+        if any(not self.lo <= v <= self.hi for v in out):
+            raise Invalid(f"must be in {_interval(self.lo, self.hi, False, False)}")
+        return out
+
+
+@dataclass(frozen=True)
+class ControlTypes(Kind):
+    """ControlNet preprocessor names, one for all or one per ControlNet; those needing a network are refused here."""
+
+    python_type: ClassVar[type] = list
+    metavar: ClassVar[str] = "TYPE"
+
+    def convert(self, value: Any) -> tuple[str, ...]:
+        from ..images.control_types import check_type
+
+        items = PathList().convert(value)
+        return tuple(check_type(item) for item in items)
 
 
 @dataclass(frozen=True)
@@ -411,6 +448,8 @@ MODEL, SAMPLING, OUTPUT, INPUTS, MASK, FRAME, MOTION, VIDEO = (
     "Model and hardware", "Sampling", "Output", "Inputs", "Mask", "Per frame", "Motion (keyframe schedules)", "Video",
 )
 HIRES = "Hires fix"
+CONTROL = "ControlNet"
+PREPROCESS = frozenset({"preprocess"})
 STEPS = Int(1, MAX_STEPS)
 CFG = Float(0.0, 100.0)
 STRENGTH = Float(0.0, 1.0, lo_open=True)
@@ -437,6 +476,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("lora_dir", PathList(), (), ("--lora-dir",), "Where <lora:NAME:WEIGHT> in a prompt finds NAME; repeat for several folders.", MODEL, extra={"envvar": "SCUMBLE_LORA_DIR"}),
     Option("fuse_lora", Bool(), False, ("--fuse-lora",), "Fuse the --lora weights into the model once: faster on long batches.", MODEL),
     Option("embedding", PathList(), (), ("--embedding",), "A textual-inversion embedding; its file name, written in a prompt, uses it. Repeat for several.", MODEL),
+    Option("controlnet", WeightedPaths(lo=0.0, hi=2.0), (), ("--controlnet",), "A ControlNet, MODEL[:WEIGHT] (weight 0..2, 1 when absent): a diffusers folder, a .safetensors file, or a hub id. Repeat for several.", MODEL, IMAGE_TASKS),
+    Option("controlnet_config", PathList(), (), ("--controlnet-config",), "Architecture of a single-file ControlNet: sd15, sdxl, or a diffusers folder with its config.json (guessed from the file when absent); one for all or one per --controlnet.", MODEL, IMAGE_TASKS),
     Option("embedding_dir", PathList(), (), ("--embedding-dir",), "A folder of embeddings, each used by writing its name in a prompt (A1111's way).", MODEL, extra={"envvar": "SCUMBLE_EMBEDDING_DIR"}),
     # sampling
     Option("negative_prompt", Text(), "", ("--negative-prompt", "-n"), "What the image should not show.", SAMPLING),
@@ -444,8 +485,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("cfg", CFG, 7.0, ("--cfg", "--guidance-scale"), "Classifier-free guidance scale.", SAMPLING, IMAGE_TASKS),
     Option("seed", Seed(), None, ("--seed",), "Seed of the first image (image i gets seed+i); random when absent or -1, and always reported.", SAMPLING, IMAGE_TASKS),
     Option("seed", Seed(random_ok=True), 0, ("--seed",), "The run's seed; each frame's follows from it by --seed-behavior (-1: a random one, reported).", FRAME, ANIMATE),
-    Option("width", Size(), 0, ("--width", "-W"), "Width in pixels, a multiple of 8 (0: the model's native size, or the input's).", SAMPLING),
-    Option("height", Size(), 0, ("--height", "-H"), "Height in pixels, a multiple of 8 (0: the model's native size, or the input's).", SAMPLING),
+    Option("width", Size(), 0, ("--width", "-W"), "Width in pixels, a multiple of 8 (0: the model's native size, or the input's or control image's).", SAMPLING),
+    Option("height", Size(), 0, ("--height", "-H"), "Height in pixels, a multiple of 8 (0: the model's native size, or the input's or control image's).", SAMPLING),
     Option("scheduler", SchedulerName(), "", ("--scheduler", "--sampler"), "Sampler, diffusers-style or A1111 name, old ones too (\"DPM++ 2M Karras\"; see `scumble schedulers`); empty: the model's own.", SAMPLING),
     Option("noise_schedule", NoiseScheduleSpec(), "default", ("--noise-schedule",), "Noise-level spacing: default, karras, exponential, beta, or Chen (2023)'s linear, cosine[:start=,end=,tau=], sigmoid[:start=,end=,tau=].", SAMPLING),
     Option("timestep_spacing", Text(20, ("", "leading", "trailing", "linspace"), "spacing"), "", ("--timestep-spacing",), "leading, trailing or linspace; empty: the model's own.", SAMPLING, ALL_TASKS),
@@ -461,7 +502,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch_size", Int(1, MAX_BATCH), 1, ("--batch-size", "-b"), "Images per forward pass.", SAMPLING, IMAGE_TASKS),
     # output
     Option("output", OptionalPath(), None, ("--output", "-o"), "A .png file, a folder (names from --name), or - for standard output. Default: outputs/.", OUTPUT, IMAGE_TASKS),
-    Option("overwrite", Bool(), False, ("--overwrite",), "Replace files this run writes that already exist (never anything else).", OUTPUT),
+    Option("overwrite", Bool(), False, ("--overwrite",), "Replace files this run writes that already exist (never anything else).", OUTPUT, ALL_TASKS | PREPROCESS),
     Option("quality", Int(1, 100), 90, ("--quality",), "JPEG and WebP quality (-o x.jpg, x.webp); PNG is lossless.", OUTPUT, IMAGE_TASKS),
     Option("skip_existing", Bool(), False, ("--skip-existing",), "Leave out images whose output file already exists (resume a batch).", OUTPUT, IMAGE_TASKS),
     Option("shard", Shard(), None, ("--shard",), "Do only share I of N (I/N, from 0), for array jobs; under accelerate or torchrun the split is automatic.", OUTPUT, IMAGE_TASKS),
@@ -475,10 +516,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("hires_strength", STRENGTH, 0.75, ("--hires-strength",), "Hires fix: how much the second pass redraws (A1111's Denoising strength).", HIRES, frozenset({"txt2img"})),
     Option("hires_steps", Int(0, MAX_STEPS), 0, ("--hires-steps",), "Hires fix: steps the second pass runs, exactly (0: the same as --steps).", HIRES, frozenset({"txt2img"})),
     Option("hires_upscaler", Text(10, ("latent", "lanczos"), "upscaler"), "latent", ("--hires-upscaler",), "Hires fix: latent (bilinear on the latents) or lanczos (resize the decoded image).", HIRES, frozenset({"txt2img"})),
+    # ControlNet: what each one follows and when it acts (each flag: one value for all, or one per --controlnet)
+    Option("control_image", PathList(), (), ("--control-image",), "The image a ControlNet follows, or a folder matched to the inputs by file stem; one for all or one per --controlnet. img2img and inpaint: the input when absent.", CONTROL, IMAGE_TASKS),
+    Option("control_type", ControlTypes(), (), ("--control-type",), "Preprocessor run on the control image first: canny, scribble, lineart, softedge, tile, shuffle, or none (a ready control map; the default).", CONTROL, IMAGE_TASKS),
+    Option("control_start", FloatList(0.0, 1.0), (), ("--control-start",), "Fraction of the steps done before a ControlNet starts acting (default 0).", CONTROL, IMAGE_TASKS),
+    Option("control_end", FloatList(0.0, 1.0), (), ("--control-end",), "Fraction of the steps after which a ControlNet stops acting (default 1).", CONTROL, IMAGE_TASKS),
+    Option("guess_mode", Bool(), False, ("--guess-mode",), "ControlNets read the control image without the prompt (A1111's \"ControlNet is more important\"); try --cfg 3 to 5.", CONTROL, IMAGE_TASKS),
+    Option("control_resize", Text(10, ("just", "crop", "fill")), "crop", ("--control-resize",), "When a control image's shape differs from the picture's: just (stretch), crop (cover, centre-crop) or fill (fit, pad with the edges).", CONTROL, IMAGE_TASKS),
+    Option("canny_low", Int(0, 255), 100, ("--canny-low",), "canny: gradients below this are never edges.", CONTROL, IMAGE_TASKS | PREPROCESS),
+    Option("canny_high", Int(0, 255), 200, ("--canny-high",), "canny: gradients above this are always edges (between the two: where they continue one).", CONTROL, IMAGE_TASKS | PREPROCESS),
     # img2img and inpaint
     Option("prompt", Text(), None, ("--prompt", "-p"), "What the result should show (all inputs).", SAMPLING, EDIT_TASKS),
     Option("captions", Bool(), False, ("--captions",), "Use the .txt file beside each image as its prompt (--prompt is the fallback).", INPUTS, EDIT_TASKS),
-    Option("recursive", Bool(), False, ("--recursive", "-r"), "Look for images in subfolders too (mirrored in the output).", INPUTS, EDIT_TASKS),
+    Option("recursive", Bool(), False, ("--recursive", "-r"), "Look for images in subfolders too (mirrored in the output).", INPUTS, EDIT_TASKS | PREPROCESS),
+    Option("output", OptionalPath(), None, ("--output", "-o"), "A .png file (one input), or a folder where the names mirror the inputs. Default: outputs/.", OUTPUT, PREPROCESS),
+    Option("seed", Seed(), 0, ("--seed",), "shuffle: the seed of its random flow.", CONTROL, PREPROCESS),
     Option("exact_steps", Bool(), False, ("--exact-steps",), "Run exactly --steps steps at this strength (stretches the schedule), not about steps x strength.", SAMPLING, EDIT_TASKS),
     Option("strength", STRENGTH, 0.75, ("--strength",), "How much to change: the input is noised to this fraction of the schedule and denoised from there.", SAMPLING, frozenset({"img2img"})),
     Option("strength", STRENGTH, 1.0, ("--strength",), "How much of the masked area to redo (1: from pure noise).", SAMPLING, frozenset({"inpaint"})),

@@ -26,6 +26,8 @@ class ModelOptions:
     fuse_lora: bool = False
     embedding: tuple[str, ...] = ()
     embedding_dir: tuple[str, ...] = ()
+    controlnet: tuple[tuple[str, float], ...] = ()  # (model, weight); loaded with the model, in this order
+    controlnet_config: tuple[str, ...] = ()  # one for all, or one per ControlNet
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,36 @@ class RecordedInput:
 
 
 @dataclass(frozen=True)
+class ControlUnit:
+    """One ControlNet of a run: what it follows, through which preprocessor, how strongly and when."""
+
+    model: str
+    weight: float = 1.0
+    config: str | None = None  # single files: sd15, sdxl or a folder; None: guessed from the file
+    image: str | None = None  # a file or a folder matched by stem; None: the input itself (img2img, inpaint)
+    module: str = "none"  # the preprocessor
+    start: float = 0.0  # fraction of the steps done before it acts
+    end: float = 1.0
+
+
+@dataclass(frozen=True)
+class ControlOptions:
+    units: tuple[ControlUnit, ...]
+    guess_mode: bool = False
+    resize: str = "crop"  # a control image whose shape differs from the picture's: just, crop or fill
+    canny_low: int = 100
+    canny_high: int = 200
+
+
+@dataclass(frozen=True)
+class RecordedControl:
+    """A control image a replayed image was made with: read from exactly this file, refused if its hash differs."""
+
+    image: str
+    image_sha256: str
+
+
+@dataclass(frozen=True)
 class Replay:
     """Regenerate the recorded batch exactly; write only the image at `position`."""
 
@@ -70,6 +102,7 @@ class Replay:
     inputs: tuple[RecordedInput, ...] = ()
     record: dict = field(default_factory=dict, compare=False)
     subseeds: tuple[int, ...] = ()  # txt2img with variation: each image's recorded subseed
+    controls: tuple[tuple[RecordedControl | None, ...], ...] = ()  # per batch image, per ControlNet; None: its input
 
 
 @dataclass(frozen=True)
@@ -117,4 +150,5 @@ class ImageRequest:
     replay: Replay | None = None
     subseed: int = 0  # txt2img with --subseed-strength: image i's variation seed is subseed + i
     hires: Hires | None = None  # txt2img's hires fix; None: off, the old single pass exactly
+    control: ControlOptions | None = None  # ControlNets; None: none
     sources: dict = field(default_factory=dict, compare=False)  # option -> where its value came from, for messages

@@ -2,6 +2,9 @@
 
 Loading happens once; the task pipelines are diffusers siblings built with `from_pipe`, which
 shares the same tokenizer, text encoder, UNet and VAE objects instead of loading them again.
+ControlNets go through diffusers' ControlNet pipelines, built the same way with the loaded
+ControlNets added: the engine never drives the UNet itself, and those pipelines already carry the
+residual plumbing, guess mode and start/end windows that a hand-written loop would repeat.
 """
 
 from __future__ import annotations
@@ -20,10 +23,19 @@ from . import schedulers
 from . import prompts
 from .conditioning import Conditioner, PromptEncoder
 from .noise import circular_padding, variation_noise
-from .settings import ImageJob, Sampling
+from .settings import ControlCall, ImageJob, Sampling
 from .strength import Denoise
 
 StepCallback = Callable[[int, int], None]  # (step just finished, steps in all)
+
+_CONTROL_PIPELINES = {
+    ("sd", "txt2img"): "StableDiffusionControlNetPipeline",
+    ("sd", "img2img"): "StableDiffusionControlNetImg2ImgPipeline",
+    ("sd", "inpaint"): "StableDiffusionControlNetInpaintPipeline",
+    ("sdxl", "txt2img"): "StableDiffusionXLControlNetPipeline",
+    ("sdxl", "img2img"): "StableDiffusionXLControlNetImg2ImgPipeline",
+    ("sdxl", "inpaint"): "StableDiffusionXLControlNetInpaintPipeline",
+}
 
 
 class Engine:
@@ -40,6 +52,7 @@ class Engine:
         self._compiled_size: tuple | None = None
         self.vae_name = vae_name  # the --vae given; "" is the model's own autoencoder
         self.adapters = None  # LoRAs and embeddings, when the run names any
+        self.controlnets = None  # loading.controlnets.ControlNets, when the run names any
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -64,7 +77,19 @@ class Engine:
             from ..loading.adapters import Adapters
 
             engine.adapters = Adapters(engine.pipeline("txt2img"), options.allow_pickle, options.lora, options.lora_dir, options.embedding, options.embedding_dir, options.fuse_lora)
+        if options.controlnet:
+            engine.load_controlnets(options)
         return engine
+
+    def load_controlnets(self, options) -> None:
+        """The request's ControlNets, each checked against this model's UNet before its weights are read."""
+        from ..loading import controlnets
+
+        count = len(options.controlnet)
+        configs = options.controlnet_config * count if len(options.controlnet_config) == 1 else options.controlnet_config or (None,) * count
+        specs = [(path, config or None) for (path, _weight), config in zip(options.controlnet, configs)]
+        unet = self._pipes["txt2img"].unet
+        self.controlnets = controlnets.load_all(specs, dict(unet.config), self.source.family, self.runtime, options.allow_pickle)
 
     def load_recorded_adapters(self, record: dict, label: str) -> None:
         """A replay's LoRAs and embeddings, found by their recorded hashes."""
@@ -106,15 +131,24 @@ class Engine:
         spec = schedulers.scheduler_for_class(self._default_scheduler_class, self._default_scheduler_config)
         return spec.name if spec else self._default_scheduler_class
 
-    def pipeline(self, task: str):
-        if task not in self._pipes:
-            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+    def pipeline(self, task: str, control: bool = False):
+        key = f"{task}+control" if control else task
+        if key not in self._pipes:
+            import diffusers
 
-            auto = {"img2img": AutoPipelineForImage2Image, "inpaint": AutoPipelineForInpainting}[task]
-            pipe = auto.from_pipe(self._pipes["txt2img"])
+            base = self._pipes["txt2img"]
+            if control:
+                from ..loading.loaders import dtype_kwarg
+
+                # DiffusionPipeline.from_pipe casts every shared module to float32 unless told the dtype
+                cls = getattr(diffusers, _CONTROL_PIPELINES[(self.source.family or "sd", task)])
+                pipe = cls.from_pipe(base, controlnet=self.controlnets.module, **dtype_kwarg(self.runtime.dtype))
+            else:
+                auto = {"img2img": diffusers.AutoPipelineForImage2Image, "inpaint": diffusers.AutoPipelineForInpainting}[task]
+                pipe = auto.from_pipe(base)
             pipe.set_progress_bar_config(disable=True)
-            self._pipes[task] = pipe
-        return self._pipes[task]
+            self._pipes[key] = pipe
+        return self._pipes[key]
 
     def scheduler_name(self, sampling: Sampling) -> str:
         """The table name of the scheduler a run uses (the model's own for "")."""
@@ -139,7 +173,7 @@ class Engine:
         """The size a run makes: 0 means the model's native size (the values were checked where they entered)."""
         return width or self.native_size, height or self.native_size
 
-    def _progress(self, on_step: StepCallback | None, total: int, cfg_cutoff: float = 0.0, conditioning: "Conditioner | None" = None):
+    def _progress(self, on_step: StepCallback | None, total: int, cfg_cutoff: float = 0.0, conditioning: "Conditioner | None" = None, control_key: str | None = None):
         stop_guidance = total - int(round(total * cfg_cutoff)) if cfg_cutoff > 0 else None
 
         def callback(pipe, step, _timestep, kwargs):
@@ -156,14 +190,17 @@ class Engine:
                 for key in ("prompt_embeds", "add_text_embeds", "add_time_ids"):
                     if kwargs.get(key) is not None:
                         kwargs[key] = kwargs[key].chunk(2)[-1]
+                if control_key is not None:  # the control images were doubled for guidance too (one tensor per ControlNet)
+                    value = kwargs[control_key]
+                    kwargs[control_key] = [v.chunk(2)[-1] for v in value] if isinstance(value, list) else value.chunk(2)[-1]
             return kwargs
 
         return callback
 
-    def _call_parameters(self, task: str) -> set[str]:
+    def _call_parameters(self, task: str, control: bool = False) -> set[str]:
         import inspect
 
-        return set(inspect.signature(type(self.pipeline(task)).__call__).parameters)
+        return set(inspect.signature(type(self.pipeline(task, control)).__call__).parameters)
 
     def train_sigmas(self):
         import numpy as np
@@ -191,9 +228,9 @@ class Engine:
         timesteps = sorted({int(round(t)) for t in planned.timesteps}, reverse=True)
         return {"timesteps": timesteps}
 
-    def _run(self, task: str, jobs: list[ImageJob], sampling: Sampling, steps: int, on_step: StepCallback | None, num_inference_steps: int, size: tuple[int, int], **task_args):
+    def _run(self, task: str, jobs: list[ImageJob], sampling: Sampling, steps: int, on_step: StepCallback | None, num_inference_steps: int, size: tuple[int, int], control: ControlCall | None = None, **task_args):
         """Every task's call: one forward batch with per-image prompts and seeds, on the run's scheduler."""
-        pipe = self.pipeline(task)
+        pipe = self.pipeline(task, control is not None)
         self.use_scheduler(sampling)
         width, height = size
         task_args |= self.schedule_args(sampling, num_inference_steps, width, height)
@@ -208,20 +245,28 @@ class Engine:
             task_args["latents"] = variation_noise(pipe, jobs, sampling.subseed_strength, width, height)
         if sampling.eta:
             task_args["eta"] = sampling.eta  # checked against the scheduler in use_scheduler's spec, where it entered
+        control_key = None
+        if control is not None:
+            task_args |= _control_args(task, control)
+            if sampling.cfg_cutoff > 0 and not control.guess_mode:  # guess mode never doubles the control images
+                control_key = "image" if task == "txt2img" else "control_image"
+        tensor_inputs = ("latents", "prompt_embeds", "add_text_embeds", "add_time_ids", control_key)
         with torch.inference_mode(), circular_padding(pipe, sampling.tiling):
             return pipe(
                 guidance_scale=sampling.cfg,
                 generator=[devices.generator(j.seed + sampling.ensd if task == "txt2img" else j.seed) for j in jobs],
-                callback_on_step_end=self._progress(on_step, steps, sampling.cfg_cutoff, conditioning),
-                callback_on_step_end_tensor_inputs=[k for k in ("latents", "prompt_embeds", "add_text_embeds", "add_time_ids") if k in pipe._callback_tensor_inputs],
+                callback_on_step_end=self._progress(on_step, steps, sampling.cfg_cutoff, conditioning, control_key),
+                callback_on_step_end_tensor_inputs=[k for k in tensor_inputs if k in pipe._callback_tensor_inputs],
                 **conditioning.first(),
                 **task_args,
             ).images
 
-    def txt2img(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None):
-        """Generate one forward batch: every job shares the sampling settings, each has its own prompt and seed."""
-        width, height = self.size(sampling.width, sampling.height)
-        return self._run("txt2img", jobs, sampling, sampling.steps, on_step, sampling.steps, (width, height), width=width, height=height)
+    def txt2img(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None, control: ControlCall | None = None, size: tuple[int, int] | None = None):
+        """Generate one forward batch: every job shares the sampling settings, each has its own prompt and seed.
+
+        `size`: where a control image set it; otherwise the request's (0: the model's native size)."""
+        width, height = size or self.size(sampling.width, sampling.height)
+        return self._run("txt2img", jobs, sampling, sampling.steps, on_step, sampling.steps, (width, height), control, width=width, height=height)
 
     def txt2img_latents(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None):
         """txt2img stopped before the VAE: the latents (for a hires fix's latent upscale)."""
@@ -233,13 +278,37 @@ class Engine:
         sized = {"width": size[0], "height": size[1]} if "width" in self._call_parameters("img2img") else {}
         return self._run("img2img", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, size, image=latents, strength=denoise.strength, **sized)
 
-    def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None):
+    def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None, control: ControlCall | None = None):
         """Noise each image to the plan's strength and denoise it from there (one forward batch, one size)."""
         width, height = images[0].size
-        sized = {"width": width, "height": height} if "width" in self._call_parameters("img2img") else {}
-        return self._run("img2img", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), image=images, strength=denoise.strength, **sized)
+        sized = {"width": width, "height": height} if "width" in self._call_parameters("img2img", control is not None) else {}
+        return self._run("img2img", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), control, image=images, strength=denoise.strength, **sized)
 
-    def inpaint(self, jobs: list[ImageJob], images: list, masks: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None):
+    def inpaint(self, jobs: list[ImageJob], images: list, masks: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None, control: ControlCall | None = None):
         """Repaint where the masks are white; 4-channel and 9-channel (inpainting) UNets alike."""
         width, height = images[0].size
-        return self._run("inpaint", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), image=images, mask_image=masks, strength=denoise.strength, width=width, height=height)
+        return self._run("inpaint", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), control, image=images, mask_image=masks, strength=denoise.strength, width=width, height=height)
+
+
+def _control_args(task: str, control: ControlCall) -> dict:
+    """diffusers' ControlNet arguments: plain values for one ControlNet, lists for several.
+
+    Each ControlNet's images go as one (batch, 3, H, W) tensor in [0, 1], the values diffusers makes of a
+    picture: its img2img and inpaint pipelines refuse a list of per-image lists for several ControlNets.
+    """
+    import numpy as np
+
+    single = len(control.weights) == 1
+    per_unit = [torch.from_numpy(np.stack([np.asarray(per_image[unit], dtype=np.float32) / 255.0 for per_image in control.images])).permute(0, 3, 1, 2) for unit in range(len(control.weights))]
+    images = per_unit[0] if single else per_unit
+
+    def each(values: tuple[float, ...]):
+        return float(values[0]) if single else [float(v) for v in values]
+
+    return {
+        "image" if task == "txt2img" else "control_image": images,  # txt2img's `image` is the control image; the others' is the init
+        "controlnet_conditioning_scale": each(control.weights),
+        "control_guidance_start": each(control.starts),
+        "control_guidance_end": each(control.ends),
+        "guess_mode": control.guess_mode,
+    }

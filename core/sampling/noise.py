@@ -37,10 +37,11 @@ def variation_noise(pipe, jobs: list[ImageJob], strength: float, width: int, hei
 
 
 class circular_padding:
-    """--tiling: every convolution of the UNet and VAE pads circularly for the call, then as it was (the modules are shared)."""
+    """--tiling: every convolution of the UNet, VAE (and ControlNets) pads circularly for the call, then as it was (the modules are shared)."""
 
     def __init__(self, pipe, on: bool):
-        self.convs = [m for part in (pipe.unet, pipe.vae) for m in part.modules() if isinstance(m, torch.nn.Conv2d)] if on else []
+        parts = [part for part in (pipe.unet, pipe.vae, getattr(pipe, "controlnet", None)) if part is not None]  # a ControlNet's features must tile as the UNet's do
+        self.convs = [m for part in parts for m in part.modules() if isinstance(m, torch.nn.Conv2d)] if on else []
         self.saved = [m.padding_mode for m in self.convs]
 
     def __enter__(self):

@@ -44,3 +44,14 @@ class ImageJob:
     index: int = 0
     subseed: int | None = None  # A1111's variation seed, with Sampling.subseed_strength
     extra: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class ControlCall:
+    """A batch's ControlNet inputs: for each image, one control image per ControlNet (at the call's size), and how each acts."""
+
+    images: tuple  # per batch image: a tuple of PIL images, in the order of the ControlNets
+    weights: tuple[float, ...]
+    starts: tuple[float, ...]  # fraction of the steps done before each acts
+    ends: tuple[float, ...]
+    guess_mode: bool = False

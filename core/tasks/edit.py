@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ScumbleError, UsageError
+from ..errors import InputError, ScumbleError
 from ..images import inputs
 from ..images import pixels as px
 from ..records import output
 from ..request.types import ImageRequest
 from ..sampling.engine import Engine
-from .items import Item, Prepared, max_side, read_verified
+from . import control
+from .control import Controls
+from .items import Item, MatchedFiles, Prepared, max_side, read_verified
 
 
 @dataclass
@@ -31,19 +33,21 @@ class EditState:
 class Edit:
     def __init__(self, name: str):
         self.name = name
-        self._masks: _Masks | None = None
+        self._masks: MatchedFiles | None = None
+        self._controls: Controls | None = None
 
     # ---------------------------------------------------------------- items and names
 
     def items(self, request: ImageRequest) -> tuple[list[Item], list[tuple[str, str]]]:
         prompt, negative = request.prompts[0]
+        self._controls = Controls(request) if request.control is not None else None
         if request.replay is not None:
             replay = request.replay
             found = [(inputs.InputItem(entry.image, Path(entry.image), Path(Path(entry.image).name)), entry) for entry in replay.inputs]
             return [Item(i, replay.seeds[i], replay.prompts[i], negative, source.label, source, entry, write=i == replay.position) for i, (source, entry) in enumerate(found)], []
         found, problems = inputs.expand(list(request.inputs), request.recursive)
         if request.task == "inpaint" and found:
-            self._masks = _Masks(request.mask.mask)
+            self._masks = MatchedFiles("--mask", request.mask.mask, "mask")
         items = [Item(i, (request.seed + i) % 2**32, prompt, negative, source.label, source) for i, source in enumerate(found)]
         return items, problems
 
@@ -91,8 +95,29 @@ class Edit:
         recorded = {"image": str(item.source.path.resolve()) if item.source.path else item.label, "image_sha256": inputs.sha256(data)}
         if self.name == "img2img":
             pw, ph = processing_size(engine, request, w, h, item.label)
-            return Prepared(item, (pw, ph), recorded, EditState(px.resize(image, pw, ph, request.resize)))
-        return self._prepare_inpaint(engine, request, item, image, recorded)
+            prep = Prepared(item, (pw, ph), recorded, EditState(px.resize(image, pw, ph, request.resize)))
+        else:
+            prep = self._prepare_inpaint(engine, request, item, image, recorded)
+        if self._controls is not None:
+            self._controls.prepare(prep, self._controls.sources(request, item), self._fitter(request, image, prep))
+        return prep
+
+    def _fitter(self, request: ImageRequest, image: np.ndarray, prep: Prepared):
+        """How a control image lines up with the picture: fitted to the input's frame, then resized (and cropped) as the input is."""
+        h, w = image.shape[:2]
+        pw, ph = prep.size
+        box = prep.state.box
+
+        def fit(source: np.ndarray | None) -> np.ndarray:
+            framed = image if source is None else px.resize(source, w, h, request.control.resize)
+            if self.name == "img2img":
+                return px.resize(framed, pw, ph, request.resize)
+            if box is not None:
+                x0, y0, x1, y1 = box
+                framed = framed[y0:y1, x0:x1]
+            return px.resize(framed, pw, ph, "just")
+
+        return fit
 
     def _prepare_inpaint(self, engine: Engine, request: ImageRequest, item: Item, image: np.ndarray, recorded: dict) -> Prepared:
         m = request.mask
@@ -140,10 +165,11 @@ class Edit:
 
         jobs = [p.item.job for p in batch]
         images = [Image.fromarray(p.state.pixels) for p in batch]
+        controls = control.call(request, batch)
         if self.name == "img2img":
-            return engine.img2img(jobs, images, request.sampling, request.denoise, on_step)
+            return engine.img2img(jobs, images, request.sampling, request.denoise, on_step, control=controls)
         masks = [Image.fromarray(p.state.model_mask) for p in batch]
-        return engine.inpaint(jobs, images, masks, request.sampling, request.denoise, on_step)
+        return engine.inpaint(jobs, images, masks, request.sampling, request.denoise, on_step, control=controls)
 
     def finish(self, request: ImageRequest, prep: Prepared, generated):
         from PIL import Image
@@ -163,56 +189,10 @@ class Edit:
 
 
 def plan_output(request: ImageRequest, items: list[inputs.InputItem]) -> output.OutputPlan:
-    option = request.output.output
-    single = len(items) == 1 and len(request.inputs) == 1 and not Path(request.inputs[0]).is_dir()
-    if option == "-":
-        if not single:
-            raise UsageError(f"-o -: standard output takes one image, but {len(items)} inputs were given")
-        return output.stdout_plan()
-    if option and single and (output.is_special(Path(option)) or Path(option).suffix.lower() in output.IMAGE_SUFFIXES) and not Path(option).is_dir():
-        return output.OutputPlan("file", Path(option).expanduser())
-    if option and Path(option).suffix and not Path(option).is_dir():
-        raise UsageError(f"-o {option}: many inputs need a folder (-o {Path(option).with_suffix('')}/)")
-    return output.OutputPlan("folder", Path(option).expanduser() if option else output.DEFAULT_FOLDER)
+    return output.mirrored_plan(request.output.output, request.inputs, items)
 
 
-def mirrored_target(plan: output.OutputPlan, item: inputs.InputItem) -> Path | None:
-    if plan.kind != "folder":
-        return plan.path
-    parts = [output.slug(part, 120) for part in item.relative.with_suffix("").parts if part not in ("", ".", "..")]
-    target = (plan.path / Path(*parts)).with_suffix(".png").resolve()
-    if not target.is_relative_to(plan.path.resolve()):
-        raise ScumbleError(f"{item.label}: its name would write outside {plan.path}")
-    return target
-
-
-class _Masks:
-    """--mask as one file for every image, or a folder matched to images by file stem."""
-
-    def __init__(self, spec: str):
-        path = Path(spec).expanduser()
-        self.folder = path if path.is_dir() else None
-        self.single: bytes | None = None
-        self.label = spec
-        if self.folder is None:
-            if not path.is_file():
-                raise InputError(f"--mask {spec}: no such file or folder")
-            self.single = inputs.InputItem(f"--mask {spec}", path, Path(path.name)).read_bytes()
-        else:
-            self.by_stem: dict[str, Path] = {}
-            for p in sorted(self.folder.rglob("*")):
-                if p.is_file() and p.suffix.lower() in inputs.IMAGE_SUFFIXES:
-                    self.by_stem.setdefault(p.stem, p)
-            if not self.by_stem:
-                raise InputError(f"--mask {spec}: no images in this folder")
-
-    def for_item(self, item: inputs.InputItem) -> tuple[bytes, str]:
-        if self.single is not None:
-            return self.single, self.label
-        path = self.by_stem.get(item.relative.stem)
-        if path is None:
-            raise InputError(f"{item.label}: no mask named {item.relative.stem}.* in {self.folder}")
-        return inputs.InputItem(str(path), path, Path(path.name)).read_bytes(), str(path)
+mirrored_target = output.mirrored_target
 
 
 def processing_size(engine: Engine, request: ImageRequest, width: int, height: int, label: str) -> tuple[int, int]:

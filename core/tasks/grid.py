@@ -23,7 +23,7 @@ from ..errors import ScumbleError, UsageError
 from ..records import output
 from ..request import build
 from ..request.build import Layer
-from ..request.options import MODEL, OUTPUT, Int, Invalid, Option, Seed, UnknownChoice, check_text, options_for
+from ..request.options import CONTROL, MODEL, OUTPUT, Int, Invalid, Option, Seed, UnknownChoice, check_text, options_for
 from ..request.types import ImageRequest
 
 MAX_CELLS = 100
@@ -35,8 +35,10 @@ _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)(?:\s*\(\s*([+-]?\d+)\s*\))?$")  # 1-4, 
 
 
 def axis_options() -> dict[str, Option]:
-    """What can vary along an axis: every txt2img option that shapes the image, not where or on what it runs."""
-    return {name: o for name, o in options_for("txt2img").items() if o.panel not in (MODEL, OUTPUT) and name not in NOT_ON_AN_AXIS}
+    """What can vary along an axis: every txt2img option that shapes the image, not where or on what it runs.
+
+    ControlNet settings are not axes yet: they are lists (one per ControlNet), which an axis's CSV values cannot give."""
+    return {name: o for name, o in options_for("txt2img").items() if o.panel not in (MODEL, OUTPUT, CONTROL) and name not in NOT_ON_AN_AXIS}
 
 
 def _aliases() -> dict[str, str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import InputError
+from ..images import inputs
 from ..images.inputs import InputItem
 from ..request.types import ImageRequest, RecordedInput
 from ..sampling.engine import Engine, ImageJob
@@ -42,6 +43,7 @@ class Prepared:
     inputs: dict = field(default_factory=dict)  # recorded with the image: files and their hashes
     state: Any = None
     notices: list[str] = field(default_factory=list)
+    control: list = field(default_factory=list)  # one control image per ControlNet, at `size`, preprocessed
 
 
 class Task(Protocol):
@@ -71,3 +73,33 @@ def read_verified(path: str, expected_sha256: str | None, what: str) -> bytes:
     if expected_sha256 is not None and sha256(data) != expected_sha256:
         raise InputError(f"{what} {path} has changed since the image was made (sha256 differs), so it cannot be replayed")
     return data
+
+
+class MatchedFiles:
+    """A file for every image, or a folder matched to the images by file stem (--mask, --control-image)."""
+
+    def __init__(self, flag: str, spec: str, noun: str):
+        path = Path(spec).expanduser()
+        self.folder = path if path.is_dir() else None
+        self.single: bytes | None = None
+        self.label, self.noun = spec, noun
+        if self.folder is None:
+            if not path.is_file():
+                raise InputError(f"{flag} {spec}: no such file or folder")
+            self.single = InputItem(f"{flag} {spec}", path, Path(path.name)).read_bytes()
+        else:
+            self.by_stem: dict[str, Path] = {}
+            for p in sorted(self.folder.rglob("*")):
+                if p.is_file() and p.suffix.lower() in inputs.IMAGE_SUFFIXES:
+                    self.by_stem.setdefault(p.stem, p)
+            if not self.by_stem:
+                raise InputError(f"{flag} {spec}: no images in this folder")
+
+    def for_item(self, item: InputItem | None) -> tuple[bytes, str]:
+        """The file's bytes and the path they came from."""
+        if self.single is not None:
+            return self.single, self.label
+        path = self.by_stem.get(item.relative.stem)
+        if path is None:
+            raise InputError(f"{item.label}: no {self.noun} named {item.relative.stem}.* in {self.folder}")
+        return InputItem(str(path), path, Path(path.name)).read_bytes(), str(path)

@@ -19,7 +19,7 @@ from ..request.build import check_replay_model
 from ..request.types import ImageRequest
 from ..sampling.engine import Engine
 from ..sampling.schedulers import a1111_label
-from . import edit, hires, txt2img
+from . import control, edit, hires, txt2img
 from .items import Item, Prepared, Task, max_side
 from .sharding import my_share
 from ..records.reporting import ImageResult, Reporter, RunSummary, SilentReporter  # noqa: F401 - the runner's public results
@@ -91,7 +91,7 @@ class _Run:
             return self.summary
         self.task.assign_targets(request, items)
         mine, share = (items, None) if request.replay else my_share(items, request.output.shard)
-        self.record0 = base_record(self.engine, request, share) | self.task.record_fields(request)
+        self.record0 = base_record(self.engine, request, share) | self.task.record_fields(request) | control.record_fields(self.engine, request)
         pending = self.pending(mine)
         if pending is not None:
             self.reporter.start(sum(item.write for item in pending), request.denoise.steps_run if request.denoise else request.sampling.steps)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from ..errors import UsageError
+from ..images import pixels as px
 from ..records import output
 from ..request.types import ImageRequest
 from ..sampling.engine import Engine
-from . import hires
+from . import control, hires
+from .control import Controls
+from .edit import processing_size
 from .items import Item, Prepared
 
 MAX_SEED = 2**32 - 1
@@ -15,8 +18,12 @@ MAX_SEED = 2**32 - 1
 class Txt2Img:
     name = "txt2img"
 
+    def __init__(self):
+        self._controls: Controls | None = None
+
     def items(self, request: ImageRequest) -> tuple[list[Item], list[tuple[str, str]]]:
         """Every image of the run, in order: image i gets seed + i (A1111's convention), or its recorded seed on replay."""
+        self._controls = Controls(request) if request.control is not None else None
         if request.replay is not None:
             replay = request.replay
             subseeds = replay.subseeds or (None,) * len(replay.seeds)
@@ -54,12 +61,20 @@ class Txt2Img:
         return hires.record_fields(request) if request.hires else {}
 
     def prepare(self, engine: Engine, request: ImageRequest, item: Item) -> Prepared:
-        return Prepared(item, engine.size(request.sampling.width, request.sampling.height))
+        if self._controls is None:
+            return Prepared(item, engine.size(request.sampling.width, request.sampling.height))
+        sources = self._controls.sources(request, item)
+        first = sources[0][0]
+        # With a control image the picture takes its shape (as --width/--height do an input's in img2img).
+        size = processing_size(engine, request, first.shape[1], first.shape[0], item.label)
+        prep = Prepared(item, size)
+        self._controls.prepare(prep, sources, lambda image: px.resize(image, size[0], size[1], request.control.resize))
+        return prep
 
     def generate(self, engine: Engine, request: ImageRequest, batch: list[Prepared], on_step) -> list:
         if request.hires:
             return hires.generate(engine, request, [p.item.job for p in batch], on_step)
-        return engine.txt2img([p.item.job for p in batch], request.sampling, on_step=on_step)
+        return engine.txt2img([p.item.job for p in batch], request.sampling, on_step=on_step, control=control.call(request, batch), size=batch[0].size)
 
     def finish(self, request: ImageRequest, prep: Prepared, image):
         return image

@@ -1,0 +1,55 @@
+"""scumble preprocess: parse, run one preprocessor over the inputs, render."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from . import options as opt
+
+
+def _complete_type(incomplete: str) -> list[str]:
+    from ..core.images.control_types import ALL_TYPES
+
+    return [name for name in ALL_TYPES if name.startswith(incomplete)]
+
+
+@opt.command("preprocess")
+def preprocess(
+    ctx: typer.Context,
+    flags: dict,
+    kind: Annotated[str, typer.Argument(metavar="TYPE", help="canny, scribble, lineart, softedge, tile, shuffle or none.", autocompletion=_complete_type, show_default=False)],
+    inputs: opt.Inputs = None,
+    quiet: opt.Quiet = False,
+) -> None:
+    """Make ControlNet control images from images, with no model: one preprocessor, files or folders in, PNGs out.
+
+    Examples:
+
+      scumble preprocess canny photo.png -o edges.png
+
+      scumble preprocess scribble sketches/ -o scribbles/ --recursive
+
+      scumble preprocess shuffle photo.png --seed 3 -o shuffled.png
+    """
+    from ..core.errors import UsageError
+    from ..core.images.control import Settings
+    from ..core.request.build import FLAGS, Layer, merge
+    from ..core.tasks import preprocess as task
+    from .render import error_line
+
+    if not inputs:
+        raise UsageError("give INPUTS: image files, folders, globs, or - for standard input")
+    values, _ = merge("preprocess", [Layer(FLAGS, flags)])
+    if values["canny_low"] > values["canny_high"]:
+        raise UsageError(f"--canny-low {values['canny_low']} must be at most --canny-high {values['canny_high']}")
+    settings = Settings(values["canny_low"], values["canny_high"], values["seed"])
+    summary = task.run(kind, inputs, values["output"], values["overwrite"], values["recursive"], settings)
+    for label, problem in summary.failed:
+        error_line(problem if problem.startswith(label) else f"{label}: {problem}")
+    if not quiet:
+        written = len(summary.written)
+        print(f"wrote {written} control image{'s' if written != 1 else ''}" + (f"; {len(summary.failed)} failed" if summary.failed else ""), file=sys.stderr)
+    raise typer.Exit(summary.exit_code)

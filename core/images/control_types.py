@@ -1,0 +1,21 @@
+"""The names of the ControlNet preprocessors, light enough for `--help` (the work is in images/control.py)."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+
+TYPES = ("canny", "scribble", "lineart", "softedge", "tile", "shuffle", "none")
+# Accepted names whose preprocessor is itself a network: scumble neither ships nor downloads one.
+NEEDS_A_MODEL = {"depth": "a depth-estimation network (MiDaS, ZoeDepth or Depth Anything)", "openpose": "a pose-estimation network (OpenPose or DWPose)"}
+ALL_TYPES = TYPES + tuple(NEEDS_A_MODEL)
+# The A1111 ControlNet extension's module that does the same, for the `parameters` text it reads back.
+A1111_MODULES = {"canny": "canny", "scribble": "scribble_xdog", "lineart": "lineart_standard", "softedge": "softedge", "tile": "tile_resample", "shuffle": "shuffle", "none": "none"}
+
+
+def check_type(kind: str, flag: str = "--control-type") -> str:
+    """Refuse, before any work, an unknown preprocessor or one that would need a network we do not have."""
+    if kind in NEEDS_A_MODEL:
+        raise UsageError(f"{flag} {kind}: needs {NEEDS_A_MODEL[kind]}, which scumble does not ship or download; make the {kind} map with another tool and pass it with --control-image and --control-type none")
+    if kind not in TYPES:
+        raise UsageError(f"{flag}: unknown type {kind[:60]!r}; choose from {', '.join(ALL_TYPES)}")
+    return kind
