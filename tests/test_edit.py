@@ -252,6 +252,24 @@ def test_inpaint_with_nine_channel_unet_keeps_outside(run_cli, tmp_path):
     assert np.array_equal(pixels(tmp_path / "out.png")[soft == 0], pixels(source)[soft == 0])
 
 
+@pytest.mark.parametrize("channels", [4, 9])
+def test_inpaint_with_cfg_cutoff_halves_the_mask_too(run_cli, tmp_path, channels):
+    """Guidance switched off mid-run must also drop the mask's (and masked latents') guidance half: a 9-channel
+    UNet crashed on the next step, and a 4-channel one blended a batch twice its size."""
+    from helpers import build_sd
+
+    model = build_sd(tmp_path / "model", in_channels=channels)
+    source = make_image(tmp_path / "in.png")
+    make_mask(tmp_path / "mask.png")
+    for name, extra in (("full.png", []), ("cut.png", ["--cfg-cutoff", 0.5])):
+        result = run_cli("inpaint", source, "--mask", "mask.png", "-p", "x", "--model", model, "--steps", 6, "--seed", 3, "-o", name, *extra)
+        assert result.exit_code == 0, result.stderr
+    soft = imaging.feather(np.asarray(Image.open(tmp_path / "mask.png")), 4)
+    cut, full = pixels(tmp_path / "cut.png"), pixels(tmp_path / "full.png")
+    assert cut.shape == full.shape and np.array_equal(cut[soft == 0], pixels(source)[soft == 0])
+    assert not np.array_equal(cut, full)
+
+
 def test_inpaint_invert_mask(run_cli, tiny_sd, tmp_path):
     source = make_image(tmp_path / "in.png")
     make_mask(tmp_path / "mask.png", box=(0, 0, 32, 16))

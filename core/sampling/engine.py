@@ -190,6 +190,12 @@ class Engine:
                 for key in ("prompt_embeds", "add_text_embeds", "add_time_ids"):
                     if kwargs.get(key) is not None:
                         kwargs[key] = kwargs[key].chunk(2)[-1]
+                # Inpainting doubles the mask (and a 9-channel UNet's masked-image latents) for guidance as well;
+                # left doubled, the next step fails (9 channels) or blends a batch twice its size (4 channels).
+                batch = kwargs["latents"].shape[0] if kwargs.get("latents") is not None else None
+                for key in ("mask", "masked_image_latents"):
+                    if kwargs.get(key) is not None and batch is not None and kwargs[key].shape[0] == 2 * batch:
+                        kwargs[key] = kwargs[key].chunk(2)[-1]
                 if control_key is not None:  # the control images were doubled for guidance too (one tensor per ControlNet)
                     value = kwargs[control_key]
                     kwargs[control_key] = [v.chunk(2)[-1] for v in value] if isinstance(value, list) else value.chunk(2)[-1]
@@ -250,7 +256,7 @@ class Engine:
             task_args |= _control_args(task, control)
             if sampling.cfg_cutoff > 0 and not control.guess_mode:  # guess mode never doubles the control images
                 control_key = "image" if task == "txt2img" else "control_image"
-        tensor_inputs = ("latents", "prompt_embeds", "add_text_embeds", "add_time_ids", control_key)
+        tensor_inputs = ("latents", "prompt_embeds", "add_text_embeds", "add_time_ids", "mask", "masked_image_latents", control_key)
         with torch.inference_mode(), circular_padding(pipe, sampling.tiling):
             return pipe(
                 guidance_scale=sampling.cfg,
