@@ -645,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-at-step", type=int, default=None, help="checkpoint and stop once the UNet reaches this step (train in sittings)")
     parser.add_argument("--export-now", action="store_true", help="export the EMA weights of the latest UNet checkpoint without training further")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="auto (a CUDA GPU when there is one), cpu or cuda")
+    parser.add_argument("--until", default="export", choices=["vae", "latents", "export"], help="stop after this phase (its result stays in --work; a later run goes on from it)")
     args = parser.parse_args(argv)
     global DEVICE
     from ..core.loading.device import resolve_device
@@ -671,7 +672,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (work / "tokenizer" / "vocab.json").exists():
         log(f"tokenizer: {write_tokenizer(work / 'tokenizer', world.caption_corpus(20000, seed=r.seed))} tokens")
     vae = train_vae(r, work)
+    if args.until == "vae":
+        return 0
     data, scale = encode_dataset(r, work, vae)
+    if args.until == "latents":
+        return 0
     if args.export_now:
         ckpt = load_checkpoint(work / "unet.ckpt")
         if ckpt is None:
