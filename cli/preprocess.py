@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -38,7 +37,7 @@ def preprocess(
     from ..core.images.control import Settings
     from ..core.request.build import FLAGS, Layer, merge
     from ..core.tasks import preprocess as task
-    from .render import error_line
+    from .render import files_summary
 
     if not inputs:
         raise UsageError("give INPUTS: image files, folders, globs, or - for standard input")
@@ -47,9 +46,4 @@ def preprocess(
         raise UsageError(f"--canny-low {values['canny_low']} must be at most --canny-high {values['canny_high']}")
     settings = Settings(values["canny_low"], values["canny_high"], values["seed"])
     summary = task.run(kind, inputs, values["output"], values["overwrite"], values["recursive"], settings)
-    for label, problem in summary.failed:
-        error_line(problem if problem.startswith(label) else f"{label}: {problem}")
-    if not quiet:
-        written = len(summary.written)
-        print(f"wrote {written} control image{'s' if written != 1 else ''}" + (f"; {len(summary.failed)} failed" if summary.failed else ""), file=sys.stderr)
-    raise typer.Exit(summary.exit_code)
+    raise typer.Exit(files_summary(summary, "control image", quiet))

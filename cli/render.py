@@ -132,3 +132,13 @@ class ConsoleReporter:
         if summary.failed:
             parts.append(f"{len(summary.failed)} failed")
         print(f"{', '.join(parts)} in {summary.seconds:.1f}s", file=sys.stderr, flush=True)
+
+
+def files_summary(summary, noun: str, quiet: bool) -> int:
+    """Each failed file on its own line, then one count line; the exit code (1 if anything failed)."""
+    for label, problem in summary.failed:
+        error_line(problem if problem.startswith(label) else f"{label}: {problem}")
+    if not quiet:
+        written = len(summary.written)
+        print(f"wrote {written} {noun}{'s' if written != 1 else ''}" + (f"; {len(summary.failed)} failed" if summary.failed else ""), file=sys.stderr)
+    return summary.exit_code

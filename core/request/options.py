@@ -450,6 +450,8 @@ MODEL, SAMPLING, OUTPUT, INPUTS, MASK, FRAME, MOTION, VIDEO = (
 HIRES = "Hires fix"
 CONTROL = "ControlNet"
 PREPROCESS = frozenset({"preprocess"})
+UPSCALE = frozenset({"upscale"})
+FILES_IN_OUT = PREPROCESS | UPSCALE
 STEPS = Int(1, MAX_STEPS)
 CFG = Float(0.0, 100.0)
 STRENGTH = Float(0.0, 1.0, lo_open=True)
@@ -502,7 +504,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch_size", Int(1, MAX_BATCH), 1, ("--batch-size", "-b"), "Images per forward pass.", SAMPLING, IMAGE_TASKS),
     # output
     Option("output", OptionalPath(), None, ("--output", "-o"), "A .png file, a folder (names from --name), or - for standard output. Default: outputs/.", OUTPUT, IMAGE_TASKS),
-    Option("overwrite", Bool(), False, ("--overwrite",), "Replace files this run writes that already exist (never anything else).", OUTPUT, ALL_TASKS | PREPROCESS),
+    Option("overwrite", Bool(), False, ("--overwrite",), "Replace files this run writes that already exist (never anything else).", OUTPUT, ALL_TASKS | FILES_IN_OUT),
     Option("quality", Int(1, 100), 90, ("--quality",), "JPEG and WebP quality (-o x.jpg, x.webp); PNG is lossless.", OUTPUT, IMAGE_TASKS),
     Option("skip_existing", Bool(), False, ("--skip-existing",), "Leave out images whose output file already exists (resume a batch).", OUTPUT, IMAGE_TASKS),
     Option("shard", Shard(), None, ("--shard",), "Do only share I of N (I/N, from 0), for array jobs; under accelerate or torchrun the split is automatic.", OUTPUT, IMAGE_TASKS),
@@ -528,8 +530,13 @@ OPTIONS: tuple[Option, ...] = (
     # img2img and inpaint
     Option("prompt", Text(), None, ("--prompt", "-p"), "What the result should show (all inputs).", SAMPLING, EDIT_TASKS),
     Option("captions", Bool(), False, ("--captions",), "Use the .txt file beside each image as its prompt (--prompt is the fallback).", INPUTS, EDIT_TASKS),
-    Option("recursive", Bool(), False, ("--recursive", "-r"), "Look for images in subfolders too (mirrored in the output).", INPUTS, EDIT_TASKS | PREPROCESS),
-    Option("output", OptionalPath(), None, ("--output", "-o"), "A .png file (one input), or a folder where the names mirror the inputs. Default: outputs/.", OUTPUT, PREPROCESS),
+    Option("recursive", Bool(), False, ("--recursive", "-r"), "Look for images in subfolders too (mirrored in the output).", INPUTS, EDIT_TASKS | FILES_IN_OUT),
+    Option("output", OptionalPath(), None, ("--output", "-o"), "A .png file (one input), or a folder where the names mirror the inputs. Default: outputs/.", OUTPUT, FILES_IN_OUT),
+    Option("scale", Float(1.0, 8.0), 2.0, ("--scale",), "How many times larger.", OUTPUT, UPSCALE),
+    Option("upscaler", Text(4096), "lanczos", ("--upscaler",), "lanczos, or an upscaler network file (ESRGAN, Real-ESRGAN, SwinIR...: .safetensors, or .pth with --allow-pickle) run through spandrel.", MODEL, UPSCALE),
+    Option("tile", Int(0, 4096), 512, ("--tile",), "Run a network over tiles of this many input pixels, overlapped and blended, so a large picture fits in memory (0: whole).", MODEL, UPSCALE),
+    Option("allow_pickle", Bool(), False, ("--allow-pickle",), "Allow a .pth upscaler (still loaded weights-only).", MODEL, UPSCALE),
+    Option("device", Text(20, ("auto", "cpu", "cuda", "mps"), "device"), "auto", ("--device",), "Where a network runs: auto picks cuda, then mps, then the CPU.", MODEL, UPSCALE),
     Option("seed", Seed(), 0, ("--seed",), "shuffle: the seed of its random flow.", CONTROL, PREPROCESS),
     Option("exact_steps", Bool(), False, ("--exact-steps",), "Run exactly --steps steps at this strength (stretches the schedule), not about steps x strength.", SAMPLING, EDIT_TASKS),
     Option("strength", STRENGTH, 0.75, ("--strength",), "How much to change: the input is noised to this fraction of the schedule and denoised from there.", SAMPLING, frozenset({"img2img"})),
