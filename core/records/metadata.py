@@ -61,7 +61,9 @@ def _hires(record: dict) -> dict:
         return {}
     width, height = record.get("hires_width") or 0, record.get("hires_height") or 0
     size = {"Hires resize": f"{width}x{height}"} if width or height else {"Hires upscale": _number(record.get("hires_scale"))}
-    return size | {"Hires steps": record.get("hires_steps") or None, "Hires upscaler": str(record["hires_upscaler"]).capitalize()}
+    upscaler = str(record["hires_upscaler"])
+    named = upscaler.capitalize() if upscaler in ("latent", "lanczos") else Path(upscaler).stem  # A1111 names a network by its file
+    return size | {"Hires steps": record.get("hires_steps") or None, "Hires upscaler": named}
 
 
 _A1111_RESIZE = {"just": "Just Resize", "crop": "Crop and Resize", "fill": "Resize and Fill"}

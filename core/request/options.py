@@ -150,6 +150,27 @@ class Text(Kind):
         return ", ".join(c for c in self.choices if c)
 
 
+@dataclass(frozen=True)
+class UpscalerChoice(Kind):
+    """latent, lanczos, or the path of an upscaler network file (the file itself is read where the run starts)."""
+
+    metavar: ClassVar[str] = "latent|lanczos|FILE"
+    suffixes: ClassVar[tuple[str, ...]] = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
+
+    def convert(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("must be latent, lanczos or an upscaler file")
+        check_text(value, 4096)
+        if value.strip().lower() in ("latent", "lanczos"):
+            return value.strip().lower()
+        if not value.lower().endswith(self.suffixes):
+            raise UnknownChoice(f"unknown upscaler {value[:60]!r}; choose latent, lanczos, or an upscaler network file ({', '.join(self.suffixes)})")
+        return value
+
+    def describe(self) -> str:
+        return "latent, lanczos, or an upscaler network file"
+
+
 def check_text(value: str, limit: int = MAX_PROMPT_CHARS) -> str:
     if len(value) > limit:
         raise Invalid(f"longer than {limit:,} characters")
@@ -517,7 +538,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("hires_height", Size(), 0, ("--hires-height",), "Hires fix: the final height, a multiple of 8 (0: from --hires-scale, or --hires-width's aspect).", HIRES, frozenset({"txt2img"})),
     Option("hires_strength", STRENGTH, 0.75, ("--hires-strength",), "Hires fix: how much the second pass redraws (A1111's Denoising strength).", HIRES, frozenset({"txt2img"})),
     Option("hires_steps", Int(0, MAX_STEPS), 0, ("--hires-steps",), "Hires fix: steps the second pass runs, exactly (0: the same as --steps).", HIRES, frozenset({"txt2img"})),
-    Option("hires_upscaler", Text(10, ("latent", "lanczos"), "upscaler"), "latent", ("--hires-upscaler",), "Hires fix: latent (bilinear on the latents) or lanczos (resize the decoded image).", HIRES, frozenset({"txt2img"})),
+    Option("hires_upscaler", UpscalerChoice(), "latent", ("--hires-upscaler",), "Hires fix: latent (bilinear on the latents), lanczos (resize the decoded image), or an upscaler network file (ESRGAN and kin, through spandrel).", HIRES, frozenset({"txt2img"})),
     # ControlNet: what each one follows and when it acts (each flag: one value for all, or one per --controlnet)
     Option("control_image", PathList(), (), ("--control-image",), "The image a ControlNet follows, or a folder matched to the inputs by file stem; one for all or one per --controlnet. img2img and inpaint: the input when absent.", CONTROL, IMAGE_TASKS),
     Option("control_type", ControlTypes(), (), ("--control-type",), "Preprocessor run on the control image first: canny, scribble, lineart, softedge, tile, shuffle, or none (a ready control map; the default).", CONTROL, IMAGE_TASKS),

@@ -7,6 +7,7 @@ with the same seeds and an exact step plan, so it runs the steps asked for.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from ..errors import UsageError
@@ -29,6 +30,8 @@ def check_size(engine: Engine, request: ImageRequest) -> None:
         if value > limit:
             flag = f"--hires-{side} {value}" if getattr(hires, side) else f"--hires-scale {hires.scale:g}"
             raise UsageError(f"{flag}: makes a {width}x{height} image, larger than this model can use (at most {limit} a side, four times its native {engine.native_size})")
+    if hires.upscaler not in ("latent", "lanczos"):  # a missing or foreign network file is refused before the first pass too
+        _network(hires.upscaler, request.model.allow_pickle, str(engine.runtime.device))
 
 
 def record_fields(request: ImageRequest) -> dict:
@@ -37,17 +40,40 @@ def record_fields(request: ImageRequest) -> dict:
     return {"hires_scale": hires.scale, "hires_width": hires.width, "hires_height": hires.height, "hires_strength": hires.strength, "hires_steps": hires.steps, "hires_upscaler": hires.upscaler}
 
 
+TILE = 512  # an upscaler network's tile in the first pass's pixels: the whole picture for any size a model makes
+
+
+def _upscaled(engine: Engine, request: ImageRequest, image, size: tuple[int, int]):
+    """The first pass's picture at the final size: Lanczos, or the network then Lanczos to the exact size."""
+    import numpy as np
+    from PIL import Image
+
+    from ..images import upscale
+
+    if request.hires.upscaler == "lanczos":
+        return image.resize(size, Image.LANCZOS)
+    network = _network(request.hires.upscaler, request.model.allow_pickle, str(engine.runtime.device))
+    made = Image.fromarray(upscale.run_tiled(network, np.asarray(image.convert("RGB")), TILE))
+    return made if made.size == size else made.resize(size, Image.LANCZOS)
+
+
+@functools.lru_cache(maxsize=2)
+def _network(path: str, allow_pickle: bool, device: str):
+    """Loaded once however many batches a run has."""
+    from ..images import upscale
+
+    return upscale.load_network(path, allow_pickle, device)
+
+
 def generate(engine: Engine, request: ImageRequest, jobs: list, on_step) -> list:
     sampling, hires = request.sampling, request.hires
     width, height = target(engine, request)
     # the second pass's own size, so a size-dependent setting (--logsnr-shift auto) sees the image it makes
     second = replace(sampling, width=width, height=height)
     denoise = hires.denoise
-    if hires.upscaler == "lanczos":
-        from PIL import Image
-
+    if hires.upscaler != "latent":
         first = engine.txt2img(jobs, sampling, on_step=on_step)
-        resized = [image.resize((width, height), Image.LANCZOS) for image in first]
+        resized = [_upscaled(engine, request, image, (width, height)) for image in first]
         return engine.img2img(jobs, resized, second, denoise, on_step=on_step)
     import torch.nn.functional as F
 
