@@ -81,10 +81,12 @@ def main() -> int:
     torch.manual_seed(0)
     network = upscale.Network("RRDBNet x2 (random)", 2, RRDBNet(args.blocks).eval())
     image = (np.random.default_rng(0).random((args.size, args.size, 3)) * 255).astype(np.uint8)
+    print(f"{args.size} -> {2 * args.size}, RRDBNet with {args.blocks} blocks, {torch.get_num_threads()} threads, median of {args.repeat}", flush=True)
     rows = []
     started = time.perf_counter()
     Image.fromarray(image).resize((2 * args.size, 2 * args.size), Image.LANCZOS)
     rows.append(("lanczos", time.perf_counter() - started, peak_rss_mib()))
+    print(f"{rows[0][0]:<60} {rows[0][1]:8.2f}s  peak RSS {rows[0][2]:7.0f} MiB", flush=True)
     whole = None
     for tile in (int(t) for t in args.tiles.split(",")):
         times = []
@@ -95,10 +97,8 @@ def main() -> int:
         whole = out if tile == 0 else whole
         seam = "" if whole is None or tile == 0 else f", {np.abs(out.astype(int) - whole.astype(int)).mean():.2f} mean difference from whole"
         rows.append((f"RRDBNet tile {tile or 'whole'}{seam}", statistics.median(times), peak_rss_mib()))
-    base = rows[1][1]
-    print(f"{args.size} -> {2 * args.size}, RRDBNet with {args.blocks} blocks, {torch.get_num_threads()} threads, median of {args.repeat}")
-    for name, seconds, rss in rows:
-        print(f"{name:<60} {seconds:8.2f}s  {seconds / base:6.2f}x whole  peak RSS so far {rss:7.0f} MiB")
+        name, seconds, rss = rows[-1]
+        print(f"{name:<60} {seconds:8.2f}s  {seconds / rows[1][1]:6.2f}x the first network row  peak RSS so far {rss:7.0f} MiB", flush=True)
     return 0
 
 

@@ -28,10 +28,13 @@ def network(kind: str, scale: int = 2) -> upscale.Network:
     return upscale.Network(kind, scale, model)
 
 
-def test_tiles_cover_the_picture_with_overlap():
-    assert upscale.tiles(100, 0, 8) == [0] and upscale.tiles(100, 128, 8) == [0]
-    starts = upscale.tiles(100, 32, 8)
-    assert starts[0] == 0 and starts[-1] == 100 - 32 and all(b - a <= 32 - 8 for a, b in zip(starts, starts[1:]))
+@pytest.mark.parametrize("size,tile,overlap", [(100, 32, 8), (512, 256, 16), (513, 256, 16), (70, 24, 6), (1000, 128, 32)])
+def test_tiles_cover_the_picture_with_overlap_and_little_waste(size, tile, overlap):
+    assert upscale.tiles(size, 0, 8) == ([0], size) and upscale.tiles(size, size, 8) == ([0], size)
+    starts, length = upscale.tiles(size, tile, overlap)
+    assert length <= tile and starts[0] == 0 and starts[-1] + length == size
+    assert all(a + length - b >= overlap for a, b in zip(starts, starts[1:]))  # each overlaps the next enough
+    assert len(starts) * length <= size + len(starts) * overlap + len(starts)  # no tile mostly repeats another
 
 
 def test_tiled_equals_whole_for_a_pointwise_network():

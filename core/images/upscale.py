@@ -7,6 +7,7 @@ overlapping tiles, blended with linear ramps, so a large picture fits in memory.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -79,12 +80,15 @@ def _ramp(length: int, overlap: int, start: bool, end: bool) -> np.ndarray:
     return w
 
 
-def tiles(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets that cover 0..size with tiles of `tile`, each overlapping the last by `overlap`."""
+def tiles(size: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """Start offsets and one length covering 0..size: the fewest tiles no longer than `tile` that overlap by at
+    least `overlap`, shrunk to share the picture evenly (so a last tile never mostly repeats the one before)."""
     if tile <= 0 or tile >= size:
-        return [0]
-    starts = list(range(0, size - tile, tile - overlap)) + [size - tile]
-    return sorted(set(starts))
+        return [0], size
+    count = math.ceil((size - overlap) / (tile - overlap))
+    length = min(tile, math.ceil((size + (count - 1) * overlap) / count))
+    step = (size - length) / (count - 1)
+    return [round(i * step) for i in range(count)], length
 
 
 def run_tiled(network: Network, image: np.ndarray, tile: int = 0, overlap: int = 16) -> np.ndarray:
@@ -97,18 +101,18 @@ def run_tiled(network: Network, image: np.ndarray, tile: int = 0, overlap: int =
     overlap = min(overlap, tile // 4) if tile else 0
     total = np.zeros((h * s, w * s, 3), np.float32)
     weight = np.zeros((h * s, w * s, 1), np.float32)
-    ys, xs = tiles(h, tile, overlap), tiles(w, tile, overlap)
+    (ys, th), (xs, tw) = tiles(h, tile, overlap), tiles(w, tile, overlap)
     for y in ys:
         for x0 in xs:
-            part = x[:, :, y : y + (tile or h), x0 : x0 + (tile or w)]
+            part = x[:, :, y : y + th, x0 : x0 + tw]
             with torch.inference_mode():
                 out = network.run(part).clamp(0, 1)[0].permute(1, 2, 0).float().numpy()
-            th, tw = out.shape[:2]
-            wy = _ramp(th, overlap * s, y > 0, y + part.shape[2] < h)
-            wx = _ramp(tw, overlap * s, x0 > 0, x0 + part.shape[3] < w)
+            oh, ow = out.shape[:2]
+            wy = _ramp(oh, overlap * s, y > 0, y + part.shape[2] < h)
+            wx = _ramp(ow, overlap * s, x0 > 0, x0 + part.shape[3] < w)
             mask = (wy[:, None] * wx[None, :])[..., None]
-            total[y * s : y * s + th, x0 * s : x0 * s + tw] += out * mask
-            weight[y * s : y * s + th, x0 * s : x0 * s + tw] += mask
+            total[y * s : y * s + oh, x0 * s : x0 * s + ow] += out * mask
+            weight[y * s : y * s + oh, x0 * s : x0 * s + ow] += mask
     return np.clip(np.round(total / np.maximum(weight, 1e-8) * 255), 0, 255).astype(np.uint8)
 
 
