@@ -267,3 +267,38 @@ def test_deforum_warnings_name_only_what_is_not_rendered():
     assert imported.values["optical_flow_cadence"] == "dis" and imported.values["hybrid_flow_method"] == "dis"
     no_video = deforum.from_deforum({"max_frames": 3, "animation_mode": "2D", "hybrid_composite": "Normal"})
     assert no_video.warnings == ["hybrid video: hybrid_composite 'Normal' ignored (no video_init_path)"] and "video_input" not in no_video.values
+
+
+def source_video(path, frames: int = 8, size: int = 32):
+    """A textured scene panning 2 pixels a frame: motion for hybrid video to follow."""
+    from scumble.core.animation.video import VideoWriter
+
+    scene = textured(size + 2 * frames, size, seed=5)
+    with VideoWriter(path, fps=10, crf=0) as video:
+        for i in range(frames):
+            video.add(np.ascontiguousarray(scene[:, 2 * i : 2 * i + size]))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("motion", [
+    ["--hybrid-motion", "optical-flow", "--hybrid-composite", "normal", "--hybrid-comp-alpha", "0: (0.3)"],
+    ["--hybrid-motion", "affine", "--hybrid-composite", "after-generation", "--animation-mode", "3D", "--save-depth"],
+], ids=["flow-composite", "affine-3D-depth"])
+def test_hybrid_video_runs_and_resumes_bit_for_bit(run_cli, tiny_sd, depth_model, tmp_path, motion):
+    source_video(tmp_path / "in.mp4")
+    args = ["--frames", 6, "--cadence", 2, "--video-input", "in.mp4", "--zoom", "0: (1)", *motion]
+    if "3D" in motion:
+        args += ["--depth-model", depth_model, "--translation-z", "0: (5)"]
+    for name in ("full", "cut"):
+        result = run_animate(run_cli, tiny_sd, *args, "-o", name)
+        assert result.exit_code == 0, result.stderr
+    for i in (3, 4, 5):
+        (tmp_path / "cut" / f"{i:09}.png").unlink()
+    (tmp_path / "cut" / "depth_000000004.png").unlink(missing_ok=True)
+    result = run_animate(run_cli, tiny_sd, *args, "-o", "cut", "--resume")
+    assert result.exit_code == 0, result.stderr
+    for name in sorted(p.name for p in (tmp_path / "full").iterdir()):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    record = json.loads((tmp_path / "full" / "settings.json").read_text())
+    assert record["hybrid_motion"] == motion[1] and record["video_input"] == "in.mp4"

@@ -52,7 +52,7 @@ class DepthEstimator:
         try:
             self.processor = AutoImageProcessor.from_pretrained(location, local_files_only=True)
             self.model = AutoModelForDepthEstimation.from_pretrained(location, local_files_only=True, dtype=torch.float32).to(device).eval()
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - transformers and safetensors raise anything from OSError to their own types on a bad folder
             where = "the folder" if Path(location).is_dir() else "the local Hugging Face cache (depth models are never downloaded)"
             raise ModelError(f"--depth-model {name}: could not load a depth-estimation model from {where}: {_first_line(exc)}") from None
         self.name, self.device, self.metric = name, device, _is_metric(self.model.config)
@@ -62,8 +62,11 @@ class DepthEstimator:
         import torch
 
         height, width = frame.shape[:2]
-        inputs = self.processor(images=frame, return_tensors="pt").to(self.device)
-        with torch.inference_mode():
-            predicted = self.model(**inputs).predicted_depth
+        try:
+            inputs = self.processor(images=frame, return_tensors="pt").to(self.device)
+            with torch.inference_mode():
+                predicted = self.model(**inputs).predicted_depth
+        except Exception as exc:  # noqa: BLE001 - a model that loads can still refuse its inputs (a processor for another model)
+            raise ModelError(f"--depth-model {self.name}: failed on a {width}x{height} frame: {_first_line(exc)}") from None
         resized = torch.nn.functional.interpolate(predicted.reshape(1, 1, *predicted.shape[-2:]).float(), size=(height, width), mode="bicubic", align_corners=False)
         return resized[0, 0].cpu().numpy()
