@@ -7,13 +7,11 @@ import json
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import build_depth_model
-from scumble.core.animation import deforum
+from PIL import Image
+from scumble.core.animation import deforum, preview
 from scumble.core.animation.frames import plan_frames
 from scumble.core.animation.moves import Mover
-from scumble.core.animation import preview
 from scumble.core.errors import ModelError
 from scumble.core.images import camera, flow, motion
 from scumble.core.request.build import FLAGS, Layer, animation_request
@@ -152,7 +150,7 @@ def test_camera_matrix_recovers_a_known_motion(kind):
     b = motion.warp(a, truth)
     found = flow.camera_matrix(a, b, kind)
     corners = np.array([[20, 20, 1], [108, 20, 1], [108, 108, 1], [20, 108, 1]], float).T
-    project = lambda m: (m @ corners)[:2] / (m @ corners)[2]  # noqa: E731
+    project = lambda m: (m @ corners)[:2] / (m @ corners)[2]
     assert np.abs(project(found) - project(truth)).max() < 1.5
 
 

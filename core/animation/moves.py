@@ -6,7 +6,7 @@ state carried over from earlier spans, so a run resumed at a key frame moves exa
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
