@@ -102,8 +102,11 @@ def test_a_tiny_depth_anything_model_gives_depth_at_the_frame_size(depth_model):
     from scumble.core.loading.depth import DepthEstimator
 
     estimator = DepthEstimator(str(depth_model))
+    seen = []
+    estimator.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(tuple(kwargs["pixel_values"].shape[-2:])), with_kwargs=True)
     raw = estimator.raw(textured(48, 32))
     assert raw.shape == (32, 48) and np.isfinite(raw).all() and not estimator.metric
+    assert seen == [(35, 49)]  # run at the frame's size, to the multiple of 7 its patches need (its processor's own size is 28x28)
     assert np.array_equal(raw, estimator.raw(textured(48, 32)))  # the same frame gives the same depth: resume relies on it
 
 

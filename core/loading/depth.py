@@ -58,12 +58,18 @@ class DepthEstimator:
         self.name, self.device, self.metric = name, device, _is_metric(self.model.config)
 
     def raw(self, frame: np.ndarray) -> np.ndarray:
-        """The model's own output for an HxWx3 RGB frame, resized (bicubic) to the frame's size."""
+        """The model's own output for an HxWx3 RGB frame, at the frame's size.
+
+        A model whose processor keeps the aspect ratio (Depth Anything, ZoeDepth) runs at the frame's
+        size, rounded to the multiple it needs; one trained on a fixed square (plain DPT) runs at that.
+        Either way the output is resized (bicubic) to the frame.
+        """
         import torch
 
         height, width = frame.shape[:2]
+        size = {"size": {"height": height, "width": width}} if getattr(self.processor, "keep_aspect_ratio", False) else {}
         try:
-            inputs = self.processor(images=frame, return_tensors="pt").to(self.device)
+            inputs = self.processor(images=frame, return_tensors="pt", **size).to(self.device)
             with torch.inference_mode():
                 predicted = self.model(**inputs).predicted_depth
         except Exception as exc:  # noqa: BLE001 - a model that loads can still refuse its inputs (a processor for another model)
