@@ -61,6 +61,8 @@ def animate(
     if preview:
         from ..core.animation import preview as motion_preview
 
+        if settings.animation_mode == "3D" and settings.depth_model != "none" and not quiet:
+            print("preview: the camera moves through flat depth (--depth-model runs only in a real run)", file=sys.stderr)
         video, sheet = motion_preview.render(settings, plans, settings.contact_sheet)
         print(f"wrote {video} and {sheet} ({len(plans)} frames, motion only)", file=sys.stderr)
         return

@@ -147,3 +147,17 @@ def build_tiny_autoencoder(folder: Path, levels: int = 2, latent_channels: int =
         latent_channels=latent_channels,
     ).save_pretrained(folder)
     return folder
+
+
+def build_depth_model(folder: Path) -> Path:
+    """A tiny random Depth Anything (a DINOv2 backbone and DPT head) with its image processor, as a hub model folder holds them."""
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    torch.manual_seed(0)
+    backbone = Dinov2Config(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=28, patch_size=7,
+                            out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False)
+    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=16, neck_hidden_sizes=[8, 8, 8, 8], fusion_hidden_size=8, head_hidden_size=8, patch_size=7)
+    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
+    DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=True, ensure_multiple_of=7).save_pretrained(folder)
+    return folder

@@ -179,6 +179,24 @@ def test_resume_redoes_a_truncated_last_frame_bit_for_bit(run_cli, tiny_sd, tmp_
     assert (tmp_path / "cut.mp4").read_bytes() == (tmp_path / "full.mp4").read_bytes()
 
 
+@pytest.mark.parametrize("motion", [
+    ["--animation-mode", "3D", "--translation-z", "0: (8)", "--rotation-3d-y", "0: (2)", "--border", "reflect"],
+    ["--optical-flow-cadence", "dis", "--zoom", "0: (1.04)", "--angle", "0: (2)"],
+], ids=["3D", "optical-flow-cadence"])
+def test_resume_in_3d_and_with_optical_flow_cadence_is_bit_for_bit(run_cli, tiny_sd, tmp_path, motion):
+    args = ["--frames", 7, "--cadence", 2, *motion]
+    assert run_animate(run_cli, tiny_sd, *args, "-o", "full.mp4").exit_code == 0
+    assert run_animate(run_cli, tiny_sd, *args, "-o", "cut.mp4").exit_code == 0
+    frames = tmp_path / "cut.frames"
+    for i in (4, 5, 6):
+        (frames / f"{i:09}.png").unlink()
+    (tmp_path / "cut.mp4").unlink()
+    result = run_animate(run_cli, tiny_sd, *args, "-o", "cut.mp4", "--resume")
+    assert result.exit_code == 0, result.stderr
+    assert "resumed at frame 3" in result.stderr  # frame 2 is the last key frame kept; 3 is moved from it again
+    assert (tmp_path / "cut.mp4").read_bytes() == (tmp_path / "full.mp4").read_bytes()
+
+
 @pytest.mark.slow
 def test_kill_9_at_a_random_frame_then_resume_gives_the_same_video(tiny_sd, tmp_path):
     """A real process, killed hard part-way; the resumed video equals an uninterrupted one byte for byte."""

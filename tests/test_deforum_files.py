@@ -248,7 +248,7 @@ def test_the_real_export_renders_quietly_and_debug_lists_every_ignored_key(run_c
     every = warnings(debug)
     read = set(deforum.DIRECT) | deforum.CONSUMED
     assert {line.split("not read: ")[1].split(" = ")[0] for line in every} == set(json.loads(REAL_EXPORT.read_text())) - read
-    assert f"warning: {REAL_EXPORT}: Deforum key not read: hybrid_motion = 'None'" in every and all("Deforum key not read: " in line for line in every)
+    assert f"warning: {REAL_EXPORT}: Deforum key not read: hybrid_comp_mask_type = 'None'" in every and all("Deforum key not read: " in line for line in every)
 
 
 @pytest.mark.parametrize("count", [1, 2])
@@ -302,9 +302,9 @@ def test_features_that_change_the_video_are_one_line_each(run_cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     lines = [w.removeprefix("warning: d.json: ") for w in warnings(result)]
     assert lines == [
-        "3D animation (animation_mode '3D') is rendered as 2D; ignored: translation_z '0: (2.5)', depth_algorithm 'Zoe'",
+        "3D: depth_algorithm 'Zoe' is not run: the camera moves through flat depth unless --depth-model names a transformers depth model (e.g. Intel/zoedepth-nyu-kitti)",
         "Parseq: the embedded parseq_manifest (23 characters) is ignored; the file's own schedules are used",
-        "hybrid video: hybrid_motion 'Optical Flow' not supported",
+        "hybrid video: hybrid_flow_method 'RAFT' runs as DIS (RAFT needs torchvision and its weights)",
         "ControlNet: units 1 (canny, control_canny), 2 (none, None) not applied",
         "guided images: use_looper (init_images, image_strength_schedule) not supported",
         "seed: seed_iter_N 3 ignored (iter adds 1 every key frame)",

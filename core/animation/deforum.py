@@ -29,6 +29,14 @@ DIRECT = {
     "translation_y": "translation_y",
     "transform_center_x": "transform_center_x",
     "transform_center_y": "transform_center_y",
+    "translation_z": "translation_z",
+    "rotation_3d_x": "rotation_3d_x",
+    "rotation_3d_y": "rotation_3d_y",
+    "rotation_3d_z": "rotation_3d_z",
+    "fov_schedule": "fov",
+    "near_schedule": "near",
+    "far_schedule": "far",
+    "hybrid_comp_alpha_schedule": "hybrid_comp_alpha",
     "enable_perspective_flip": "perspective_flip",
     "perspective_flip_theta": "perspective_flip_theta",
     "perspective_flip_phi": "perspective_flip_phi",
@@ -52,7 +60,8 @@ DIRECT = {
 # Keys read for the mapping below (Forge's `scheduler` is a schedule type: "Karras", "Simple").
 CONSUMED = {"prompts", "strength_schedule", "steps", "steps_schedule", "enable_steps_scheduling", "color_coherence", "sampler", "scheduler",
             "use_init", "init_image", "video_init_path", "animation_mode", "animation_prompts_positive", "strength", "strength_0_no_init",
-            "add_soundtrack", "soundtrack_path", "frame_interpolation_engine", "frame_interpolation_x_amount"}
+            "add_soundtrack", "soundtrack_path", "frame_interpolation_engine", "frame_interpolation_x_amount",
+            "padding_mode", "optical_flow_cadence", "hybrid_motion", "hybrid_composite", "hybrid_flow_method"}
 DEFORUM_MARKERS = {"max_frames", "animation_mode", "diffusion_cadence", "strength_schedule"}
 
 # What Deforum's loader (deprecation_utils) renames before it reads a file: old key -> new key, and old values.
@@ -65,10 +74,20 @@ RENAMED_VALUES = {
     "optical_flow_redo_generation": _FLOW,
 }
 REMOVED_KEYS = {"histogram_matching"}
+# Deforum's choices -> ours. RAFT needs torchvision and its weights, which scumble does not fetch: DIS stands in, with a warning.
+FLOW_METHODS = {"DIS Medium": "dis", "DIS Fine": "dis", "Farneback": "farneback", "RAFT": "dis"}
+HYBRID_MOTIONS = {"None": "none", "Optical Flow": "optical-flow", "Perspective": "perspective", "Affine": "affine"}
+HYBRID_COMPOSITES = {"None": "none", "Normal": "normal", "Before Motion": "before-motion", "After Generation": "after-generation"}
+# Deforum's depth algorithms that transformers has a port of: a hint for --depth-model, never fetched.
+TRANSFORMERS_DEPTH = {"Midas-3-Hybrid": "Intel/dpt-hybrid-midas", "Zoe": "Intel/zoedepth-nyu-kitti"}
+PADDING_MODES = {"border": "replicate", "reflection": "reflect", "zeros": "zeros"}  # 3D's padding_mode stands for 2D's border
+THREE_D_SCHEDULES = ("translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z", "fov_schedule", "near_schedule", "far_schedule")
 # Schedules only a switched-off feature reads: Deforum never reads them, so a value out of range there is no error.
 UNUSED_UNLESS = {
     "seed_schedule": lambda data: data.get("seed_behavior") == "schedule",
     **{f"perspective_flip_{k}": (lambda data: _on(data.get("enable_perspective_flip"))) for k in ("theta", "phi", "gamma", "fv")},
+    **{key: (lambda data: data.get("animation_mode") == "3D") for key in THREE_D_SCHEDULES},
+    "hybrid_comp_alpha_schedule": lambda data: _hybrid_on(data) and not _off(data.get("hybrid_composite")),
 }
 
 
@@ -100,6 +119,12 @@ def _unwrap(text: str) -> str:
 def invert_strength(schedule: str) -> str:
     """Deforum keeps `v` of the image; we denoise 1 - v: rewrite every keyframe's value."""
     return ", ".join(f"{kf.text.split(':', 1)[0].strip()}: (1-({_unwrap(kf.value.source)}))" for kf in parse(schedule, "strength_schedule"))
+
+
+def _hybrid_on(data: dict) -> bool:
+    """Deforum mixes a video into 2D and 3D animations (its hybrid video) when either switch is on and a video is named."""
+    switched = any(not _off(data.get(key)) for key in ("hybrid_motion", "hybrid_composite"))
+    return switched and data.get("animation_mode", "2D") in ("2D", "3D") and bool(data.get("video_init_path"))
 
 
 def _on(value) -> bool:
@@ -181,18 +206,16 @@ def apply_renames(data: dict) -> dict:
 
 # ---------------------------------------------------------------- what a file asks for that scumble does not do
 
-_3D_MOTION = {"translation_z": 0.0, "rotation_3d_x": 0.0, "rotation_3d_y": 0.0, "rotation_3d_z": 0.0}
-_3D_CAMERA = {"fov_schedule": 70.0, "near_schedule": 200.0, "far_schedule": 10000.0, "aspect_ratio_schedule": 1.0, "aspect_ratio_use_old_formula": False}
-_DEPTH = {"use_depth_warping": True, "depth_algorithm": "Midas-3-Hybrid", "midas_weight": 0.2, "padding_mode": "border", "sampling_mode": "bicubic"}
+_3D_IGNORED = {"aspect_ratio_schedule": 1.0, "aspect_ratio_use_old_formula": False, "sampling_mode": "bicubic"}
+_HYBRID_IGNORED = {"hybrid_motion_use_prev_img": False, "hybrid_flow_consistency": False, "hybrid_flow_factor_schedule": 1.0, "hybrid_use_init_image": False,
+                   "hybrid_use_first_frame_as_init_image": True, "hybrid_comp_mask_type": "None", "hybrid_generate_human_masks": "None"}
+_NO_RAFT = "runs as DIS (RAFT needs torchvision and its weights)"
 
 
 def _animation_mode(data: dict) -> str | None:
     mode = data.get("animation_mode", "2D")
-    if mode == "2D" or (mode == "Video Input" and data.get("video_init_path")):
+    if mode in ("2D", "3D") or (mode == "Video Input" and data.get("video_init_path")):
         return None
-    if mode == "3D":
-        changed = _changed(data, _3D_MOTION | _3D_CAMERA | _DEPTH)
-        return "3D animation (animation_mode '3D') is rendered as 2D" + (f"; ignored: {', '.join(changed)}" if changed else "")
     if mode == "Video Input":
         return "animation_mode 'Video Input' without a video_init_path is rendered as 2D"
     return f"animation_mode {_shown(mode)} is rendered as 2D"
@@ -219,9 +242,40 @@ def _parseq(data: dict) -> str | None:
     return f"Parseq: the embedded parseq_manifest ({size:,} characters) is ignored; the file's own schedules are used"
 
 
+def _three_d(data: dict) -> str | None:
+    """What a 3D file asks for that is not rendered: Deforum's own depth models above all (the camera then moves through flat depth)."""
+    if data.get("animation_mode") != "3D":
+        return None
+    parts = []
+    if _on(data.get("use_depth_warping", True)):
+        algorithm = data.get("depth_algorithm", "Midas-3-Hybrid")
+        hint = f" (e.g. {TRANSFORMERS_DEPTH[algorithm]})" if algorithm in TRANSFORMERS_DEPTH else ""
+        depth = f"depth_algorithm {_shown(algorithm)} is not run: the camera moves through flat depth unless --depth-model names a transformers depth model{hint}"
+        parts.append(depth + ("; save_depth_maps saves nothing without one" if _on(data.get("save_depth_maps")) else ""))
+    ignored = _changed(data, _3D_IGNORED)
+    if data.get("padding_mode", "border") not in PADDING_MODES:
+        ignored.append(f"padding_mode {_shown(data['padding_mode'])}")
+    if ignored:
+        parts.append(f"ignored: {', '.join(ignored)}")
+    return "3D: " + "; ".join(parts) if parts else None
+
+
 def _hybrid(data: dict) -> str | None:
     on = [f"{key} {_shown(data[key])}" for key in ("hybrid_motion", "hybrid_composite") if key in data and not _off(data[key])]
-    return f"hybrid video: {', '.join(on)} not supported" if on else None
+    if not on:
+        return None
+    mode = data.get("animation_mode", "2D")
+    if mode not in ("2D", "3D"):
+        return f"hybrid video: {', '.join(on)} ignored (Deforum mixes a video into 2D and 3D animations, not {_shown(mode)})"
+    if not data.get("video_init_path"):
+        return f"hybrid video: {', '.join(on)} ignored (no video_init_path)"
+    notes = [f"{key} {_shown(data[key])} unknown" for key, known in (("hybrid_motion", HYBRID_MOTIONS), ("hybrid_composite", HYBRID_COMPOSITES)) if key in data and not _off(data[key]) and data[key] not in known]
+    if data.get("hybrid_motion") == "Optical Flow" and data.get("hybrid_flow_method", "RAFT") not in ("DIS Medium", "DIS Fine", "Farneback"):
+        notes.append(f"hybrid_flow_method {_shown(data.get('hybrid_flow_method', 'RAFT'))} {_NO_RAFT}")
+    ignored = _changed(data, _HYBRID_IGNORED)
+    if ignored:
+        notes.append("ignored: " + ", ".join(ignored))
+    return "hybrid video: " + "; ".join(notes) if notes else None
 
 
 def _controlnet(data: dict) -> str | None:
@@ -237,14 +291,22 @@ def _number(value, default: float) -> float:
 
 
 def _flow(data: dict) -> str | None:
-    on = []
-    if not _off(data.get("optical_flow_cadence")) and _number(data.get("diffusion_cadence", 1), 1) > 1:
-        on.append(f"optical_flow_cadence {_shown(data['optical_flow_cadence'])}")
+    notes = []
+    method = data.get("optical_flow_cadence")
+    if not _off(method) and _number(data.get("diffusion_cadence", 1), 1) > 1:
+        if method not in FLOW_METHODS:
+            notes.append(f"optical_flow_cadence {_shown(method)} unknown (cadence frames are cross-faded)")
+        elif method == "RAFT":
+            notes.append(f"optical_flow_cadence 'RAFT' {_NO_RAFT}")
+        notes += [f"{change} ignored" for change in _changed(data, {"cadence_flow_factor_schedule": 1.0})]
+    redo = []
     if not _off(data.get("optical_flow_redo_generation")):
-        on.append(f"optical_flow_redo_generation {_shown(data['optical_flow_redo_generation'])}")
+        redo.append(f"optical_flow_redo_generation {_shown(data['optical_flow_redo_generation'])}")
     if _number(data.get("diffusion_redo", 0), 0) > 0:
-        on.append(f"diffusion_redo {_shown(data['diffusion_redo'])}")
-    return f"optical flow: {', '.join(on)} not supported (cadence frames are cross-faded)" if on else None
+        redo.append(f"diffusion_redo {_shown(data['diffusion_redo'])}")
+    if redo:
+        notes.append(f"{', '.join(redo)} not supported")
+    return f"optical flow: {'; '.join(notes)}" if notes else None
 
 
 def _per_frame_switches(data: dict) -> str | None:
@@ -316,7 +378,7 @@ def _output(data: dict) -> str | None:
     return f"video: {', '.join(on)} not supported" if on else None
 
 
-FEATURES = (_animation_mode, _video_input, _noise_multiplier, _parseq, _hybrid, _controlnet, _flow, _per_frame_switches,
+FEATURES = (_animation_mode, _three_d, _video_input, _noise_multiplier, _parseq, _hybrid, _controlnet, _flow, _per_frame_switches,
             _masks, _looper, _seed, _colour, _image, _init_strength, _output)
 
 
@@ -374,6 +436,22 @@ def _sampler(data: dict, warnings: list[str]) -> str | None:
     return f"{base} {label}"
 
 
+def _motion_values(data: dict) -> dict:
+    """3D, optical-flow cadence and hybrid video, in our names; what does not map is warned about by the FEATURES above."""
+    values = {}
+    if data.get("animation_mode") == "3D":
+        values["animation_mode"] = "3D"
+        if data.get("padding_mode") in PADDING_MODES:
+            values["border"] = PADDING_MODES[data["padding_mode"]]
+    if data.get("optical_flow_cadence") in FLOW_METHODS:
+        values["optical_flow_cadence"] = FLOW_METHODS[data["optical_flow_cadence"]]
+    motion, composite = HYBRID_MOTIONS.get(data.get("hybrid_motion"), "none"), HYBRID_COMPOSITES.get(data.get("hybrid_composite"), "none")
+    if _hybrid_on(data) and (motion, composite) != ("none", "none"):
+        values |= {"video_input": data["video_init_path"], "hybrid_motion": motion, "hybrid_composite": composite}
+        values["hybrid_flow_method"] = FLOW_METHODS.get(data.get("hybrid_flow_method", "RAFT"), "dis")
+    return values
+
+
 def unused_schedules(data: dict) -> list[str]:
     """Our names of the schedules only a feature this file switches off would read (the caller may drop a bad one)."""
     return [DIRECT[key] for key, used in UNUSED_UNLESS.items() if key in data and not used(data)]
@@ -419,5 +497,6 @@ def from_deforum(data: dict) -> DeforumImport:
         values["soundtrack"] = soundtrack
     if not _off(data.get("frame_interpolation_engine")) and data.get("frame_interpolation_x_amount") is not None:
         values["interpolate"] = data["frame_interpolation_x_amount"]
+    values |= _motion_values(data)
     ignored = [(k, _shown(data[k])) for k in sorted(data) if k not in DIRECT and k not in CONSUMED]
     return DeforumImport(values, [name for name in unused_schedules(data) if name in values], warnings + unsupported_features(data), ignored)

@@ -1,25 +1,15 @@
-"""Planning and making frames: every schedule evaluated before frame 0, then each frame warped and redrawn."""
+"""Planning frames: every schedule of every frame evaluated, and every value checked, before frame 0."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..errors import InputError, UsageError
-from ..images import inputs, motion
-from ..images import pixels as imaging
+from ..errors import UsageError
 from ..sampling import strength as strengths
 from ..sampling.strength import Denoise
-from ..sampling.settings import ImageJob, Sampling
 from .keyframes import Schedule, ScheduleError, _Refused, compile_expression
-from .settings import SCHEDULE_FIELDS, AnimationSettings
-
-if TYPE_CHECKING:  # `animate --plan` plans without torch; only a run needs the engine
-    from ..sampling.engine import Engine
+from .settings import ONLY_2D, ONLY_3D, SCHEDULE_FIELDS, AnimationSettings
 
 FRAME_NAME = "{:09}.png"
 
@@ -76,11 +66,13 @@ def frame_seed(settings: AnimationSettings, index: int, generation: int, seed_va
 
 def schedules_in_use(settings: AnimationSettings) -> tuple[str, ...]:
     """Schedules that can change the video: a schedule a switched-off feature would read is not evaluated (nor refused)."""
-    unused = set()
+    unused = set(ONLY_2D if settings.animation_mode == "3D" else ONLY_3D)
     if settings.seed_behavior != "schedule":
         unused.add("seed_schedule")
     if not settings.perspective_flip:
         unused |= {"perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma", "perspective_flip_fv"}
+    if not (settings.hybrid and settings.hybrid_composite != "none"):
+        unused.add("hybrid_comp_alpha")
     return tuple(name for name in SCHEDULE_FIELDS if name not in unused)
 
 
@@ -143,118 +135,3 @@ def _denoise_plan(steps: int, strength: float, index: int) -> Denoise:
         return strengths.plan(1, strength, exact=True, flag="strength")
     except UsageError as exc:
         raise ScheduleError(f"frame {index}: {exc}") from None
-
-
-def frame_matrix(settings: AnimationSettings, plan: FramePlan, width: int, height: int) -> np.ndarray:
-    """The 2D (and perspective-flip) motion that carries the previous frame to this one."""
-    v = plan.values
-    matrix = motion.motion_matrix(width, height, v["zoom"], v["angle"], v["translation_x"], v["translation_y"], v["transform_center_x"], v["transform_center_y"])
-    if settings.perspective_flip:
-        matrix = motion.perspective_matrix(width, height, v["perspective_flip_theta"], v["perspective_flip_phi"], v["perspective_flip_gamma"], v["perspective_flip_fv"]) @ matrix
-    return matrix
-
-
-def warp_frame(frame: np.ndarray, settings: AnimationSettings, plan: FramePlan) -> np.ndarray:
-    height, width = frame.shape[:2]
-    return motion.warp(frame, frame_matrix(settings, plan, width, height), settings.border)
-
-
-class Animator:
-    """Makes the frames of one run in order, yielding (index, frame) as each is final."""
-
-    def __init__(self, engine: Engine, settings: AnimationSettings, plans: list[FramePlan]):
-        self.engine, self.settings, self.plans = engine, settings, plans
-        self.width, self.height = engine.size(settings.width, settings.height)
-        self.reference: np.ndarray | None = None
-        self.video_frames = None
-
-    def sampling(self, plan: FramePlan, steps: int) -> Sampling:
-        return Sampling(steps, plan.values["cfg"], self.width, self.height, self.settings.scheduler, self.settings.noise_schedule, self.settings.timestep_spacing)
-
-    def warp(self, frame: np.ndarray, plan: FramePlan) -> np.ndarray:
-        return warp_frame(frame, self.settings, plan)
-
-    def diffuse(self, start: np.ndarray | None, plan: FramePlan, on_step=None) -> np.ndarray:
-        from PIL import Image
-
-        job = ImageJob(plan.prompt, plan.negative_prompt, plan.seed, plan.index)
-        if start is None:
-            images = self.engine.txt2img([job], self.sampling(plan, int(round(plan.values["steps"]))), on_step)
-        else:
-            images = self.engine.img2img([job], [Image.fromarray(start)], self.sampling(plan, int(round(plan.values["steps"]))), plan.denoise, on_step)
-        return np.asarray(images[0].convert("RGB"))
-
-    def prepare(self, frame: np.ndarray, plan: FramePlan) -> np.ndarray:
-        """Deforum's order before img2img: colour match, contrast, anti-blur, then seeded noise."""
-        v, s = plan.values, self.settings
-        frame = motion.match_colors(frame, self.reference, s.color_coherence)
-        frame = motion.adjust_contrast(frame, v["contrast"])
-        frame = motion.unsharp_mask(frame, v["kernel"], v["sigma"], v["amount"], v["threshold"])
-        if v["noise"] > 0:
-            frame = motion.add_noise(frame, v["noise"], motion.noise_image(self.height, self.width, plan.seed, s.noise_type, s.perlin_octaves, s.perlin_persistence))
-        return frame
-
-    def first_frame(self, on_step=None) -> np.ndarray:
-        s, plan = self.settings, self.plans[0]
-        if s.video_input:
-            return self.diffuse(self._video_frame(0), plan, on_step)
-        if s.init_image:
-            data = inputs.InputItem(s.init_image, Path(s.init_image), Path(s.init_image).name).read_bytes()
-            init = imaging.resize(inputs.decode_rgb(data, f"--init-image {s.init_image}"), self.width, self.height, "crop")
-            return self.diffuse(init, plan, on_step)
-        return self.diffuse(None, plan, on_step)
-
-    def _video_frame(self, index: int) -> np.ndarray:
-        if self.video_frames is None:
-            self.video_frames = read_video_frames(Path(self.settings.video_input), self.settings.extract_nth_frame, self.width, self.height, len(self.plans))
-        return self.video_frames[index]
-
-    def run(self, start_key: int = 0, start_frame: np.ndarray | None = None, reference: np.ndarray | None = None, on_step=None):
-        """Yield (index, frame) from `start_key` on; resuming passes that key frame and frame 0 back in."""
-        keys = [p.index for p in self.plans if p.key]
-        if start_key == 0:
-            previous = self.first_frame(on_step)
-            self.reference = motion.ColorReference(previous)
-            yield 0, previous
-        else:
-            previous, self.reference = start_frame, motion.ColorReference(reference)
-        for prev_key, key in zip(keys, keys[1:]):
-            if key <= start_key:
-                continue
-            chain, frame = [], previous
-            for index in range(prev_key + 1, key + 1):
-                frame = self._video_frame(index) if self.settings.video_input else self.warp(frame, self.plans[index])
-                chain.append(frame)
-            plan = self.plans[key]
-            made = self.diffuse(self.prepare(chain[-1], plan), plan, on_step)
-            made = motion.match_colors(made, self.reference, self.settings.color_coherence)
-            span = key - prev_key
-            for offset, warped in enumerate(chain[:-1], start=1):  # cadence: cross-fade the warped frames into the new key
-                tween = offset / span
-                yield prev_key + offset, np.clip(warped.astype(np.float32) * (1 - tween) + made.astype(np.float32) * tween, 0, 255).round().astype(np.uint8)
-            previous = made
-            yield key, made
-
-
-def read_video_frames(path: Path, nth: int, width: int, height: int, limit: int) -> list[np.ndarray]:
-    import imageio_ffmpeg
-
-    if not path.is_file():
-        raise InputError(f"--video-input {path}: no such file")
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-    except (RuntimeError, OSError, StopIteration) as exc:
-        raise InputError(f"--video-input {path}: not a video ffmpeg can read ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc})") from exc
-    w, h = meta["size"]
-    frames = []
-    for i, raw in enumerate(reader):
-        if i % nth == 0:
-            frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3)
-            frames.append(imaging.resize(frame, width, height, "crop"))
-            if len(frames) >= limit:
-                reader.close()
-                break
-    if len(frames) < limit:
-        raise InputError(f"--video-input {path}: has {len(frames)} frames at every {nth}th, fewer than --frames {limit}")
-    return frames

@@ -14,7 +14,8 @@ from ..errors import ScumbleError
 from ..images import inputs
 from ..images import pixels as px
 from ..records import output
-from .frames import FramePlan, warp_frame
+from .frames import FramePlan
+from .moves import warp_frame
 from .settings import AnimationSettings
 
 PREVIEW_SIDE = 512  # no model to ask for its native size; Deforum's own default

@@ -27,12 +27,14 @@ from ..errors import InputError, ScumbleError, UsageError
 from ..images import inputs
 from ..records import output
 from ..sampling.engine import Engine
-from .frames import FRAME_NAME, Animator, plan_frames
+from .animator import Animator
+from .frames import FRAME_NAME, plan_frames
 from .settings import AnimationSettings
 
 # ---------------------------------------------------------------- the run: frames on disk, video, resume
 
 RECORD = "settings.json"
+DEPTH_NAME = "depth_" + FRAME_NAME
 CONTACT_SHEET = "contact_sheet.png"
 # Keys only our own record has: a settings.json without them is someone else's and is never replaced.
 RECORD_KEYS = {"prompts", "frames", "model_hash"}
@@ -85,10 +87,21 @@ def _is_frame(name: str) -> bool:
     return suffix == "png" and stem.isdigit() and stem.isascii() and name == FRAME_NAME.format(int(stem))
 
 
+def _depth_index(name: str) -> int | None:
+    """The frame a depth map (--save-depth) belongs to, or None for any other name."""
+    prefix, _, frame = name.partition("_")
+    return int(frame[:-4]) if prefix == "depth" and _is_frame(frame) else None
+
+
+def _index(name: str) -> int | None:
+    """The frame a file of ours is of: a frame or its depth map."""
+    return int(name.partition(".")[0]) if _is_frame(name) else _depth_index(name)
+
+
 def _is_ours(name: str) -> bool:
     if (match := _WRITE_TEMP.fullmatch(name)) is not None:
         name = match.group(1)
-    return name in (RECORD, CONTACT_SHEET) or _is_frame(name)
+    return name in (RECORD, CONTACT_SHEET) or _index(name) is not None
 
 
 def _ours(folder: Path, keep=lambda name: False) -> list[Path]:
@@ -160,6 +173,7 @@ def _make_folder(folder: Path) -> list[Path]:
 
 def _check_sources(animator: Animator, settings: AnimationSettings, from_frame_0: bool) -> None:
     """Read the sources now: a bad --video-input or --init-image must fail before anything on disk changes."""
+    animator.mover.load_depth()
     if settings.video_input:
         animator._video_frame(0)
     elif settings.init_image and from_frame_0:
@@ -339,14 +353,14 @@ class _Run:
         if writer:
             writer.tmp.unlink(missing_ok=True)  # left by a run killed with -9; ours, and never a finished video
         if settings.resume:  # frames after the last complete key frame are redone
-            _remove(p for p in _ours(folder) if _is_frame(p.name) and int(p.name.partition(".")[0]) >= done)
+            _remove(p for p in _ours(folder) if (index := _index(p.name)) is not None and index >= done)
         for index in range(done):  # a resumed video re-streams what is on disk, so it matches an uninterrupted one
             frame = self.read_frame(index)
             if writer:
                 with stop.writing():
                     writer.add(frame)
             self.reporter.frame_done(index, settings.frames, resumed=True)
-        for index, frame in self.animator.run(self.start_key if done else 0, self.start_frame, self.reference, on_step=self.reporter.step):
+        for index, frame in self.animator.run(self.start_key if done else 0, self.start_frame, self.reference, on_step=self.reporter.step, on_depth=self._depth_writer(stop)):
             if index < done:
                 continue
             with stop.writing():
@@ -355,6 +369,19 @@ class _Run:
                 if writer:
                     writer.add(frame)
             self.reporter.frame_done(index, settings.frames)
+
+    def _depth_writer(self, stop: "_StopSignals"):
+        """With --save-depth: write each depth map as it is made, a write a signal waits for like a frame's."""
+        from PIL import Image
+
+        from ..images.camera import depth_image
+
+        def write(index: int, depth: np.ndarray) -> None:
+            with stop.writing():
+                self.begin()
+                output.write_bytes(output.encode_png(Image.fromarray(depth_image(depth)), compress_level=1), self.folder / DEPTH_NAME.format(index), overwrite=True)
+
+        return write if self.settings.save_depth else None
 
     def fail(self, exc: BaseException) -> None:
         """A failed run leaves the old video, and no trace of itself when it made no frame."""
@@ -375,7 +402,7 @@ class _Run:
             if settings.contact_sheet and made:
                 write_contact_sheet(folder, made, settings.contact_sheet, folder / CONTACT_SHEET)
             if self.video_path and not settings.keep_frames and not interrupted:
-                _remove(_ours(folder, keep=lambda name: name == CONTACT_SHEET and settings.contact_sheet))
+                _remove(_ours(folder, keep=lambda name: (name == CONTACT_SHEET and settings.contact_sheet) or _depth_index(name) is not None))
                 _remove_empty_folders([folder])
         except OSError as exc:
             raise _os_error(exc, folder) from exc

@@ -9,12 +9,16 @@ from .keyframes import ParsedSchedule
 
 SEED_BEHAVIORS = ("iter", "fixed", "random", "ladder", "alternate", "schedule")
 SCHEDULE_FIELDS = (
-    "zoom", "angle", "translation_x", "translation_y", "transform_center_x", "transform_center_y",
+    "zoom", "angle", "translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z",
+    "fov", "near", "far", "transform_center_x", "transform_center_y",
     "perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma", "perspective_flip_fv",
-    "noise", "strength", "contrast", "cfg", "steps", "amount", "kernel", "sigma", "threshold", "seed_schedule",
+    "noise", "strength", "contrast", "cfg", "steps", "amount", "kernel", "sigma", "threshold", "seed_schedule", "hybrid_comp_alpha",
 )
+ONLY_3D = ("translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z", "fov", "near", "far", "depth_model")
+ONLY_2D = ("zoom", "angle", "transform_center_x", "transform_center_y")
+HYBRID = ("hybrid_motion", "hybrid_flow_method", "hybrid_composite", "hybrid_comp_alpha")
 # Options that change how the result is stored or shown, not what it is: they may differ on --resume.
-NOT_SETTINGS = {"output", "keep_frames", "contact_sheet", "resume", "overwrite", "soundtrack", "soundtrack_offset", "interpolate", "deflicker"}
+NOT_SETTINGS = {"output", "keep_frames", "contact_sheet", "resume", "overwrite", "soundtrack", "soundtrack_offset", "interpolate", "deflicker", "save_depth"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class AnimationSettings:
     seed: int
     seed_behavior: str
     cadence: int
+    optical_flow_cadence: str  # none | dis | farneback: how the frames between two key frames are made
+    animation_mode: str  # 2D | 3D
     zoom: ParsedSchedule
     angle: ParsedSchedule
     translation_x: ParsedSchedule
@@ -41,6 +47,15 @@ class AnimationSettings:
     perspective_flip_phi: ParsedSchedule
     perspective_flip_gamma: ParsedSchedule
     perspective_flip_fv: ParsedSchedule
+    translation_z: ParsedSchedule
+    rotation_3d_x: ParsedSchedule
+    rotation_3d_y: ParsedSchedule
+    rotation_3d_z: ParsedSchedule
+    fov: ParsedSchedule
+    near: ParsedSchedule
+    far: ParsedSchedule
+    depth_model: str  # "none": flat depth
+    save_depth: bool
     border: str
     color_coherence: str
     noise: ParsedSchedule
@@ -62,6 +77,10 @@ class AnimationSettings:
     init_image: str | None
     video_input: str | None
     extract_nth_frame: int
+    hybrid_motion: str  # none | optical-flow | perspective | affine
+    hybrid_flow_method: str
+    hybrid_composite: str  # none | normal | before-motion | after-generation
+    hybrid_comp_alpha: ParsedSchedule
     output: str
     crf: int
     keep_frames: bool
@@ -77,6 +96,20 @@ class AnimationSettings:
         """Plain JSON-able values: schedules and noise schedules as the text they were given as."""
         return {f.name: (str(v) if isinstance(v, (ParsedSchedule, NoiseSpec)) else v) for f in fields(self) for v in [getattr(self, f.name)]}
 
+    @property
+    def hybrid(self) -> bool:
+        """Video frames steer generated ones (Deforum's hybrid video) instead of being redrawn one by one."""
+        return bool(self.video_input) and (self.hybrid_motion != "none" or self.hybrid_composite != "none")
+
     def identity(self) -> dict:
-        # An unset timestep spacing is left out, so a run recorded before the field existed still resumes.
-        return {k: v for k, v in self.as_dict().items() if k not in NOT_SETTINGS and not (k == "timestep_spacing" and v == "")}
+        """What decides the frames. A feature switched off is left out, so a run recorded before it existed still resumes."""
+        left_out = set(NOT_SETTINGS)
+        if self.timestep_spacing == "":
+            left_out.add("timestep_spacing")
+        if self.animation_mode == "2D":
+            left_out |= {"animation_mode", *ONLY_3D}
+        if self.optical_flow_cadence == "none":
+            left_out.add("optical_flow_cadence")
+        if not self.hybrid:
+            left_out |= set(HYBRID)
+        return {k: v for k, v in self.as_dict().items() if k not in left_out}

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import UsageError
 
-BORDERS = {"replicate": cv2.BORDER_REPLICATE, "wrap": cv2.BORDER_WRAP, "reflect": cv2.BORDER_REFLECT_101}
+# zeros (black) is Deforum 3D's third padding mode; its 2D warp knows only replicate and wrap.
+BORDERS = {"replicate": cv2.BORDER_REPLICATE, "wrap": cv2.BORDER_WRAP, "reflect": cv2.BORDER_REFLECT_101, "zeros": cv2.BORDER_CONSTANT}
 COLOR_MODES = ("none", "lab", "hsv", "rgb")
 NOISE_TYPES = ("perlin", "uniform")
 

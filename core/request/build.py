@@ -231,7 +231,22 @@ def animation_request(layers: Sequence[Layer]):
     values, _origin = merge("animate", layers)
     if values["seed"] is None:
         values["seed"] = random_seed()
+    _check_motion(values)
     return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings)})
+
+
+def _check_motion(values: Mapping[str, Any]) -> None:
+    """Options of a motion feature that is not on would silently do nothing: refuse them instead."""
+    if values["animation_mode"] != "3D":
+        for name, off in (("depth_model", "none"), ("save_depth", False)):
+            if values[name] != off:
+                raise UsageError(f"--{name.replace('_', '-')} goes with --animation-mode 3D")
+    if values["save_depth"] and values["depth_model"] == "none":
+        raise UsageError("--save-depth keeps the maps --depth-model makes; without one the depth is flat")
+    if not values["video_input"]:
+        for name in ("hybrid_motion", "hybrid_composite"):
+            if values[name] != "none":
+                raise UsageError(f"--{name.replace('_', '-')} {values[name]} moves or blends by the video of --video-input, and none is given")
 
 
 def _checked_prompts(prompts: Sequence[str]) -> tuple[str, ...]:

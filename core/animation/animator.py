@@ -1,0 +1,117 @@
+"""Making the frames of a run: the first from txt2img (or the init image, or the video), each key frame by img2img from the last one moved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import InputError
+from ..images import inputs, motion
+from ..images import pixels as imaging
+from ..sampling.settings import ImageJob, Sampling
+from .frames import FramePlan
+from .moves import Mover
+from .settings import AnimationSettings
+
+if TYPE_CHECKING:  # `animate --plan` plans without torch; only a run needs the engine
+    from ..sampling.engine import Engine
+
+
+class Animator:
+    """Makes the frames of one run in order, yielding (index, frame) as each is final."""
+
+    def __init__(self, engine: Engine, settings: AnimationSettings, plans: list[FramePlan]):
+        self.engine, self.settings, self.plans = engine, settings, plans
+        self.width, self.height = engine.size(settings.width, settings.height)
+        self.reference: np.ndarray | None = None
+        self.video_frames = None
+        self.mover = Mover(settings, plans, self._video_frame, engine.runtime.device)
+
+    def sampling(self, plan: FramePlan, steps: int) -> Sampling:
+        return Sampling(steps, plan.values["cfg"], self.width, self.height, self.settings.scheduler, self.settings.noise_schedule, self.settings.timestep_spacing)
+
+    def diffuse(self, start: np.ndarray | None, plan: FramePlan, on_step=None) -> np.ndarray:
+        from PIL import Image
+
+        job = ImageJob(plan.prompt, plan.negative_prompt, plan.seed, plan.index)
+        if start is None:
+            images = self.engine.txt2img([job], self.sampling(plan, int(round(plan.values["steps"]))), on_step)
+        else:
+            images = self.engine.img2img([job], [Image.fromarray(start)], self.sampling(plan, int(round(plan.values["steps"]))), plan.denoise, on_step)
+        return np.asarray(images[0].convert("RGB"))
+
+    def prepare(self, frame: np.ndarray, plan: FramePlan) -> np.ndarray:
+        """Deforum's order before img2img: colour match, contrast, anti-blur, then seeded noise."""
+        v, s = plan.values, self.settings
+        frame = motion.match_colors(frame, self.reference, s.color_coherence)
+        frame = motion.adjust_contrast(frame, v["contrast"])
+        frame = motion.unsharp_mask(frame, v["kernel"], v["sigma"], v["amount"], v["threshold"])
+        if v["noise"] > 0:
+            frame = motion.add_noise(frame, v["noise"], motion.noise_image(self.height, self.width, plan.seed, s.noise_type, s.perlin_octaves, s.perlin_persistence))
+        return frame
+
+    def first_frame(self, on_step=None) -> np.ndarray:
+        s, plan = self.settings, self.plans[0]
+        if s.video_input:
+            return self.diffuse(self._video_frame(0), plan, on_step)
+        if s.init_image:
+            data = inputs.InputItem(s.init_image, Path(s.init_image), Path(s.init_image).name).read_bytes()
+            init = imaging.resize(inputs.decode_rgb(data, f"--init-image {s.init_image}"), self.width, self.height, "crop")
+            return self.diffuse(init, plan, on_step)
+        return self.diffuse(None, plan, on_step)
+
+    def _video_frame(self, index: int) -> np.ndarray:
+        if self.video_frames is None:
+            self.video_frames = read_video_frames(Path(self.settings.video_input), self.settings.extract_nth_frame, self.width, self.height, len(self.plans))
+        return self.video_frames[index]
+
+    def run(self, start_key: int = 0, start_frame: np.ndarray | None = None, reference: np.ndarray | None = None, on_step=None, on_depth=None):
+        """Yield (index, frame) from `start_key` on; resuming passes that key frame and frame 0 back in."""
+        keys = [p.index for p in self.plans if p.key]
+        self.mover.on_depth = on_depth
+        if start_key == 0:
+            previous = self.first_frame(on_step)
+            self.reference = motion.ColorReference(previous)
+            yield 0, previous
+        else:
+            previous, self.reference = start_frame, motion.ColorReference(reference)
+        for prev_key, key in zip(keys, keys[1:]):
+            if key <= start_key:
+                continue
+            chain = self.mover.span(previous, prev_key, key)
+            made = self.key_frame(chain[-1], self.plans[key], on_step)
+            yield from self.mover.in_betweens(previous, chain, made, prev_key)
+            previous = made
+            yield key, made
+
+    def key_frame(self, start: np.ndarray, plan: FramePlan, on_step=None) -> np.ndarray:
+        made = self.diffuse(self.prepare(start, plan), plan, on_step)
+        if self.settings.hybrid and self.settings.hybrid_composite == "after-generation":
+            made = self.mover.composite(made, plan.index)
+        return motion.match_colors(made, self.reference, self.settings.color_coherence)
+
+
+def read_video_frames(path: Path, nth: int, width: int, height: int, limit: int) -> list[np.ndarray]:
+    import imageio_ffmpeg
+
+    if not path.is_file():
+        raise InputError(f"--video-input {path}: no such file")
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+    except (RuntimeError, OSError, StopIteration) as exc:
+        raise InputError(f"--video-input {path}: not a video ffmpeg can read ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc})") from exc
+    w, h = meta["size"]
+    frames = []
+    for i, raw in enumerate(reader):
+        if i % nth == 0:
+            frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+            frames.append(imaging.resize(frame, width, height, "crop"))
+            if len(frames) >= limit:
+                reader.close()
+                break
+    if len(frames) < limit:
+        raise InputError(f"--video-input {path}: has {len(frames)} frames at every {nth}th, fewer than --frames {limit}")
+    return frames
