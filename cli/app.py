@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..core.errors import ScumbleError
 
-from . import animate, grid, img2img, inpaint, listings, prompt, schedules, txt2img
+from . import animate, grid, img2img, inpaint, listings, prompt, schedules, train_lora, txt2img
 from .render import error_line
 
 
@@ -95,6 +95,7 @@ app.command("img2img", no_args_is_help=True)(img2img.img2img)
 app.command("inpaint", no_args_is_help=True)(inpaint.inpaint)
 app.command("animate", no_args_is_help=True)(animate.animate)
 app.command("grid", no_args_is_help=True)(grid.grid)
+app.command("train-lora", no_args_is_help=True)(train_lora.train_lora)
 app.add_typer(schedules.app, name="schedules")
 app.command("prompt", no_args_is_help=True)(prompt.prompt)
 app.command("info")(listings.info)
