@@ -8,7 +8,6 @@ schedule's position, so a run killed at any step and resumed takes the same path
 from __future__ import annotations
 
 import math
-import shutil
 import signal
 import time
 from contextlib import contextmanager
@@ -290,8 +289,7 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
 
     def state(self, step: int, identity: dict) -> checkpoint.State:
-        params = {name: p for name, p in trainable(self.pipe).items()}
-        return checkpoint.State(step, identity, params, self.optimizer.state_dict(), self.schedule.state_dict(), self.losses)
+        return checkpoint.State(step, identity, trainable(self.pipe), self.optimizer.state_dict(), self.schedule.state_dict(), self.losses)
 
     def restore(self, state: checkpoint.State) -> None:
         params = trainable(self.pipe)
@@ -347,76 +345,127 @@ def check_paths(job: Job, settings: Settings) -> None:
         refuse_existing(job.sheet, job.overwrite)
 
 
-def train(job: Job, settings: Settings, reporter=None) -> Result:
-    """Train, checkpointing as it goes, and write the LoRA; see the module's docstring for the guarantees."""
+@dataclass
+class Run:
+    """One run's inputs, resolved: the pictures, the model, the size, and what identifies the run for --resume."""
+
+    job: Job
+    settings: Settings
+    reporter: object
+    pictures: list[data.Picture]
+    pipe: object
+    model_name: str
+    model_hash: str
+    size: int
+
+    @property
+    def identity(self) -> dict:
+        return self.settings.identity() | {"resolution": self.size, "model_hash": self.model_hash, "captions_sha256": data.captions_hash(self.pictures)}
+
+    @property
+    def saved(self) -> Path:
+        return self.job.folder / "checkpoint.safetensors"
+
+
+def prepare(job: Job, settings: Settings, reporter) -> Run:
+    """Every check that can fail before any work: settings, paths, pictures, the model."""
     from ...core.loading import sources
 
-    reporter = reporter or Silent()
-    started = time.perf_counter()
     settings.check()
     check_paths(job, settings)
     pictures = data.load_pictures(list(job.images), job.caption, settings.trigger)
     pipe, source, _ = load_model(job)
     size = resolution_for(pipe, settings.resolution)
-    model_hash = sources.weights_hash(source)
-    identity = settings.identity() | {"resolution": size, "model_hash": model_hash, "captions_sha256": data.captions_hash(pictures)}
     for label in long_captions(pipe, pictures):
         reporter.notice(f"{label}: the caption is longer than the text encoder reads ({pipe.tokenizer.model_max_length} tokens); its end is not learned")
-    folder = job.folder
-    folder.mkdir(parents=True, exist_ok=True)
+    return Run(job, settings, reporter, pictures, pipe, source.name, sources.weights_hash(source), size)
+
+
+def make_trainer(run: Run) -> Trainer:
+    """Class pictures (made by the model before it has adapters), the latents, then the adapters."""
+    s, pipe, size = run.settings, run.pipe, run.size
     prior = None
-    if settings.class_prompts:
-        made = generate.class_pictures(pipe, list(settings.class_prompts), settings.class_images, settings.seed, size, model_hash, folder / "class", lambda done, total: reporter.notice(f"class pictures: {done}/{total}") if done == total else None)
+    if s.class_prompts:
+        told = lambda done, total: run.reporter.notice(f"class pictures: {done}/{total}") if done == total else None  # noqa: E731
+        made = generate.class_pictures(pipe, list(s.class_prompts), s.class_images, s.seed, size, run.model_hash, run.job.folder / "class", told)
         prior = Examples(encode_pictures(pipe, [image for image, _ in made], size, 0, False), tokenize(pipe, [prompt for _, prompt in made]), 0)
-    margin = size // pipe.vae_scale_factor // 8 if settings.crop else 0
-    instances = Examples(encode_pictures(pipe, [p.pixels for p in pictures], size, margin, settings.flip), tokenize(pipe, [p.caption for p in pictures]), margin)
-    trainer = Trainer(pipe, settings, instances, prior)
-    saved = folder / "checkpoint.safetensors"
-    start = 0
-    if job.resume and saved.exists():
-        state = checkpoint.load(saved)
-        checkpoint.check_identity(saved, state.identity, identity)
-        trainer.restore(state)
-        start = state.step
-        reporter.notice(f"resumed at step {start} of {settings.steps}")
-    elif job.resume:
-        reporter.notice(f"--resume: no checkpoint in {folder}, so this run starts at step 0")
-    samples = Samples(job, settings, pipe, size)
-    if start == 0:
-        samples.take(0)
-    reporter.start(settings.steps, start)
+    margin = size // pipe.vae_scale_factor // 8 if s.crop else 0
+    instances = Examples(encode_pictures(pipe, [p.pixels for p in run.pictures], size, margin, s.flip), tokenize(pipe, [p.caption for p in run.pictures]), margin)
+    return Trainer(pipe, s, instances, prior)
+
+
+def resume_point(run: Run, trainer: Trainer) -> int:
+    if not run.job.resume:
+        return 0
+    if not run.saved.exists():
+        run.reporter.notice(f"--resume: no checkpoint in {run.job.folder}, so this run starts at step 0")
+        return 0
+    state = checkpoint.load(run.saved)
+    checkpoint.check_identity(run.saved, state.identity, run.identity)
+    trainer.restore(state)
+    run.reporter.notice(f"resumed at step {state.step} of {run.settings.steps}")
+    return state.step
+
+
+def loop(run: Run, trainer: Trainer, samples: "Samples", start: int) -> None:
+    s = run.settings
+    run.reporter.start(s.steps, start)
     with interrupts_at_step_end() as asked:
-        for step in range(start, settings.steps):
-            loss = trainer.step(step)
+        for step in range(start, s.steps):
             done = step + 1
-            reporter.step(done, loss)
-            if done % settings.checkpoint_every == 0 or asked["stop"]:
-                export.write(saved, checkpoint.encode(trainer.state(done, identity)), overwrite=True)
+            run.reporter.step(done, trainer.step(step))
+            if done % s.checkpoint_every == 0 or asked["stop"]:
+                export.write(run.saved, checkpoint.encode(trainer.state(done, run.identity)), overwrite=True)
             if asked["stop"]:
                 raise KeyboardInterrupt
-            if settings.sample_every and done % settings.sample_every == 0 and done < settings.steps:
+            if s.sample_every and done % s.sample_every == 0 and done < s.steps:
                 samples.take(done)
-    v2 = pipe.unet.config.cross_attention_dim == 1024  # OpenCLIP ViT-H's width: how kohya tells SD 2.x apart
-    export.write(job.output, export.encode(trainer.lora(), lora_metadata(job, settings, pictures, source.name, model_hash, size, v2)), job.overwrite)
+
+
+def train(job: Job, settings: Settings, reporter=None) -> Result:
+    """Train, checkpointing as it goes, and write the LoRA; see the module's docstring for the guarantees."""
+    started = time.perf_counter()
+    run = prepare(job, settings, reporter or Silent())
+    job.folder.mkdir(parents=True, exist_ok=True)
+    trainer = make_trainer(run)
+    start = resume_point(run, trainer)
+    samples = Samples(job, settings, run.pipe, run.size)
+    if start == 0:
+        samples.take(0)
+    loop(run, trainer, samples, start)
+    export.write(job.output, export.encode(trainer.lora(), lora_metadata(run)), job.overwrite)
     samples.take(settings.steps)
-    shutil.rmtree(folder, ignore_errors=True)
+    clean(job.folder)
     recent = trainer.losses[-20:]
     return Result(job.output, settings.steps, time.perf_counter() - started, float(np.mean(recent)) if recent else float("nan"), samples.sheet, start)
 
 
-def lora_metadata(job: Job, settings: Settings, pictures: list[data.Picture], model_name: str, model_hash: str, size: int, v2: bool) -> dict[str, str]:
+def clean(folder: Path) -> None:
+    """Remove what the run put in its folder (checkpoint, class pictures, samples); anything else there stays."""
+    (folder / "checkpoint.safetensors").unlink(missing_ok=True)
+    for sub, pattern in (("class", "[0-9a-f]" * 20 + ".png"), ("samples", "[0-9]" * 8 + "-[0-9][0-9][0-9].png")):
+        for path in (folder / sub).glob(pattern):
+            path.unlink(missing_ok=True)
+    for path in (folder / "class", folder / "samples", folder):
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # not empty (the user's own files) or already gone
+
+
+def lora_metadata(run: Run) -> dict[str, str]:
     from ... import __version__
 
     return export.metadata(
-        settings=settings.identity(),
-        model_name=model_name,
-        model_hash=model_hash,
-        v2=v2,
-        resolution=size,
-        images=len(pictures),
-        captions_sha256=data.captions_hash(pictures),
-        tag_frequency=data.tag_frequency(pictures),
-        output_name=job.output.stem,
+        settings=run.settings.identity(),
+        model_name=run.model_name,
+        model_hash=run.model_hash,
+        v2=run.pipe.unet.config.cross_attention_dim == 1024,  # OpenCLIP ViT-H's width: how kohya tells SD 2.x apart
+        resolution=run.size,
+        images=len(run.pictures),
+        captions_sha256=data.captions_hash(run.pictures),
+        tag_frequency=data.tag_frequency(run.pictures),
+        output_name=run.job.output.stem,
         version=__version__,
     )
 
