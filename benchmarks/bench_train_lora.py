@@ -32,9 +32,9 @@ def write_training_set(folder: Path) -> list:
 
     folder.mkdir(parents=True, exist_ok=True)
     examples = concept.training_set(5)
-    for i, example in enumerate(examples):
-        Image.fromarray(example.image).save(folder / f"cross{i}.png")
-        (folder / f"cross{i}.txt").write_text(example.caption + "\n")
+    for i, (target, image) in enumerate(examples):
+        Image.fromarray(image).save(folder / f"cross{i}.png")
+        (folder / f"cross{i}.txt").write_text(concept.caption(target) + "\n")
     return examples
 
 
@@ -135,7 +135,7 @@ def main() -> int:
         tmp = Path(tmp)
         examples = write_training_set(tmp / "set")
         offset = concept.VALIDATION_OFFSET if args.validation else 0
-        targets = concept.held_out_targets(args.count, [e.target for e in examples], offset)
+        targets = concept.held_out_targets(args.count, [t for t, _ in examples], offset)
         out = (args.keep or tmp) / "cross.safetensors"
         seconds, last_line = train(args, tmp / "set", out, [t.prompt for t in targets[:SAMPLES]])
         known_offset = adherence.VALIDATION_OFFSET if args.validation else 0
@@ -147,7 +147,7 @@ def main() -> int:
         known_after = known_scores(tuned, args.count, known_offset)
         if args.images:
             args.images.mkdir(parents=True, exist_ok=True)
-            strip([e.image for e in examples]).save(args.images / "lora_training.png")
+            strip([image for _, image in examples]).save(args.images / "lora_training.png")
             strip(before_images[:SAMPLES]).save(args.images / "lora_before.png")
             strip(after_images[:SAMPLES]).save(args.images / "lora_after.png")
             (args.images / "lora_prompts.txt").write_text("".join(f"{i + 1}: {t.prompt}\n" for i, t in enumerate(targets[:SAMPLES])))

@@ -62,12 +62,22 @@ def header(path) -> dict:
 # ---------------------------------------------------------------- learning
 
 
-def test_a_few_steps_lower_the_loss(tiny_sd, pictures, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_v(tmp_path_factory) -> Path:
+    """SD 2.x's 768 models predict velocity, not noise."""
+    from helpers import build_sd
+
+    return build_sd(tmp_path_factory.mktemp("tiny-v"), prediction_type="v_prediction")
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
+def test_a_few_steps_lower_the_loss(tiny_sd, tiny_v, pictures, tmp_path, kind):
     import torch
 
     from scumble.training.lora import data, train as lora
 
-    job = lora.Job(images=(str(pictures),), output=tmp_path / "x.safetensors", model=str(tiny_sd), device="cpu")
+    model = tiny_sd if kind == "epsilon" else tiny_v
+    job = lora.Job(images=(str(pictures),), output=tmp_path / "x.safetensors", model=str(model), device="cpu")
     settings = lora.Settings(steps=20, lr=0.05, batch_size=3, rank=4)
     pipe, _, _ = lora.load_model(job)
     found = data.load_pictures([str(pictures)], None, "")
@@ -81,6 +91,7 @@ def test_a_few_steps_lower_the_loss(tiny_sd, pictures, tmp_path):
     before = held_loss()
     for step in range(settings.steps):
         trainer.step(step)
+    assert trainer.noise.config.prediction_type == kind
     assert held_loss() < 0.97 * before  # measured 0.950: a random tiny UNet leaves its adapters little to fit
 
 
@@ -213,6 +224,14 @@ def test_samples_sheet_has_a_row_per_sampled_step_and_progress_is_reported(run_c
     assert sheet.size == (64 + 2 * 32, 16 + 3 * 32)  # steps 0, 2 and 4; two prompts
     lines = result.stderr.strip().splitlines()
     assert "step 4/4 loss " in result.stderr and lines[-1].startswith("wrote s.safetensors (4 steps, loss ")
+
+
+def test_the_trigger_leads_each_caption_once():
+    from scumble.training.lora.data import with_trigger
+
+    assert with_trigger("a red cross", "zxq") == "zxq, a red cross"
+    assert with_trigger("a zxq cross", "zxq") == "a zxq cross" and with_trigger("a zxqq cross", "zxq") == "zxq, a zxqq cross"
+    assert with_trigger("a red cross", "") == "a red cross"
 
 
 def test_caption_and_trigger_text_is_printed_escaped(run_cli, tiny_sd, tmp_path):
