@@ -35,6 +35,7 @@ def train_lora(
     allow_pickle: opt.alias("allow_pickle") = False,
     device: opt.alias("device", help="auto picks cuda, then mps, then the CPU. Training is always in fp32.") = "auto",
     rank: Annotated[int, typer.Option("--rank", help="LoRA rank (dimension); alpha is the same, so the scale is 1.", rich_help_panel=TRAINING)] = 8,
+    conv_rank: Annotated[int, typer.Option("--conv-rank", help="Rank of adapters on the ResNet 3x3 convolutions too (kohya's conv_dim); 0: none. Learns shapes faster.", rich_help_panel=TRAINING)] = 0,
     steps: Annotated[int, typer.Option("--steps", help="Optimizer steps.", rich_help_panel=TRAINING)] = 500,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW; warm-up, then cosine decay).", rich_help_panel=TRAINING)] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Pictures per step (and as many class pictures).", rich_help_panel=TRAINING)] = 1,
@@ -59,7 +60,7 @@ def train_lora(
 
     if not output:
         raise UsageError("-o NAME.safetensors: say where to write the LoRA")
-    settings = Settings(rank=rank, steps=steps, lr=lr, batch_size=batch_size, resolution=resolution, seed=seed, train_text_encoder=train_text_encoder, flip=flip, crop=crop, trigger=trigger, class_prompts=tuple(class_prompt or ()), class_images=class_images, prior_weight=prior_weight, sample_every=sample_every, sample_prompts=tuple(sample_prompt or ()), checkpoint_every=checkpoint_every)
+    settings = Settings(rank=rank, conv_rank=conv_rank, steps=steps, lr=lr, batch_size=batch_size, resolution=resolution, seed=seed, train_text_encoder=train_text_encoder, flip=flip, crop=crop, trigger=trigger, class_prompts=tuple(class_prompt or ()), class_images=class_images, prior_weight=prior_weight, sample_every=sample_every, sample_prompts=tuple(sample_prompt or ()), checkpoint_every=checkpoint_every)
     job = Job(images=tuple(images or ()), output=Path(output).expanduser(), model=model, caption=caption, config=config, allow_pickle=allow_pickle, device=device, overwrite=overwrite, resume=resume)
     with TrainingReporter(quiet) as reporter:
         result = train(job, settings, reporter)

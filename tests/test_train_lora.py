@@ -159,7 +159,7 @@ def trained(tiny_sd, pictures, tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("trained")
     job = lora.Job(images=(str(pictures),), output=folder / "shapes.safetensors", model=str(tiny_sd), device="cpu")
-    lora.train(job, lora.Settings(steps=12, lr=0.1, batch_size=3, rank=4, train_text_encoder=True, trigger="zxq"))
+    lora.train(job, lora.Settings(steps=12, lr=0.1, batch_size=3, rank=4, conv_rank=2, train_text_encoder=True, trigger="zxq"))
     return job.output
 
 
@@ -170,8 +170,11 @@ def test_the_file_has_kohyas_keys_and_metadata(trained, pictures):
     assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight" in keys
     assert keys["lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"].shape[0] == 4
     assert float(keys["lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.alpha"]) == 4.0
+    assert keys["lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight"].shape == (2, 8, 3, 3)  # kohya's conv_dim
+    assert float(keys["lora_unet_down_blocks_0_resnets_0_conv1.alpha"]) == 2.0
     meta = header(trained)
     assert meta["ss_network_module"] == "networks.lora" and meta["ss_network_dim"] == "4" and meta["ss_base_model_version"] == "sd_v1"
+    assert json.loads(meta["ss_network_args"]) == {"conv_dim": 2, "conv_alpha": 2}
     assert meta["scumble_trigger"] == "zxq" and meta["scumble_steps"] == "12" and meta["scumble_resolution"] == "32" and meta["scumble_seed"] == "0"
     assert len(meta["scumble_captions_sha256"]) == 64 and meta["scumble_base_model_hash"]
     assert json.loads(meta["ss_tag_frequency"])["images"]["zxq"] == 3  # the trigger leads every caption
@@ -191,6 +194,8 @@ def test_diffusers_load_lora_weights_reads_back_the_trained_adapters(tiny_sd, tr
     saved = tensors(trained)
     down = saved["lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight"]
     assert torch.equal(loaded["down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight"], down)
+    assert torch.equal(loaded["up_blocks.1.resnets.1.conv2.lora_B.weight"], saved["lora_unet_up_blocks_1_resnets_1_conv2.lora_up.weight"])
+    assert len(loaded) == len([k for k in saved if k.startswith("lora_unet_") and not k.endswith(".alpha")])
     text = get_peft_model_state_dict(pipe.text_encoder, adapter_name="shapes")
     up = next(v for k, v in text.items() if k.endswith("encoder.layers.1.self_attn.v_proj.lora_B.weight"))  # transformers 5 has no text_model. level
     assert torch.equal(up, saved["lora_te_text_model_encoder_layers_1_self_attn_v_proj.lora_up.weight"])

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import torch
 
-UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # every attention projection, as diffusers' LoRA scripts train
-TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+# kohya's LoRA: every linear layer of the UNet's transformer blocks (attention, feed-forward, the 1x1 projections)
+UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
+CONV_TARGETS = ["conv1", "conv2"]  # kohya's conv_dim (LoRA-C3Lier): the 3x3 convolutions of the ResNet blocks
+TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
 
-def kohya_tensors(unet, text_encoder, alpha: float) -> dict[str, torch.Tensor]:
+def kohya_tensors(unet, text_encoder) -> dict[str, torch.Tensor]:
     """The adapters of the UNet (and the text encoder, when it was trained) under kohya's names."""
     from diffusers.utils.state_dict_utils import convert_state_dict_to_kohya
     from peft import get_peft_model_state_dict
@@ -32,7 +34,7 @@ def kohya_tensors(unet, text_encoder, alpha: float) -> dict[str, torch.Tensor]:
     for key, value in convert_state_dict_to_kohya(state).items():
         key = "lora_te_" + key[len("lora_te1_") :] if key.startswith("lora_te1_") else key
         if key.endswith(".alpha"):
-            value = torch.tensor(float(alpha))  # diffusers writes the rank as an integer; kohya's alpha is a float
+            value = value.float()  # alpha is each layer's rank (scale 1); diffusers writes it as an integer, kohya as a float
         out[key] = value.detach().to("cpu", torch.float32).contiguous()
     return out
 
@@ -59,6 +61,7 @@ def metadata(*, settings: dict, model_name: str, model_hash: str, v2: bool, reso
         "ss_network_module": "networks.lora",
         "ss_network_dim": settings["rank"],
         "ss_network_alpha": settings["rank"],
+        "ss_network_args": json.dumps({"conv_dim": settings["conv_rank"], "conv_alpha": settings["conv_rank"]} if settings["conv_rank"] else {}),
         "ss_base_model_version": "sd_v2" if v2 else "sd_v1",
         "ss_v2": v2,
         "ss_sd_model_name": model_name,

@@ -26,6 +26,7 @@ class Settings:
     """What the LoRA learns and how; all of it but the last three fields decides the run's path."""
 
     rank: int = 8
+    conv_rank: int = 0  # 0: no adapters on the ResNet convolutions (kohya's plain LoRA)
     steps: int = 500
     lr: float = 1e-4
     batch_size: int = 1
@@ -49,7 +50,7 @@ class Settings:
 
     def check(self) -> None:
         """One line for the first setting out of range (the CLI and the library are held to the same rules)."""
-        whole = {"rank": (self.rank, 1, 1024), "steps": (self.steps, 1, 10_000_000), "batch_size": (self.batch_size, 1, 4096), "class_images": (self.class_images, 1, 100_000), "sample_every": (self.sample_every, 0, 10_000_000), "checkpoint_every": (self.checkpoint_every, 1, 10_000_000), "seed": (self.seed, 0, 2**63 - 1)}
+        whole = {"rank": (self.rank, 1, 1024), "conv_rank": (self.conv_rank, 0, 1024), "steps": (self.steps, 1, 10_000_000), "batch_size": (self.batch_size, 1, 4096), "class_images": (self.class_images, 1, 100_000), "sample_every": (self.sample_every, 0, 10_000_000), "checkpoint_every": (self.checkpoint_every, 1, 10_000_000), "seed": (self.seed, 0, 2**63 - 1)}
         for name, (value, low, high) in whole.items():
             if not low <= value <= high:
                 raise UsageError(f"--{name.replace('_', '-')} {value}: must be a whole number from {low} to {high:,}")
@@ -102,7 +103,7 @@ class Result:
 
 
 class Silent:
-    """A reporter that says nothing: the library's default, and the benchmark's."""
+    """A reporter that says nothing: the library's default."""
 
     def start(self, total: int, done: int) -> None: ...
 
@@ -148,7 +149,9 @@ def add_adapters(pipe, settings: Settings) -> list[torch.nn.Parameter]:
     for module in (pipe.unet, pipe.text_encoder, pipe.vae):
         module.requires_grad_(False)
     torch.manual_seed(settings.seed)
-    pipe.unet.add_adapter(LoraConfig(r=settings.rank, lora_alpha=settings.rank, init_lora_weights="gaussian", target_modules=export.UNET_TARGETS))
+    targets = export.UNET_TARGETS + (export.CONV_TARGETS if settings.conv_rank else [])
+    convs = {name: settings.conv_rank for name in export.CONV_TARGETS} if settings.conv_rank else {}
+    pipe.unet.add_adapter(LoraConfig(r=settings.rank, lora_alpha=settings.rank, rank_pattern=convs, alpha_pattern=convs, init_lora_weights="gaussian", target_modules=targets))
     if settings.train_text_encoder:
         # peft directly: transformers' add_adapter wants a newer peft than diffusers does
         inject_adapter_in_model(LoraConfig(r=settings.rank, lora_alpha=settings.rank, init_lora_weights="gaussian", target_modules=export.TEXT_TARGETS), pipe.text_encoder)
@@ -303,7 +306,7 @@ class Trainer:
         self.losses = list(state.losses)
 
     def lora(self) -> dict[str, torch.Tensor]:
-        return export.kohya_tensors(self.pipe.unet, self.pipe.text_encoder if self.settings.train_text_encoder else None, self.settings.rank)
+        return export.kohya_tensors(self.pipe.unet, self.pipe.text_encoder if self.settings.train_text_encoder else None)
 
 
 # ---------------------------------------------------------------- the run
