@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..core.errors import ScumbleError
 
-from . import animate, grid, img2img, inpaint, listings, preprocess, prompt, schedules, txt2img, upscale
+from . import animate, grid, img2img, inpaint, listings, preprocess, prompt, schedules, train_lora, txt2img, upscale
 from .render import error_line
 
 
@@ -97,6 +97,7 @@ app.command("animate", no_args_is_help=True)(animate.animate)
 app.command("grid", no_args_is_help=True)(grid.grid)
 app.command("preprocess", no_args_is_help=True)(preprocess.preprocess)
 app.command("upscale", no_args_is_help=True)(upscale.upscale)
+app.command("train-lora", no_args_is_help=True)(train_lora.train_lora)
 app.add_typer(schedules.app, name="schedules")
 app.command("prompt", no_args_is_help=True)(prompt.prompt)
 app.command("info")(listings.info)
