@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def class_prompts(count: int) -> list[str]:
 
 
 def train(args, folder: Path, out: Path, sample_prompts: list[str]) -> tuple[float, str]:
-    cmd = [sys.executable, "-m", "scumble", "train-lora", str(folder), "-o", str(out), "--steps", str(args.steps), "--lr", str(args.lr), "--rank", str(args.rank), "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--device", "cpu", "--overwrite"]
+    cmd = [sys.executable, "-m", "scumble", "train-lora", str(folder), "-o", str(out), "--steps", str(args.steps), "--lr", str(args.lr), "--rank", str(args.rank), "--conv-rank", str(args.conv_rank), "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--device", "cpu", "--overwrite"]
     cmd += ["--train-text-encoder"] if args.train_text_encoder else []
     cmd += ["--trigger", args.trigger] if args.trigger else []
     cmd += ["--flip"] if args.flip else []
@@ -58,7 +59,8 @@ def train(args, folder: Path, out: Path, sample_prompts: list[str]) -> tuple[flo
     for prompt in sample_prompts:
         cmd += ["--sample-prompt", prompt]
     started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    env = os.environ | ({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"train-lora failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -112,6 +114,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--conv-rank", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-text-encoder", action="store_true")
@@ -123,9 +126,14 @@ def main() -> int:
     parser.add_argument("--validation", action="store_true", help="score the validation prompts (for tuning settings), not the test prompts")
     parser.add_argument("--images", type=Path, default=None, help="write lora_training.png, lora_before.png, lora_after.png here")
     parser.add_argument("--keep", type=Path, default=None, help="keep the LoRA and its samples sheet in this folder")
+    parser.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for training and torch threads for reading (0: torch's default)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from scumble.core.request.types import ModelOptions
     from scumble.core.sampling.engine import Engine
     from scumble.training import adherence
@@ -151,11 +159,11 @@ def main() -> int:
             strip(before_images[:SAMPLES]).save(args.images / "lora_before.png")
             strip(after_images[:SAMPLES]).save(args.images / "lora_after.png")
             (args.images / "lora_prompts.txt").write_text("".join(f"{i + 1}: {t.prompt}\n" for i, t in enumerate(targets[:SAMPLES])))
-    report = {"prompts": args.count, "set": "validation" if args.validation else "test", "train_seconds": round(seconds, 1), "steps": args.steps, "lr": args.lr, "rank": args.rank, "batch_size": args.batch_size, "text_encoder": args.train_text_encoder, "class_images": args.class_images, "cross_without_lora": before, "cross_with_lora": after, "known_without_lora": known_before, "known_with_lora": known_after, "train_lora_said": last_line}
+    report = {"prompts": args.count, "set": "validation" if args.validation else "test", "train_seconds": round(seconds, 1), "threads": args.threads or "default", "steps": args.steps, "lr": args.lr, "rank": args.rank, "conv_rank": args.conv_rank, "batch_size": args.batch_size, "text_encoder": args.train_text_encoder, "class_images": args.class_images, "cross_without_lora": before, "cross_with_lora": after, "known_without_lora": known_before, "known_with_lora": known_after, "train_lora_said": last_line}
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"five pictures of a cross; {args.steps} steps, lr {args.lr:g}, rank {args.rank}, batch {args.batch_size}, text encoder {'on' if args.train_text_encoder else 'off'}, {args.class_images} class pictures")
+    print(f"five pictures of a cross; {args.steps} steps, lr {args.lr:g}, rank {args.rank}, conv rank {args.conv_rank}, batch {args.batch_size}, text encoder {'on' if args.train_text_encoder else 'off'}, {args.class_images} class pictures")
     print(f"training: {seconds:.0f}s wall, one `scumble train-lora` process (target <= 600s)   [{last_line}]")
     print(f"{args.count} held-out cross prompts ({report['set']}): drawn as a cross")
     print(f"  without the LoRA {before['shape']:5.1f}%   (target <= 20%)")

@@ -29,7 +29,7 @@ def train_lora(
     caption: Annotated[Optional[str], typer.Option("--caption", help="One caption for every picture, instead of the .txt files beside them.", rich_help_panel=DATA, show_default=False)] = None,
     trigger: Annotated[str, typer.Option("--trigger", help="A rare word put at the start of every caption; write it in a prompt to call up what was learned.", rich_help_panel=DATA, show_default=False)] = "",
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="Also train on mirror images (for subjects that look right mirrored).", rich_help_panel=DATA)] = False,
-    crop: Annotated[bool, typer.Option("--crop/--no-crop", help="Random crops moving the picture by up to 1/8 of its size.", rich_help_panel=DATA)] = True,
+    crop: Annotated[bool, typer.Option("--crop/--no-crop", help="Random crops, zoomed in 1/8, for subjects whose framing and size do not matter.", rich_help_panel=DATA)] = False,
     model: opt.alias("model") = "scumble-mini",
     config: opt.alias("config") = None,
     allow_pickle: opt.alias("allow_pickle") = False,

@@ -34,7 +34,9 @@ class Settings:
     seed: int = 0
     train_text_encoder: bool = False
     flip: bool = False
-    crop: bool = True
+    # Off by default: measured on the built-in model, zoomed crops made five pictures of a cross fit 6x worse
+    # (loss 0.0036 against 0.0006 after 800 steps) where a caption names size and place.
+    crop: bool = False
     trigger: str = ""
     class_prompts: tuple[str, ...] = ()
     class_images: int = 50
