@@ -97,7 +97,7 @@ def run_tiled(network: Network, image: np.ndarray, tile: int = 0, overlap: int =
 
     h, w = image.shape[:2]
     s = network.scale
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 255  # decoded images can be read-only
     overlap = min(overlap, tile // 4) if tile else 0
     total = np.zeros((h * s, w * s, 3), np.float32)
     weight = np.zeros((h * s, w * s, 1), np.float32)
