@@ -42,7 +42,7 @@ def train_lora(
     resolution: Annotated[int, typer.Option("--resolution", help="Training size in pixels, square; 0: the model's own (128 built-in, 512 SD 1.5).", rich_help_panel=TRAINING)] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Every random draw of the run follows from it.", rich_help_panel=TRAINING)] = 0,
     train_text_encoder: Annotated[bool, typer.Option("--train-text-encoder", help="Also give the text encoder adapters (lora_te_ keys).", rich_help_panel=TRAINING)] = False,
-    class_prompt: Annotated[Optional[list[str]], typer.Option("--class-prompt", help="Prior preservation: the model draws pictures of this (repeat for several) and keeps drawing them as it did.", rich_help_panel=PRIOR, show_default=False, metavar="TEXT")] = None,
+    class_prompt: Annotated[Optional[list[str]], typer.Option("--class-prompt", help="Prior preservation: the model draws pictures of this (repeat for several) and keeps drawing them as it did. '' keeps its unconditional pictures, which guidance subtracts: a LoRA that moves them weakens itself at every cfg.", rich_help_panel=PRIOR, show_default=False, metavar="TEXT")] = None,
     class_images: Annotated[int, typer.Option("--class-images", help="How many class pictures to make (cached in the run's folder).", rich_help_panel=PRIOR)] = 50,
     prior_weight: Annotated[float, typer.Option("--prior-weight", help="Weight of the class pictures' loss against the training pictures'.", rich_help_panel=PRIOR)] = 1.0,
     sample_prompt: Annotated[Optional[list[str]], typer.Option("--sample-prompt", help="Draw this at the start, every --sample-every steps and at the end, into NAME.samples.png (repeat for several).", rich_help_panel=WATCH, show_default=False, metavar="TEXT")] = None,

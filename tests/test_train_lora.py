@@ -120,10 +120,10 @@ class StopAt:
 def test_a_resumed_run_matches_an_uninterrupted_one(run_cli, tiny_sd, pictures, tmp_path, how, resumed_at):
     from scumble.training.lora import train as lora
 
-    extra = ("--checkpoint-every", 2, "--train-text-encoder", "--flip", "--crop", "--conv-rank", 2, "--class-prompt", "a blue star", "--class-images", 2, "--sample-prompt", "a red circle", "--sample-every", 2)
+    extra = ("--checkpoint-every", 2, "--train-text-encoder", "--flip", "--crop", "--conv-rank", 2, "--class-prompt", "a blue star", "--class-prompt", "", "--class-images", 2, "--sample-prompt", "a red circle", "--sample-every", 2)
     whole = train(run_cli, tiny_sd, pictures, "whole.safetensors", "--steps", 6, *extra)
     assert whole.exit_code == 0, whole.stderr
-    settings = lora.Settings(steps=6, lr=0.05, batch_size=2, train_text_encoder=True, flip=True, crop=True, conv_rank=2, class_prompts=("a blue star",), class_images=2, sample_prompts=("a red circle",), sample_every=2, checkpoint_every=2)
+    settings = lora.Settings(steps=6, lr=0.05, batch_size=2, train_text_encoder=True, flip=True, crop=True, conv_rank=2, class_prompts=("a blue star", ""), class_images=2, sample_prompts=("a red circle",), sample_every=2, checkpoint_every=2)
     job = lora.Job(images=(str(pictures),), output=tmp_path / "parts.safetensors", model=str(tiny_sd), device="cpu")
     with pytest.raises((RuntimeError, KeyboardInterrupt)):
         lora.train(job, settings, StopAt(3, how))

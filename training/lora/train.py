@@ -63,9 +63,10 @@ class Settings:
             raise UsageError(f"--resolution {self.resolution}: must be from 64 to 4096 (0: the model's own size)")
         if self.trigger and (not self.trigger.strip() or any(c.isspace() or not c.isprintable() for c in self.trigger)):
             raise UsageError("--trigger: one word, without spaces or control characters")
-        for prompt in (*self.class_prompts, *self.sample_prompts):
-            if not prompt.strip():
-                raise UsageError("--class-prompt and --sample-prompt take text; one was empty")
+        if any(not prompt.strip() for prompt in self.sample_prompts):
+            raise UsageError("--sample-prompt takes text; one was empty")
+        if any(prompt and not prompt.strip() for prompt in self.class_prompts):
+            raise UsageError("--class-prompt: one held only spaces (an empty one, '', is the unconditional prior)")
         if self.sample_every and not self.sample_prompts:
             raise UsageError("--sample-every: give the pictures' prompts with --sample-prompt")
 
