@@ -139,3 +139,53 @@ def test_euler_denoises_to_zero_and_survives_levels_clipped_at_the_top(tiny_sd, 
     assert bool((sigmas[1:] < sigmas[:-1]).all())  # strictly decreasing: no level repeated, no zero-length step
     assert float(sigmas[0]) == pytest.approx(float(engine.train_sigmas().max()), rel=1e-5)
     assert (len(done) == 12) == (shift == 0.0)
+
+
+def _sd_train_sigmas():
+    betas = np.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2
+    alphas = np.cumprod(1 - betas)
+    return np.sqrt((1 - alphas) / alphas)
+
+
+@pytest.mark.parametrize("family,published", [("ays", "StableDiffusionTimesteps"), ("ays-xl", "StableDiffusionXLTimesteps")])
+def test_align_your_steps_at_10_steps_are_the_published_levels(family, published):
+    from diffusers.schedulers import AysSchedules
+
+    planned = ns.plan(ns.parse_spec(family).continuous, 10, _sd_train_sigmas())
+    assert np.allclose(planned.sigmas, ns.AYS_SIGMAS[family][:10], atol=1e-3)  # the first clipped to the model's top level, 14.6146
+    assert np.abs(planned.timesteps - np.asarray(AysSchedules[published])).max() <= 1.0  # diffusers' copy, rounded to whole timesteps
+
+
+def test_align_your_steps_at_other_counts_interpolate_log_sigma():
+    planned = ns.plan(ns.parse_spec("ays").continuous, 20, _sd_train_sigmas())
+    assert np.allclose(planned.sigmas[::2], ns.AYS_SIGMAS["ays"][:10], atol=1e-3)  # every knot is kept
+    between = np.sqrt(planned.sigmas[0:-2:2] * planned.sigmas[2::2])  # and the levels between are geometric means
+    assert np.allclose(planned.sigmas[1:-1:2], between, rtol=1e-4)
+
+
+def test_txt2img_with_align_your_steps_names_it_the_a1111_way_and_replays(run_cli, tiny_sd, tmp_path):
+    args = ["txt2img", "x", "--model", tiny_sd, "--steps", 5, "--seed", 3, "--noise-schedule", "ays"]
+    assert run_cli(*args, "-o", "a.png").exit_code == 0
+    assert run_cli(*args[:-2], "-o", "b.png").exit_code == 0
+    assert not np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "b.png"))
+    assert "Schedule type: Align Your Steps" in Image.open(tmp_path / "a.png").text["parameters"]
+    assert run_cli("txt2img", "--replay", "a.png", "--model", tiny_sd, "-o", "c.png").exit_code == 0
+    assert np.array_equal(pixels(tmp_path / "a.png"), pixels(tmp_path / "c.png"))
+
+
+def test_align_your_steps_takes_sdxl_levels_for_an_sdxl_model(tiny_sd, tiny_sdxl):
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine
+    from scumble.core.sampling.settings import Sampling
+
+    for model, family in ((tiny_sd, "ays"), (tiny_sdxl, "ays-xl")):
+        engine = Engine.load(str(model), make_runtime("cpu", "fp32"))
+        sigmas = engine.schedule_args(Sampling(steps=10, noise_schedule="ays"), 10, 32, 32)["sigmas"]
+        assert np.allclose(sigmas[:10], ns.AYS_SIGMAS[family][:10], atol=1e-3) and sigmas[-1] == 0.0
+
+
+def test_an_a1111_schedule_type_align_your_steps_reads_as_ays():
+    from scumble.core.request.a1111 import values_from_parameters
+
+    values, _ = values_from_parameters({"Sampler": "DPM++ 2M", "Schedule type": "Align Your Steps", "Steps": "10"}, "x.png")
+    assert values["noise_schedule"] == "ays" and values["scheduler"] == "DPM++ 2M"

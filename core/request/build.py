@@ -121,6 +121,11 @@ def model_options(values: Mapping[str, Any]) -> ModelOptions:
     return ModelOptions(**{f.name: values[f.name] for f in fields(ModelOptions) if f.name in values})  # animate takes no ControlNet
 
 
+def _check_step_cache(values: Mapping[str, Any]) -> None:
+    if values["step_cache"] > 1 and values["compile_unet"]:
+        raise UsageError(f"--step-cache {values['step_cache']} and --compile: choose one (the compiled UNet would retrace at every cached step)")
+
+
 def random_seed() -> int:
     return random.SystemRandom().randrange(2**32)
 
@@ -138,14 +143,15 @@ def resolved_shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> floa
 def _shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
     shift = resolved_shift(values, origin)
     if shift and values["noise_schedule"].continuous is None:
-        raise UsageError("--logsnr-shift works with the continuous noise schedules: linear, cosine, sigmoid")
+        raise UsageError("--logsnr-shift works with the continuous noise schedules: ays, linear, cosine, sigmoid")
     return shift
 
 
 def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (), inputs: Sequence[str] = (), replay: Replay | None = None) -> ImageRequest:
     """txt2img (prompts), img2img or inpaint (inputs), or a replay; every cross-option rule checked here."""
     values, origin = merge(task, layers)
-    sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"], values["eta"], values.get("ensd", 0))
+    sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"], values["eta"], values.get("ensd", 0), values["step_cache"])
+    _check_step_cache(values)
     output = OutputOptions(values["output"], values.get("name_pattern", OutputOptions.name_pattern), values["overwrite"], values["skip_existing"], values["shard"], values["quality"])
     seed = values["seed"] if values["seed"] is not None else random_seed()
     common = dict(task=task, model=model_options(values), sampling=sampling, output=output, seed=seed, batch_size=values["batch_size"], replay=replay, sources=origin, control=_control(task, values, replay))
@@ -232,6 +238,7 @@ def animation_request(layers: Sequence[Layer]):
     if values["seed"] is None:
         values["seed"] = random_seed()
     _check_motion(values)
+    _check_step_cache(values)
     return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings)})
 
 
@@ -266,7 +273,7 @@ def _checked_prompts(prompts: Sequence[str]) -> tuple[str, ...]:
 # ---------------------------------------------------------------- replay: a record is one more door
 
 # Record keys that are options, as the image's task takes them.
-RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "clip_skip", "subseed_strength", "tiling", "eta", "ensd", "quality", "negative_prompt", "strength", "exact_steps", "resize", "hires_scale", "hires_width", "hires_height", "hires_strength", "hires_steps", "hires_upscaler")
+RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "step_cache", "clip_skip", "subseed_strength", "tiling", "eta", "ensd", "quality", "negative_prompt", "strength", "exact_steps", "resize", "hires_scale", "hires_width", "hires_height", "hires_strength", "hires_steps", "hires_upscaler")
 RECORDED_MASK_OPTIONS = {"mask_blur": "mask_blur", "invert_mask": "invert_mask", "fill": "fill", "only_masked": "only_masked", "padding": "padding"}
 REQUIRED = ("steps", "cfg", "width", "height", "scheduler", "seed", "prompt")
 

@@ -511,7 +511,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("width", Size(), 0, ("--width", "-W"), "Width in pixels, a multiple of 8 (0: the model's native size, or the input's or control image's).", SAMPLING),
     Option("height", Size(), 0, ("--height", "-H"), "Height in pixels, a multiple of 8 (0: the model's native size, or the input's or control image's).", SAMPLING),
     Option("scheduler", SchedulerName(), "", ("--scheduler", "--sampler"), "Sampler, diffusers-style or A1111 name, old ones too (\"DPM++ 2M Karras\"; see `scumble schedulers`); empty: the model's own.", SAMPLING),
-    Option("noise_schedule", NoiseScheduleSpec(), "default", ("--noise-schedule",), "Noise-level spacing: default, karras, exponential, beta, or Chen (2023)'s linear, cosine[:start=,end=,tau=], sigmoid[:start=,end=,tau=].", SAMPLING),
+    Option("noise_schedule", NoiseScheduleSpec(), "default", ("--noise-schedule",), "Noise-level spacing: default, karras, exponential, beta, ays (Align Your Steps), or Chen (2023)'s linear, cosine[:start=,end=,tau=], sigmoid[:start=,end=,tau=].", SAMPLING),
     Option("timestep_spacing", Text(20, ("", "leading", "trailing", "linspace"), "spacing"), "", ("--timestep-spacing",), "leading, trailing or linspace; empty: the model's own.", SAMPLING, ALL_TASKS),
     Option("logsnr_shift", LogsnrShift(), 0.0, ("--logsnr-shift",), "Shift a continuous noise schedule's logSNR (negative: noisier), or auto by image size.", SAMPLING, IMAGE_TASKS),
     Option("input_scale", Float(1e-3, 1e3, lo_open=True), None, ("--input-scale",), "The paper's input scaling b: the same as --logsnr-shift 2*log(b).", SAMPLING, IMAGE_TASKS),
@@ -522,6 +522,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("tiling", Bool(), False, ("--tiling",), "Seamless: opposite edges continue each other (every convolution pads circularly).", SAMPLING, IMAGE_TASKS),
     Option("clip_skip", Int(1, 12), 1, ("--clip-skip",), "Read CLIP this many layers from the end (A1111's Clip skip; 2 for many anime models).", SAMPLING),
     Option("cfg_cutoff", Float(0.0, 1.0, hi_open=True), 0.0, ("--cfg-cutoff",), "Skip guidance on this last fraction of the steps (0.2: the last 20%), halving their cost.", SAMPLING, IMAGE_TASKS),
+    Option("step_cache", Int(1, 50), 1, ("--step-cache",), "Run the whole UNet every N steps and only its shallow blocks in between, on the deep features kept from the last whole step (DeepCache; 1: off).", SAMPLING, ALL_TASKS),
     Option("batch_size", Int(1, MAX_BATCH), 1, ("--batch-size", "-b"), "Images per forward pass.", SAMPLING, IMAGE_TASKS),
     # output
     Option("output", OptionalPath(), None, ("--output", "-o"), "A .png file, a folder (names from --name), or - for standard output. Default: outputs/.", OUTPUT, IMAGE_TASKS),

@@ -53,6 +53,7 @@ class Engine:
         self.vae_name = vae_name  # the --vae given; "" is the model's own autoencoder
         self.adapters = None  # LoRAs and embeddings, when the run names any
         self.controlnets = None  # loading.controlnets.ControlNets, when the run names any
+        self._step_cache = None  # installed on the UNet the first time a run asks for --step-cache
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -224,6 +225,8 @@ class Engine:
         shift = sampling.logsnr_shift
         if shift == "auto":
             shift = noise_schedules.auto_shift(width, height, self.native_size)
+        if continuous.family == "ays" and self.source.family == "sdxl":
+            continuous = noise_schedules.ContinuousSchedule("ays-xl")  # Align Your Steps publishes levels per model family
         planned = noise_schedules.plan(continuous, num_inference_steps, self.train_sigmas(), float(shift))
         flag = schedulers.custom_schedule_flag(schedulers.find_scheduler(self.scheduler_name(sampling)))
         if flag == "sigmas":
@@ -247,6 +250,7 @@ class Engine:
         if self.adapters is not None:
             self.adapters.activate(prompts.extract_loras(jobs[0].prompt)[1])  # the runner batches only images with the same LoRAs
         conditioning = Conditioner(PromptEncoder(pipe, sampling.clip_skip), jobs, steps)
+        self._start_step_cache(pipe, sampling.step_cache)
         if task == "txt2img" and (sampling.subseed_strength > 0 or sampling.ensd):
             task_args["latents"] = variation_noise(pipe, jobs, sampling.subseed_strength, width, height)
         if sampling.eta:
@@ -266,6 +270,16 @@ class Engine:
                 **conditioning.first(),
                 **task_args,
             ).images
+
+    def _start_step_cache(self, pipe, every: int) -> None:
+        """Restart the UNet-call count: every sampling call (an image batch, an animation frame) opens with a full pass."""
+        if every > 1 and self._step_cache is None:
+            from .step_cache import StepCache
+
+            StepCache.check(pipe.unet)
+            self._step_cache = StepCache(pipe.unet)
+        if self._step_cache is not None:
+            self._step_cache.start(every)
 
     def txt2img(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None, control: ControlCall | None = None, size: tuple[int, int] | None = None):
         """Generate one forward batch: every job shares the sampling settings, each has its own prompt and seed.

@@ -41,7 +41,27 @@ def cosine(t, start: float = 0.0, end: float = 1.0, tau: float = 1.0, clip_min: 
     return np.clip((v_end - output) / (v_end - v_start), clip_min, 1.0)
 
 
-FAMILIES = {"linear": (simple_linear, {}), "cosine": (cosine, {"start": 0.0, "end": 1.0, "tau": 1.0}), "sigmoid": (sigmoid, {"start": -3.0, "end": 3.0, "tau": 1.0})}
+# Align Your Steps (Sabour et al., 2024): noise levels optimised for 10 steps, published per model family.
+# Other step counts interpolate log sigma linearly between them, the paper's own recipe; the last knot
+# is where a 10-step run's final step lands before the sampler's closing step to sigma 0.
+AYS_SIGMAS = {
+    "ays": (14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.029),  # SD 1.x and 2.x
+    "ays-xl": (14.615, 6.315, 3.771, 2.181, 1.342, 0.862, 0.555, 0.380, 0.234, 0.113, 0.029),  # SDXL
+}
+
+
+def _ays(knots):
+    log_knots = np.log(np.asarray(knots[::-1], dtype=np.float64))
+    knot_times = np.linspace(0.0, 1.0, len(knots))  # t = 1 at the noisiest knot, 0 at the last
+
+    def gamma(t):
+        sigma = np.exp(np.interp(np.asarray(t, dtype=np.float64), knot_times, log_knots))
+        return 1.0 / (1.0 + sigma**2)
+
+    return gamma
+
+
+FAMILIES = {"ays": (_ays(AYS_SIGMAS["ays"]), {}), "ays-xl": (_ays(AYS_SIGMAS["ays-xl"]), {}), "linear": (simple_linear, {}), "cosine": (cosine, {"start": 0.0, "end": 1.0, "tau": 1.0}), "sigmoid": (sigmoid, {"start": -3.0, "end": 3.0, "tau": 1.0})}
 
 
 @dataclass(frozen=True)

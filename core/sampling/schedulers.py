@@ -50,6 +50,8 @@ NOISE_SCHEDULE_SUMMARIES = {
     "karras": "Karras et al. (2022) rho=7 spacing: more steps at low noise",
     "exponential": "noise levels evenly spaced in log sigma",
     "beta": "noise levels placed by a Beta(0.6, 0.6) distribution",
+    "ays": "Align Your Steps (Sabour et al., 2024): levels optimised for few steps, SD 1.5's or SDXL's by the model",
+    "ays-xl": "Align Your Steps' SDXL levels, whatever the model",
     "linear": "Chen (2023): gamma(t) = 1 - t, the paper's simple linear schedule (sigma or timestep samplers)",
     "cosine[:start=,end=,tau=]": "Chen (2023): cosine schedule, truncated to [start, end] and raised to tau",
     "sigmoid[:start=,end=,tau=]": "Chen (2023): sigmoid schedule over [start, end] with temperature tau",
@@ -79,7 +81,7 @@ SCHEDULE_TYPES: dict[str, tuple[str, dict | str | None]] = {
     "polyexponential": ("Polyexponential", None),
     "sgm_uniform": ("SGM Uniform", {"timestep_spacing": "trailing"}),
     "kl_optimal": ("KL Optimal", None),
-    "align_your_steps": ("Align Your Steps", None),
+    "align_your_steps": ("Align Your Steps", {"noise_schedule": "ays"}),
     "align_your_steps_gits": ("Align Your Steps GITS", None),
     "align_your_steps_11": ("Align Your Steps 11", None),
     "align_your_steps_32": ("Align Your Steps 32", None),
@@ -221,7 +223,7 @@ def a1111_label(name: str, noise_schedule: "NoiseSpec | str") -> tuple[str, str 
     """(Sampler, Schedule type) as A1111 writes them into image metadata."""
     spec = find_scheduler(name)
     noise_schedule = str(noise_schedule)
-    schedule = {"karras": "Karras", "exponential": "Exponential", "beta": "Beta"}.get(noise_schedule, noise_schedule if noise_schedule != "default" else None)
+    schedule = {"karras": "Karras", "exponential": "Exponential", "beta": "Beta", "ays": "Align Your Steps", "ays-xl": "Align Your Steps"}.get(noise_schedule, noise_schedule if noise_schedule != "default" else None)
     return spec.a1111, schedule
 
 

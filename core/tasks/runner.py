@@ -50,6 +50,7 @@ def base_record(engine: Engine, request: ImageRequest, share: str | None) -> dic
         "timestep_spacing": sampling.timestep_spacing,
         "logsnr_shift": sampling.logsnr_shift,
         "cfg_cutoff": sampling.cfg_cutoff,
+        "step_cache": sampling.step_cache,
         "sampler": sampler,
         "schedule_type": schedule_type,
         "device": engine.runtime.device.type,
