@@ -31,11 +31,12 @@ ROWS = {
     "step-cache 3": {"step_cache": 3},
     "ays": {"noise_schedule": "ays"},
     "ays 10 steps": {"noise_schedule": "ays", "steps": 10},
+    "tome 0.5": {"tome": 0.5},
     "bf16 + step-cache 2": {"dtype": "bf16", "step_cache": 2},
     "bf16 + step-cache 2 + cfg-cutoff 0.2": {"dtype": "bf16", "step_cache": 2, "cfg_cutoff": 0.2},
     "bf16 + step-cache 3 + cfg-cutoff 0.2": {"dtype": "bf16", "step_cache": 3, "cfg_cutoff": 0.2},
 }
-SAMPLING_FLAGS = ("cfg_cutoff", "step_cache", "noise_schedule", "steps")  # the rest are runtime or model flags
+SAMPLING_FLAGS = ("cfg_cutoff", "step_cache", "tome", "noise_schedule", "steps")  # the rest are runtime or model flags
 
 
 def load_row(flags: dict, steps: int, cfg: float):

@@ -188,3 +188,50 @@ def test_bad_step_cache_is_one_line_and_exit_2(run_cli, tiny_sd, args, message):
     result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *args)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- token merging (--tome)
+
+
+def test_token_merging_merges_the_ratio_and_puts_every_token_back():
+    import torch
+
+    from scumble.core.sampling.token_merging import bipartite_merge
+
+    x = torch.randn(2, 64, 8, generator=torch.Generator().manual_seed(0))
+    merge, unmerge = bipartite_merge(x, (8, 8), 0.5, call=1)
+    merged = merge(x)
+    assert merged.shape == (2, 32, 8)
+    back = unmerge(merged)
+    assert back.shape == x.shape
+    # The 16 sources left alone come back exactly (and destinations nobody merged into); the 64 tokens
+    # carry the 32 values attention saw, each merged source its destination's.
+    exact = (back == x).all(dim=-1).sum(dim=1)
+    assert (exact >= 16).all() and (exact < 32).all()
+    assert [len(torch.unique(b, dim=0)) for b in back] == [32, 32]
+    merge2, _ = bipartite_merge(x, (8, 8), 0.5, call=1)
+    assert torch.equal(merge2(x), merged)  # the same call index draws the same destinations
+
+
+def test_token_merging_on_a_unet_changes_only_what_it_should(tiny_sd):
+    from scumble.core.sampling.settings import ImageJob, Sampling
+
+    engine = _engine(tiny_sd)
+    jobs = [ImageJob("a red circle", seed=1)]
+    plain = np.asarray(engine.txt2img(jobs, Sampling(steps=4, width=32, height=32))[0])
+    merged = np.asarray(engine.txt2img(jobs, Sampling(steps=4, width=32, height=32, tome=0.5))[0])
+    again = np.asarray(engine.txt2img(jobs, Sampling(steps=4, width=32, height=32, tome=0.5))[0])
+    off = np.asarray(engine.txt2img(jobs, Sampling(steps=4, width=32, height=32, tome=0.0))[0])
+    assert len(engine._token_merging.wrapped) == 3  # the finest attention level: its down block's transformer and its up block's two
+    assert not np.array_equal(plain, merged) and np.array_equal(merged, again) and np.array_equal(plain, off)
+
+
+def test_tome_is_recorded_and_replays_and_bounded(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--tome", 0.5, "--step-cache", 2, "-o", "t.png")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(Image.open(tmp_path / "t.png").text["scumble"])
+    assert record["tome"] == 0.5 and record["step_cache"] == 2
+    assert run_cli("txt2img", "--replay", "t.png", "--model", tiny_sd, "-o", "again.png").exit_code == 0
+    assert np.array_equal(pixels(tmp_path / "t.png"), pixels(tmp_path / "again.png"))
+    bad = run_cli("txt2img", "x", "--model", tiny_sd, "--tome", 0.9)
+    assert bad.exit_code == 2 and "--tome 0.9: must be in [0, 0.75]" in bad.stderr

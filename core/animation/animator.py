@@ -30,7 +30,7 @@ class Animator:
         self.mover = Mover(settings, plans, self._video_frame, engine.runtime.device)
 
     def sampling(self, plan: FramePlan, steps: int) -> Sampling:
-        return Sampling(steps, plan.values["cfg"], self.width, self.height, self.settings.scheduler, self.settings.noise_schedule, self.settings.timestep_spacing, step_cache=self.settings.step_cache)
+        return Sampling(steps, plan.values["cfg"], self.width, self.height, self.settings.scheduler, self.settings.noise_schedule, self.settings.timestep_spacing, step_cache=self.settings.step_cache, tome=self.settings.tome)
 
     def diffuse(self, start: np.ndarray | None, plan: FramePlan, on_step=None) -> np.ndarray:
         from PIL import Image

@@ -75,6 +75,7 @@ class AnimationSettings:
     noise_schedule: NoiseSpec
     timestep_spacing: str  # "": the model's own; "trailing" from an A1111 schedule type (Simple, SGM Uniform)
     step_cache: int
+    tome: float
     init_image: str | None
     video_input: str | None
     extract_nth_frame: int

@@ -150,7 +150,7 @@ def _shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
 def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (), inputs: Sequence[str] = (), replay: Replay | None = None) -> ImageRequest:
     """txt2img (prompts), img2img or inpaint (inputs), or a replay; every cross-option rule checked here."""
     values, origin = merge(task, layers)
-    sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"], values["eta"], values.get("ensd", 0), values["step_cache"])
+    sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"], values["eta"], values.get("ensd", 0), step_cache=values["step_cache"], tome=values["tome"])
     _check_step_cache(values)
     output = OutputOptions(values["output"], values.get("name_pattern", OutputOptions.name_pattern), values["overwrite"], values["skip_existing"], values["shard"], values["quality"])
     seed = values["seed"] if values["seed"] is not None else random_seed()
@@ -273,7 +273,7 @@ def _checked_prompts(prompts: Sequence[str]) -> tuple[str, ...]:
 # ---------------------------------------------------------------- replay: a record is one more door
 
 # Record keys that are options, as the image's task takes them.
-RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "step_cache", "clip_skip", "subseed_strength", "tiling", "eta", "ensd", "quality", "negative_prompt", "strength", "exact_steps", "resize", "hires_scale", "hires_width", "hires_height", "hires_strength", "hires_steps", "hires_upscaler")
+RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "step_cache", "tome", "clip_skip", "subseed_strength", "tiling", "eta", "ensd", "quality", "negative_prompt", "strength", "exact_steps", "resize", "hires_scale", "hires_width", "hires_height", "hires_strength", "hires_steps", "hires_upscaler")
 RECORDED_MASK_OPTIONS = {"mask_blur": "mask_blur", "invert_mask": "invert_mask", "fill": "fill", "only_masked": "only_masked", "padding": "padding"}
 REQUIRED = ("steps", "cfg", "width", "height", "scheduler", "seed", "prompt")
 

@@ -522,6 +522,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("tiling", Bool(), False, ("--tiling",), "Seamless: opposite edges continue each other (every convolution pads circularly).", SAMPLING, IMAGE_TASKS),
     Option("clip_skip", Int(1, 12), 1, ("--clip-skip",), "Read CLIP this many layers from the end (A1111's Clip skip; 2 for many anime models).", SAMPLING),
     Option("cfg_cutoff", Float(0.0, 1.0, hi_open=True), 0.0, ("--cfg-cutoff",), "Skip guidance on this last fraction of the steps (0.2: the last 20%), halving their cost.", SAMPLING, IMAGE_TASKS),
+    Option("tome", Float(0.0, 0.75), 0.0, ("--tome",), "Token merging: merge this fraction of the tokens before each self-attention at the UNet's finest level (0.5: half; 0: off). Pays at 768 pixels and up.", SAMPLING, ALL_TASKS),
     Option("step_cache", Int(1, 50), 1, ("--step-cache",), "Run the whole UNet every N steps and only its shallow blocks in between, on the deep features kept from the last whole step (DeepCache; 1: off).", SAMPLING, ALL_TASKS),
     Option("batch_size", Int(1, MAX_BATCH), 1, ("--batch-size", "-b"), "Images per forward pass.", SAMPLING, IMAGE_TASKS),
     # output

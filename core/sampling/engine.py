@@ -54,6 +54,7 @@ class Engine:
         self.adapters = None  # LoRAs and embeddings, when the run names any
         self.controlnets = None  # loading.controlnets.ControlNets, when the run names any
         self._step_cache = None  # installed on the UNet the first time a run asks for --step-cache
+        self._token_merging = None  # likewise, for --tome
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -251,6 +252,7 @@ class Engine:
             self.adapters.activate(prompts.extract_loras(jobs[0].prompt)[1])  # the runner batches only images with the same LoRAs
         conditioning = Conditioner(PromptEncoder(pipe, sampling.clip_skip), jobs, steps)
         self._start_step_cache(pipe, sampling.step_cache)
+        self._start_token_merging(pipe, sampling.tome)
         if task == "txt2img" and (sampling.subseed_strength > 0 or sampling.ensd):
             task_args["latents"] = variation_noise(pipe, jobs, sampling.subseed_strength, width, height)
         if sampling.eta:
@@ -280,6 +282,14 @@ class Engine:
             self._step_cache = StepCache(pipe.unet)
         if self._step_cache is not None:
             self._step_cache.start(every)
+
+    def _start_token_merging(self, pipe, ratio: float) -> None:
+        if ratio > 0 and self._token_merging is None:
+            from .token_merging import TokenMerging
+
+            self._token_merging = TokenMerging(pipe.unet)
+        if self._token_merging is not None:
+            self._token_merging.start(ratio)
 
     def txt2img(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None, control: ControlCall | None = None, size: tuple[int, int] | None = None):
         """Generate one forward batch: every job shares the sampling settings, each has its own prompt and seed.

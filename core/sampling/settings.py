@@ -28,6 +28,7 @@ class Sampling:
     tiling: bool = False
     eta: float = 0.0
     ensd: int = 0  # A1111: the noise drawn during sampling comes from seed + ensd, the starting noise from seed
+    tome: float = 0.0  # token merging: the fraction of tokens merged before the top-level self-attention
     step_cache: int = 1  # run the whole UNet every this many calls, only its shallow path in between (1: always whole)
 
     def __post_init__(self):

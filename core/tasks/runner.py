@@ -51,6 +51,7 @@ def base_record(engine: Engine, request: ImageRequest, share: str | None) -> dic
         "logsnr_shift": sampling.logsnr_shift,
         "cfg_cutoff": sampling.cfg_cutoff,
         "step_cache": sampling.step_cache,
+        "tome": sampling.tome,
         "sampler": sampler,
         "schedule_type": schedule_type,
         "device": engine.runtime.device.type,
