@@ -235,3 +235,20 @@ def test_tome_is_recorded_and_replays_and_bounded(run_cli, tiny_sd, tmp_path):
     assert np.array_equal(pixels(tmp_path / "t.png"), pixels(tmp_path / "again.png"))
     bad = run_cli("txt2img", "x", "--model", tiny_sd, "--tome", 0.9)
     assert bad.exit_code == 2 and "--tome 0.9: must be in [0, 0.75]" in bad.stderr
+
+
+def test_a_record_from_before_the_speed_options_replays_without_them(run_cli, tiny_sd, tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "-o", "old.png").exit_code == 0
+    image = Image.open(tmp_path / "old.png")
+    record = json.loads(image.text["scumble"])
+    del record["step_cache"], record["tome"]  # as a record written before they existed
+    info = PngInfo()
+    info.add_text("parameters", image.text["parameters"])
+    info.add_text("scumble", json.dumps(record))
+    image.save(tmp_path / "older.png", pnginfo=info)
+    result = run_cli("txt2img", "--replay", "older.png", "--model", tiny_sd, "-o", "again.png")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(Image.open(tmp_path / "again.png").text["scumble"])["step_cache"] == 1
+    assert np.array_equal(pixels(tmp_path / "old.png"), pixels(tmp_path / "again.png"))

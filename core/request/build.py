@@ -276,6 +276,7 @@ def _checked_prompts(prompts: Sequence[str]) -> tuple[str, ...]:
 RECORDED_OPTIONS = ("steps", "cfg", "width", "height", "scheduler", "noise_schedule", "timestep_spacing", "logsnr_shift", "cfg_cutoff", "step_cache", "tome", "clip_skip", "subseed_strength", "tiling", "eta", "ensd", "quality", "negative_prompt", "strength", "exact_steps", "resize", "hires_scale", "hires_width", "hires_height", "hires_strength", "hires_steps", "hires_upscaler")
 RECORDED_MASK_OPTIONS = {"mask_blur": "mask_blur", "invert_mask": "invert_mask", "fill": "fill", "only_masked": "only_masked", "padding": "padding"}
 REQUIRED = ("steps", "cfg", "width", "height", "scheduler", "seed", "prompt")
+RECORDED_BEFORE_SPEED_OPTIONS = {"step_cache": 1, "tome": 0.0}
 
 
 def replay_request(task: str, path: Path, record: dict, flags: Mapping[str, Any]) -> ImageRequest:
@@ -288,7 +289,8 @@ def replay_request(task: str, path: Path, record: dict, flags: Mapping[str, Any]
     if missing:
         raise UsageError(f"{label}: its record lacks {names(missing)}, so it cannot be replayed")
     taken = {key for key in RECORDED_OPTIONS if key in options_for(task)}
-    recorded = {key: record[key] for key in taken if key in record} | _recorded_controlnets(record, label)
+    # A record older than a speed option was made without it: absent means off, whatever today's default.
+    recorded = RECORDED_BEFORE_SPEED_OPTIONS | {key: record[key] for key in taken if key in record} | _recorded_controlnets(record, label)
     if task == "inpaint":
         recorded |= {option: record[key] for key, option in RECORDED_MASK_OPTIONS.items() if key in record}
     if "batch" in record:
