@@ -241,8 +241,42 @@ def test_control_options_without_a_controlnet_and_txt2img_without_an_image(run_c
     assert blind.exit_code == 2 and "needs --control-image" in one_error_line(blind)
     folder = run_cli("txt2img", "x", "--model", tiny_sd, "--controlnet", cnets / "first", "--control-image", tmp_path)
     assert folder.exit_code == 2 and "txt2img has none" in one_error_line(folder)
-    hires = run_cli("txt2img", "x", "--model", tiny_sd, "--controlnet", cnets / "first", "--control-image", a, "--hires-scale", 2)
-    assert hires.exit_code == 2 and "hires fix" in one_error_line(hires)
+
+
+@pytest.mark.parametrize("upscaler", ["latent", "lanczos"])
+def test_the_hires_fix_keeps_the_controlnet_in_its_second_pass(run_cli, tiny_sd, cnets, tmp_path, upscaler):
+    a, b = square(tmp_path / "a.png"), stripes(tmp_path / "b.png")
+    common = ("txt2img", "x", "--model", tiny_sd, *STEPS, "--hires-scale", 2, "--hires-upscaler", upscaler, "--hires-strength", 0.6, "--controlnet", cnets / "first")
+    for name, image in (("a.png", a), ("b.png", b)):
+        result = run_cli(*common, "--control-image", image, "-o", "out-" + name)
+        assert result.exit_code == 0, result.stderr
+    out_a, out_b = pixels(tmp_path / "out-a.png"), pixels(tmp_path / "out-b.png")
+    assert out_a.shape == (64, 64, 3)  # the control image's 32x32, doubled
+    assert np.abs(out_a.astype(int) - out_b.astype(int)).mean() > 1.0
+    replay = run_cli("txt2img", "--replay", "out-a.png", "--model", tiny_sd, "-o", "again.png")
+    assert replay.exit_code == 0, replay.stderr
+    assert np.array_equal(out_a, pixels(tmp_path / "again.png"))
+
+
+def test_the_hires_fix_guides_its_second_pass_with_control_images_made_at_the_final_size(run_cli, tiny_sd, cnets, tmp_path, monkeypatch):
+    from scumble.core.sampling.engine import Engine
+
+    seen = []
+    for name in ("img2img", "img2img_latents"):  # the real second pass runs; the spy notes what guided it
+        real = getattr(Engine, name)
+
+        def spy(self, *args, _real=real, **kwargs):
+            seen.append(kwargs.get("control"))
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Engine, name, spy)
+    a = square(tmp_path / "a.png")
+    result = run_cli("txt2img", "x", "--model", tiny_sd, *STEPS, "--hires-scale", 2, "--controlnet", cnets / "first", "--control-image", a, "--control-type", "canny", "-o", "o.png")
+    assert result.exit_code == 0, result.stderr
+    (second,) = seen
+    (image,) = second.images[0]
+    edges = np.asarray(image)
+    assert image.size == (64, 64) and set(np.unique(edges)) <= {0, 255}  # an edge map drawn at 64x64, not an enlarged 32x32 one
 
 
 # ---------------------------------------------------------------- single files: shipped architectures

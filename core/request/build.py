@@ -162,8 +162,6 @@ def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (
             raise UsageError("no prompt given (pass PROMPT or --prompt-file)")
         subseed = values["subseed"] if values["subseed"] is not None else random_seed()
         hires = _hires(values)
-        if hires is not None and common["control"] is not None:
-            raise UsageError("--controlnet and the hires fix (--hires-*) do not work together yet; make the image, then img2img it larger with the ControlNet")
         return ImageRequest(prompts=tuple((p, negative) for p in prompts), count=values["count"], subseed=subseed, hires=hires, **common)
     if replay is None and not inputs:
         raise UsageError("give INPUTS or --replay IMAGE")

@@ -298,15 +298,15 @@ class Engine:
         width, height = size or self.size(sampling.width, sampling.height)
         return self._run("txt2img", jobs, sampling, sampling.steps, on_step, sampling.steps, (width, height), control, width=width, height=height)
 
-    def txt2img_latents(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None):
+    def txt2img_latents(self, jobs: list[ImageJob], sampling: Sampling, on_step: StepCallback | None = None, control: ControlCall | None = None, size: tuple[int, int] | None = None):
         """txt2img stopped before the VAE: the latents (for a hires fix's latent upscale)."""
-        width, height = self.size(sampling.width, sampling.height)
-        return self._run("txt2img", jobs, sampling, sampling.steps, on_step, sampling.steps, (width, height), width=width, height=height, output_type="latent")
+        width, height = size or self.size(sampling.width, sampling.height)
+        return self._run("txt2img", jobs, sampling, sampling.steps, on_step, sampling.steps, (width, height), control, width=width, height=height, output_type="latent")
 
-    def img2img_latents(self, jobs: list[ImageJob], latents, size: tuple[int, int], sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None):
+    def img2img_latents(self, jobs: list[ImageJob], latents, size: tuple[int, int], sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None, control: ControlCall | None = None):
         """img2img from latents rather than pictures (diffusers takes 4-channel latents as they are, without encoding)."""
-        sized = {"width": size[0], "height": size[1]} if "width" in self._call_parameters("img2img") else {}
-        return self._run("img2img", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, size, image=latents, strength=denoise.strength, **sized)
+        sized = {"width": size[0], "height": size[1]} if "width" in self._call_parameters("img2img", control is not None) else {}
+        return self._run("img2img", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, size, control, image=latents, strength=denoise.strength, **sized)
 
     def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None, control: ControlCall | None = None):
         """Noise each image to the plan's strength and denoise it from there (one forward batch, one size)."""

@@ -55,29 +55,28 @@ class Controls:
 
     def prepare(self, prep: Prepared, sources: list[Source], fit: Callable[[np.ndarray | None], np.ndarray]) -> None:
         """Fit each control image to the picture (`fit(None)`: the input itself), run its preprocessor, and record it."""
+        prep.control = self.preprocessed(prep, sources, fit)
+        prep.inputs["control"] = [None if source is None else source[1] for source in sources]
+
+    def preprocessed(self, prep: Prepared, sources: list[Source], fit: Callable[[np.ndarray | None], np.ndarray]) -> list:
+        """Each ControlNet's image fitted by `fit` and run through its preprocessor."""
         from PIL import Image
 
         options = self.options
         settings = control.Settings(options.canny_low, options.canny_high, seed=prep.item.seed)  # shuffle: the image's own seed
-        images, entries = [], []
-        for unit, source in zip(options.units, sources):
-            fitted = fit(None if source is None else source[0])
-            images.append(Image.fromarray(control.preprocess(unit.module, fitted, settings)))
-            entries.append(None if source is None else source[1])
-        prep.control = images
-        prep.inputs["control"] = entries
+        return [Image.fromarray(control.preprocess(unit.module, fit(None if source is None else source[0]), settings)) for unit, source in zip(options.units, sources)]
 
 
 def _read(data: bytes, label: str) -> tuple[np.ndarray, dict]:
     return inputs.decode_rgb(data, label), {"image": str(Path(label).expanduser().resolve()), "image_sha256": inputs.sha256(data)}
 
 
-def call(request: ImageRequest, batch: list[Prepared]) -> ControlCall | None:
-    """What the engine needs of the ControlNets for one batch, or None when the run has none."""
+def call(request: ImageRequest, batch: list[Prepared], hires: bool = False) -> ControlCall | None:
+    """What the engine needs of the ControlNets for one batch (`hires`: for the hires fix's second pass), or None when the run has none."""
     if request.control is None:
         return None
     units = request.control.units
-    return ControlCall(tuple(tuple(p.control) for p in batch), tuple(u.weight for u in units), tuple(u.start for u in units), tuple(u.end for u in units), request.control.guess_mode)
+    return ControlCall(tuple(tuple(p.control_hires if hires else p.control) for p in batch), tuple(u.weight for u in units), tuple(u.start for u in units), tuple(u.end for u in units), request.control.guess_mode)
 
 
 def record_fields(engine: Engine, request: ImageRequest) -> dict:

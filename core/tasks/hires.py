@@ -16,16 +16,17 @@ from ..sampling.engine import Engine
 from .items import max_side
 
 
-def target(engine: Engine, request: ImageRequest) -> tuple[int, int]:
+def target(engine: Engine, request: ImageRequest, base: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The final size; `base`: the first pass's, where a control image set it."""
     sampling = request.sampling
-    return request.hires.target(engine.size(sampling.width, sampling.height))
+    return request.hires.target(base or engine.size(sampling.width, sampling.height))
 
 
-def check_size(engine: Engine, request: ImageRequest) -> None:
-    """Refuse a final size the model cannot use before the first pass spends any time."""
+def check_size(engine: Engine, request: ImageRequest, base: tuple[int, int] | None = None) -> None:
+    """Refuse a final size the model cannot use before the first pass spends any time (`base`: a control image's size)."""
     limit = max_side(engine)
     hires = request.hires
-    width, height = target(engine, request)
+    width, height = target(engine, request, base)
     for side, value in (("width", width), ("height", height)):
         if value > limit:
             flag = f"--hires-{side} {value}" if getattr(hires, side) else f"--hires-scale {hires.scale:g}"
@@ -65,21 +66,23 @@ def _network(path: str, allow_pickle: bool, device: str):
     return upscale.load_network(path, allow_pickle, device)
 
 
-def generate(engine: Engine, request: ImageRequest, jobs: list, on_step) -> list:
+def generate(engine: Engine, request: ImageRequest, jobs: list, on_step, control=None, control_second=None, base: tuple[int, int] | None = None) -> list:
+    """Both passes; with ControlNets, `control` guides the first and `control_second` (the same images at the final size) the second."""
     sampling, hires = request.sampling, request.hires
-    width, height = target(engine, request)
+    base = base or engine.size(sampling.width, sampling.height)
+    width, height = target(engine, request, base)
     # the second pass's own size, so a size-dependent setting (--logsnr-shift auto) sees the image it makes
     second = replace(sampling, width=width, height=height)
     denoise = hires.denoise
     if hires.upscaler != "latent":
-        first = engine.txt2img(jobs, sampling, on_step=on_step)
+        first = engine.txt2img(jobs, sampling, on_step=on_step, control=control, size=base)
         resized = [_upscaled(engine, request, image, (width, height)) for image in first]
-        return engine.img2img(jobs, resized, second, denoise, on_step=on_step)
+        return engine.img2img(jobs, resized, second, denoise, on_step=on_step, control=control_second)
     import torch.nn.functional as F
 
     # Latent: the first pass stops before the VAE, and its latents are stretched bilinearly (A1111's
     # default "Latent", no antialiasing); img2img takes 4-channel latents as they are, without encoding.
-    latents = engine.txt2img_latents(jobs, sampling, on_step=on_step)
+    latents = engine.txt2img_latents(jobs, sampling, on_step=on_step, control=control, size=base)
     factor = engine.pipeline("txt2img").vae_scale_factor
     upscaled = F.interpolate(latents, size=(height // factor, width // factor), mode="bilinear", align_corners=False, antialias=False)
-    return engine.img2img_latents(jobs, upscaled, (width, height), second, denoise, on_step=on_step)
+    return engine.img2img_latents(jobs, upscaled, (width, height), second, denoise, on_step=on_step, control=control_second)

@@ -44,6 +44,7 @@ class Prepared:
     state: Any = None
     notices: list[str] = field(default_factory=list)
     control: list = field(default_factory=list)  # one control image per ControlNet, at `size`, preprocessed
+    control_hires: list = field(default_factory=list)  # the same at the hires fix's final size, for its second pass
 
 
 class Task(Protocol):

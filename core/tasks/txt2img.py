@@ -69,11 +69,17 @@ class Txt2Img:
         size = processing_size(engine, request, first.shape[1], first.shape[0], item.label)
         prep = Prepared(item, size)
         self._controls.prepare(prep, sources, lambda image: px.resize(image, size[0], size[1], request.control.resize))
+        if request.hires:
+            # The second pass is guided at its own size: each control image is fitted and preprocessed again
+            # there (an edge map drawn at the final size, not a blurred enlargement of the small one).
+            hires.check_size(engine, request, size)
+            final = hires.target(engine, request, size)
+            prep.control_hires = self._controls.preprocessed(prep, sources, lambda image: px.resize(image, final[0], final[1], request.control.resize))
         return prep
 
     def generate(self, engine: Engine, request: ImageRequest, batch: list[Prepared], on_step) -> list:
         if request.hires:
-            return hires.generate(engine, request, [p.item.job for p in batch], on_step)
+            return hires.generate(engine, request, [p.item.job for p in batch], on_step, control.call(request, batch), control.call(request, batch, hires=True), batch[0].size)
         return engine.txt2img([p.item.job for p in batch], request.sampling, on_step=on_step, control=control.call(request, batch), size=batch[0].size)
 
     def finish(self, request: ImageRequest, prep: Prepared, image):
