@@ -373,3 +373,62 @@ def test_a_shipped_architecture_that_does_not_fit_and_a_hub_id_not_cached_are_on
     hub = run_cli(*base, "--controlnet", "nobody/no-such-controlnet")
     assert hub.exit_code == 1 and "could not load this hub id" in one_error_line(hub)
     assert not (tmp_path / "out.png").exists()
+
+
+# ---------------------------------------------------------------- animate: a control video, or the input video's frames
+
+
+def _video(path, frames):
+    from scumble.core.animation.video import VideoWriter
+
+    with VideoWriter(path, fps=10, crf=0) as video:  # lossless: the same frame decodes the same in every video
+        for frame in frames:
+            video.add(frame)
+    return path
+
+
+def _moving_squares(count, size=32):
+    frames = []
+    for i in range(count):
+        frame = np.zeros((size, size, 3), np.uint8)
+        frame[8:24, 2 + 3 * i : 14 + 3 * i] = 255
+        frames.append(frame)
+    return frames
+
+
+def test_animate_follows_a_control_video_frame_by_frame(run_cli, tiny_sd, cnets, tmp_path):
+    _video(tmp_path / "moving.mp4", _moving_squares(4))
+    _video(tmp_path / "still.mp4", [_moving_squares(1)[0]] * 4)
+    common = ("animate", "--model", tiny_sd, "--frames", 4, "--steps", 4, "--strength", 0.6, "--seed", 2, "--keep-frames", "--controlnet", cnets / "first", "--control-type", "canny")
+    for name in ("moving", "still"):
+        result = run_cli(*common, "--control-video", f"{name}.mp4", "-o", f"out-{name}.mp4")
+        assert result.exit_code == 0, result.stderr
+    moving = [pixels(p) for p in sorted((tmp_path / "out-moving.frames").glob("0*.png"))]
+    still = [pixels(p) for p in sorted((tmp_path / "out-still.frames").glob("0*.png"))]
+    assert len(moving) == len(still) == 4
+    def change(a, b):
+        return np.abs(a.astype(int) - b.astype(int)).mean()
+
+    assert change(moving[0], still[0]) < 0.5  # the same first control frame (up to H.264's rounding): the same first frame
+    assert change(moving[-1], still[-1]) > 5 * max(change(moving[0], still[0]), 0.2)  # later control frames differ, and so do the frames they guide
+    again = run_cli(*common, "--control-video", "moving.mp4", "-o", "out-moving.mp4", "--resume")
+    assert again.exit_code == 0, again.stderr  # the recorded ControlNet settings read back as they were written
+    settings = json.loads((tmp_path / "out-moving.frames" / "settings.json").read_text())
+    assert settings["control"]["units"][0]["image"] == "moving.mp4" and settings["control"]["units"][0]["module"] == "canny"
+
+
+def test_animate_vid2vid_controlnet_follows_the_input_video(run_cli, tiny_sd, cnets, tmp_path):
+    _video(tmp_path / "in.mp4", _moving_squares(3))
+    common = ("animate", "--model", tiny_sd, "--frames", 3, "--steps", 4, "--seed", 2, "--video-input", "in.mp4", "--keep-frames")
+    assert run_cli(*common, "-o", "plain.mp4").exit_code == 0
+    result = run_cli(*common, "--controlnet", cnets / "first", "-o", "guided.mp4")
+    assert result.exit_code == 0, result.stderr
+    assert not np.array_equal(pixels(tmp_path / "plain.frames" / "000000002.png"), pixels(tmp_path / "guided.frames" / "000000002.png"))
+
+
+def test_animate_controlnet_without_a_video_is_one_line(run_cli, tiny_sd, cnets, tmp_path):
+    result = run_cli("animate", "--model", tiny_sd, "--frames", 2, "--controlnet", cnets / "first")
+    assert result.exit_code == 2 and "needs --control-video FILE (or --video-input" in one_error_line(result)
+    short = _video(tmp_path / "short.mp4", _moving_squares(2))
+    result = run_cli("animate", "--model", tiny_sd, "--frames", 3, "--steps", 2, "--controlnet", cnets / "first", "--control-video", short, "-o", "s.mp4")
+    assert result.exit_code == 1 and "--control-video" in one_error_line(result) and "fewer than --frames 3" in result.stderr

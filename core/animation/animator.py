@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import InputError
 from ..images import inputs, motion
 from ..images import pixels as imaging
-from ..sampling.settings import ImageJob, Sampling
+from ..sampling.settings import ControlCall, ImageJob, Sampling
 from .frames import FramePlan
 from .moves import Mover
 from .settings import AnimationSettings
@@ -27,6 +27,7 @@ class Animator:
         self.width, self.height = engine.size(settings.width, settings.height)
         self.reference: np.ndarray | None = None
         self.video_frames = None
+        self.control_videos: dict[str, list[np.ndarray]] = {}
         self.mover = Mover(settings, plans, self._video_frame, engine.runtime.device)
 
     def sampling(self, plan: FramePlan, steps: int) -> Sampling:
@@ -36,11 +37,33 @@ class Animator:
         from PIL import Image
 
         job = ImageJob(plan.prompt, plan.negative_prompt, plan.seed, plan.index)
+        control = self.control_call(plan)
         if start is None:
-            images = self.engine.txt2img([job], self.sampling(plan, int(round(plan.values["steps"]))), on_step)
+            images = self.engine.txt2img([job], self.sampling(plan, int(round(plan.values["steps"]))), on_step, control=control, size=(self.width, self.height))
         else:
-            images = self.engine.img2img([job], [Image.fromarray(start)], self.sampling(plan, int(round(plan.values["steps"]))), plan.denoise, on_step)
+            images = self.engine.img2img([job], [Image.fromarray(start)], self.sampling(plan, int(round(plan.values["steps"]))), plan.denoise, on_step, control=control)
         return np.asarray(images[0].convert("RGB"))
+
+    def control_call(self, plan: FramePlan) -> ControlCall | None:
+        """The frame's control images: each ControlNet's video at this frame (or the input video's), preprocessed."""
+        from PIL import Image
+
+        from ..images import control as preprocessors
+
+        options = self.settings.control
+        if options is None:
+            return None
+        settings = preprocessors.Settings(options.canny_low, options.canny_high, seed=plan.seed)  # shuffle: the frame's own seed
+        images = tuple(Image.fromarray(preprocessors.preprocess(unit.module, self._control_frame(unit.image, plan.index), settings)) for unit in options.units)
+        units = options.units
+        return ControlCall((images,), tuple(u.weight for u in units), tuple(u.start for u in units), tuple(u.end for u in units), options.guess_mode)
+
+    def _control_frame(self, video: str | None, index: int) -> np.ndarray:
+        if video is None:
+            return self._video_frame(index)
+        if video not in self.control_videos:
+            self.control_videos[video] = read_video_frames(Path(video), self.settings.extract_nth_frame, self.width, self.height, len(self.plans), "--control-video", self.settings.control.resize)
+        return self.control_videos[video][index]
 
     def prepare(self, frame: np.ndarray, plan: FramePlan) -> np.ndarray:
         """Deforum's order before img2img: colour match, contrast, anti-blur, then seeded noise."""
@@ -93,25 +116,25 @@ class Animator:
         return motion.match_colors(made, self.reference, self.settings.color_coherence)
 
 
-def read_video_frames(path: Path, nth: int, width: int, height: int, limit: int) -> list[np.ndarray]:
+def read_video_frames(path: Path, nth: int, width: int, height: int, limit: int, flag: str = "--video-input", fit: str = "crop") -> list[np.ndarray]:
     import imageio_ffmpeg
 
     if not path.is_file():
-        raise InputError(f"--video-input {path}: no such file")
+        raise InputError(f"{flag} {path}: no such file")
     try:
         reader = imageio_ffmpeg.read_frames(str(path))
         meta = next(reader)
     except (RuntimeError, OSError, StopIteration) as exc:
-        raise InputError(f"--video-input {path}: not a video ffmpeg can read ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc})") from exc
+        raise InputError(f"{flag} {path}: not a video ffmpeg can read ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc})") from exc
     w, h = meta["size"]
     frames = []
     for i, raw in enumerate(reader):
         if i % nth == 0:
             frame = np.frombuffer(raw, np.uint8).reshape(h, w, 3)
-            frames.append(imaging.resize(frame, width, height, "crop"))
+            frames.append(imaging.resize(frame, width, height, fit))
             if len(frames) >= limit:
                 reader.close()
                 break
     if len(frames) < limit:
-        raise InputError(f"--video-input {path}: has {len(frames)} frames at every {nth}th, fewer than --frames {limit}")
+        raise InputError(f"{flag} {path}: has {len(frames)} frames at every {nth}th, fewer than --frames {limit}")
     return frames

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import json
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import Any
 
 from ..sampling.noise_schedules import NoiseSpec
 from .keyframes import ParsedSchedule
@@ -93,10 +95,11 @@ class AnimationSettings:
     soundtrack_offset: float = 0.0
     interpolate: int = 1
     deflicker: bool = False
+    control: Any = None  # request.types.ControlOptions (not imported: request builds animation): ControlNets, each following --control-video or the --video-input frames
 
     def as_dict(self) -> dict:
-        """Plain JSON-able values: schedules and noise schedules as the text they were given as."""
-        return {f.name: (str(v) if isinstance(v, (ParsedSchedule, NoiseSpec)) else v) for f in fields(self) for v in [getattr(self, f.name)]}
+        """Plain JSON values (as settings.json reads back, lists not tuples): schedules and noise schedules as the text they were given as."""
+        return {f.name: (str(v) if isinstance(v, (ParsedSchedule, NoiseSpec)) else json.loads(json.dumps(asdict(v))) if is_dataclass(v) else v) for f in fields(self) for v in [getattr(self, f.name)]}
 
     @property
     def hybrid(self) -> bool:
@@ -114,4 +117,5 @@ class AnimationSettings:
             left_out.add("optical_flow_cadence")
         if not self.hybrid:
             left_out |= set(HYBRID)
+        left_out |= {name for name, off in (("step_cache", 1), ("tome", 0.0), ("control", None)) if getattr(self, name) == off}
         return {k: v for k, v in self.as_dict().items() if k not in left_out}

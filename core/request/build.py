@@ -195,14 +195,14 @@ def _hires(values: Mapping[str, Any]) -> Hires | None:
     return Hires(values["hires_scale"], values["hires_width"], values["hires_height"], values["hires_strength"], values["hires_steps"], values["hires_upscaler"], denoise)
 
 
-PER_CONTROLNET = {"controlnet_config": "--controlnet-config", "control_image": "--control-image", "control_type": "--control-type", "control_start": "--control-start", "control_end": "--control-end"}
+PER_CONTROLNET = {"controlnet_config": "--controlnet-config", "control_image": "--control-image", "control_video": "--control-video", "control_type": "--control-type", "control_start": "--control-start", "control_end": "--control-end"}
 
 
 def _control(task: str, values: Mapping[str, Any], replay: Replay | None) -> ControlOptions | None:
     """The run's ControlNets, or None; each per-ControlNet option gives one value for all, or one each."""
     models = values["controlnet"]
     if not models:
-        given = [flag for name, flag in PER_CONTROLNET.items() if values[name]] + (["--guess-mode"] if values["guess_mode"] else [])
+        given = [flag for name, flag in PER_CONTROLNET.items() if values.get(name)] + (["--guess-mode"] if values["guess_mode"] else [])  # each task has its own subset
         if given:
             raise UsageError(f"{given[0]} needs --controlnet MODEL")
         return None
@@ -218,13 +218,18 @@ def _control(task: str, values: Mapping[str, Any], replay: Replay | None) -> Con
     for number, (start, end) in enumerate(zip(starts, ends)):
         if start >= end:
             raise UsageError(f"--control-start {start:g} must be less than --control-end {end:g}" + (f" (ControlNet {number})" if count > 1 else ""))
+    if task == "animate":
+        videos = each("control_video", None)
+        if not values["video_input"] and None in videos:
+            raise UsageError("--controlnet in animate needs --control-video FILE (or --video-input, whose frames it then follows)")
     if task == "txt2img" and replay is None and not values["control_image"]:
         raise UsageError("--controlnet in txt2img needs --control-image, the image it follows")
     if task != "txt2img" and values["noise_schedule"].continuous is not None:
         raise UsageError(f"--noise-schedule {values['noise_schedule'].text}: diffusers' ControlNet img2img and inpaint pipelines take no custom noise levels; use default, karras, exponential or beta")
     if values["canny_low"] > values["canny_high"]:
         raise UsageError(f"--canny-low {values['canny_low']} must be at most --canny-high {values['canny_high']}")
-    units = tuple(ControlUnit(path, weight, config or None, image, module, start, end) for (path, weight), config, image, module, start, end in zip(models, each("controlnet_config", None), each("control_image", None), each("control_type", "none"), starts, ends))
+    images = videos if task == "animate" else each("control_image", None)
+    units = tuple(ControlUnit(path, weight, config or None, image, module, start, end) for (path, weight), config, image, module, start, end in zip(models, each("controlnet_config", None), images, each("control_type", "none"), starts, ends))
     return ControlOptions(units, values["guess_mode"], values["control_resize"], values["canny_low"], values["canny_high"])
 
 
@@ -237,7 +242,8 @@ def animation_request(layers: Sequence[Layer]):
         values["seed"] = random_seed()
     _check_motion(values)
     _check_step_cache(values)
-    return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings)})
+    control = _control("animate", values, None)
+    return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings) if f.name != "control"}, control=control)
 
 
 def _check_motion(values: Mapping[str, Any]) -> None:
