@@ -245,7 +245,7 @@ def test_values_are_held_to_the_options_limits(run_cli, tmp_path):
     data = manifest()
     data["rendered_frames"][1]["deforum_prompt"] = "x" * 20_001
     line = one_error_line(run_cli("animate", "--settings", write(tmp_path, "p.json", data), "--plan"))
-    assert line.startswith("error: --settings p.json (Parseq): prompts = ") and line.endswith("longer than 20,000 characters")
+    assert line.startswith("error: --settings p.json (Parseq): prompts = ") and line.endswith(": prompt for frame '1': longer than 20,000 characters")
 
 
 @pytest.mark.parametrize("embedded,message", [

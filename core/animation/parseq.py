@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from ..request.options import MAX_FRAMES, Int
+from ..request.options import MAX_FRAMES, Int, option
 from .keyframes import MAX_MAGNITUDE, ParsedSchedule
 
 # Per-frame moves: Deforum reads their `_delta` variant.
@@ -143,7 +143,7 @@ def from_deforum(data: dict, frames: int | None = None) -> ParseqImport | None:
     manifest = _loads(raw) if isinstance(raw, str) else raw
     overrides = _on(data.get("parseq_non_schedule_overrides", True))
     if frames is None and not overrides:  # the run is the Deforum file's length: frames past it are never read
-        frames = _whole(data.get("max_frames"))
+        frames = _whole(data.get("max_frames", option("animate", "frames").default))
     try:
         return from_manifest(manifest, _on(data.get("parseq_use_deltas", True)), overrides, frames)
     except UsageError as exc:

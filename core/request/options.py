@@ -442,7 +442,10 @@ class PromptMap(Kind):
         for key, text in value.items():
             if not isinstance(text, str):
                 raise Invalid(f"prompt for frame {str(key)[:40]!r} must be text")
-            out[check_text(str(key), 200)] = check_text(text)
+            try:
+                out[check_text(str(key), 200)] = check_text(text)
+            except Invalid as exc:  # a table of 10,000 prompts: say which one
+                raise Invalid(f"prompt for frame {str(key)[:40]!r}: {exc}") from None
         return out
 
 
