@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ..errors import UsageError
 
@@ -262,7 +263,7 @@ class ParsedSchedule:
         return cls(text, tuple(parse(text, name)), bounds)
 
     @classmethod
-    def from_values(cls, values: "list[float]") -> "ParsedSchedule":
+    def from_values(cls, values: list[float]) -> ParsedSchedule:
         """Every frame's value given (a Parseq manifest): a keyframe wherever the values bend.
 
         Between two keyframes `evaluate` interpolates linearly, so a frame on a straight run between
@@ -369,7 +370,7 @@ def _interpolate(values: list[float | None]) -> list[float]:
         out[i] = values[known[0]]
     for i in range(known[-1] + 1, len(out)):
         out[i] = values[known[-1]]
-    for before, after in zip(known, known[1:]):
+    for before, after in pairwise(known):
         a, b = values[before], values[after]
         for i in range(before + 1, after):
             w = (i - before) / (after - before)

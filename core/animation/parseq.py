@@ -24,10 +24,12 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from ..errors import UsageError
-from ..request.options import MAX_FRAMES, Int, option
+from ..request import options as table
+from ..request.options import MAX_FRAMES, Int
 from .keyframes import MAX_MAGNITUDE, ParsedSchedule
 
 # Per-frame moves: Deforum reads their `_delta` variant.
@@ -48,6 +50,14 @@ NOT_FIELDS = re.compile(r"frame|subseed|subseed_strength|prompt_weight_\d+|.+_de
 # What a moving field's value is when it does not move (the zoom is a scale).
 STILL = {name: 1.0 if name == "zoom" else 0.0 for name in MOTION}
 SHOWN_FIELDS = 12
+# Why a run may not read one of our schedules: a manifest does not say 2D or 3D, nor switch features on.
+_3D, _FLIP = "3D only: --animation-mode 3D", "only with --perspective-flip"
+READ_ONLY_WITH = {
+    **dict.fromkeys(("translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z", "fov", "near", "far"), _3D),
+    **dict.fromkeys(("zoom", "angle", "transform_center_x", "transform_center_y"), "2D only"),
+    **dict.fromkeys(("perspective_flip_theta", "perspective_flip_phi", "perspective_flip_gamma", "perspective_flip_fv"), _FLIP),
+    "hybrid_comp_alpha": "only with --video-input and --hybrid-composite",
+}
 
 
 @dataclass
@@ -143,7 +153,7 @@ def from_deforum(data: dict, frames: int | None = None) -> ParseqImport | None:
     manifest = _loads(raw) if isinstance(raw, str) else raw
     overrides = _on(data.get("parseq_non_schedule_overrides", True))
     if frames is None and not overrides:  # the run is the Deforum file's length: frames past it are never read
-        frames = _whole(data.get("max_frames", option("animate", "frames").default))
+        frames = _whole(data.get("max_frames", table.option("animate", "frames").default))
     try:
         return from_manifest(manifest, _on(data.get("parseq_use_deltas", True)), overrides, frames)
     except UsageError as exc:
@@ -154,28 +164,13 @@ def idle_fields(imported: ParseqImport | None, in_use: tuple[str, ...]) -> str |
     """The managed fields whose values would move the picture but that this run's settings do not read (a 3D field in a 2D run, say)."""
     if imported is None:
         return None
-    reasons = {
-        "translation_z": "3D", "rotation_3d_x": "3D", "rotation_3d_y": "3D", "rotation_3d_z": "3D", "fov": "3D", "near": "3D", "far": "3D",
-        "zoom": "2D", "angle": "2D", "transform_center_x": "2D", "transform_center_y": "2D",
-        "perspective_flip_theta": "--perspective-flip", "perspective_flip_phi": "--perspective-flip", "perspective_flip_gamma": "--perspective-flip", "perspective_flip_fv": "--perspective-flip",
-        "hybrid_comp_alpha": "--hybrid-composite",
-    }
-    idle = [(field_name, reasons.get(option, "")) for option, field_name in imported.moving.items() if option not in in_use]
-    if not idle:
-        return None
     groups: dict[str, list[str]] = {}
-    for field_name, reason in idle:
-        groups.setdefault(reason, []).append(field_name)
-    parts = [f"{', '.join(names)} ({_needs(reason)})" for reason, names in groups.items()]
-    return f"Parseq: fields this run does not read: {'; '.join(parts)}"
-
-
-def _needs(reason: str) -> str:
-    if reason == "3D":
-        return "3D only: --animation-mode 3D"
-    if reason == "2D":
-        return "2D only"
-    return f"only with {reason}" if reason else "not read by these settings"
+    for option_name, field_name in imported.moving.items():
+        if option_name not in in_use:
+            groups.setdefault(READ_ONLY_WITH.get(option_name, "not read by these settings"), []).append(field_name)
+    if not groups:
+        return None
+    return "Parseq: fields this run does not read: " + "; ".join(f"{', '.join(names)} ({why})" for why, names in groups.items())
 
 
 # ---------------------------------------------------------------- the checks: each one line, naming the frame
@@ -257,7 +252,7 @@ def _number(frame: dict, name: str, index: int) -> float:
 
 def _deltas(values: list[float], zoom: bool) -> list[float]:
     """Parseq's `_delta`: frame 0 its value, then the change from the last frame (for the zoom, a scale: 1 plus it)."""
-    return values[:1] + [(1 + b - a) if zoom else (b - a) for a, b in zip(values, values[1:])]
+    return values[:1] + [(1 + b - a) if zoom else (b - a) for a, b in pairwise(values)]
 
 
 def _prompts(frames: list[dict]) -> tuple[dict[str, str], int | None]:
