@@ -93,8 +93,8 @@ def build_request(flags: dict, prompt, prompts_file, settings_file, preset, resu
 
 
 def report_warnings(settings_file, imported, settings, random_seed) -> None:
-    from ..core.animation import parseq
     from ..core.animation.frames import keyframes_left_out, schedules_in_use
+    from ..core.request import parseq
 
     report_import(settings_file, imported)
     manifest = imported if isinstance(imported, parseq.ParseqImport) else getattr(imported, "parseq", None)
@@ -216,8 +216,9 @@ def settings_file_layers(path: Path | None, flags: dict):
     A Deforum file's embedded Parseq manifest is a layer above the file's own values, as Deforum lets it
     override them. --frames is passed in because frames past the run are never read.
     """
-    from ..core.animation import deforum, parseq
+    from ..core.animation import deforum
     from ..core.errors import UsageError
+    from ..core.request import parseq
     from ..core.request.build import Layer
     from ..core.request.files import read_table
 

@@ -62,7 +62,7 @@ CONSUMED = {"prompts", "strength_schedule", "steps", "steps_schedule", "enable_s
             "use_init", "init_image", "video_init_path", "animation_mode", "animation_prompts_positive", "strength", "strength_0_no_init",
             "add_soundtrack", "soundtrack_path", "frame_interpolation_engine", "frame_interpolation_x_amount",
             "padding_mode", "optical_flow_cadence", "hybrid_motion", "hybrid_composite", "hybrid_flow_method",
-            "parseq_manifest", "parseq_use_deltas", "parseq_non_schedule_overrides"}  # the embedded manifest: read by parseq.from_deforum
+            "parseq_manifest", "parseq_use_deltas", "parseq_non_schedule_overrides"}  # the embedded manifest: read by request.parseq.from_deforum
 DEFORUM_MARKERS = {"max_frames", "animation_mode", "diffusion_cadence", "strength_schedule"}
 
 # What Deforum's loader (deprecation_utils) renames before it reads a file: old key -> new key, and old values.

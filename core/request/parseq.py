@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from ..animation.keyframes import MAX_MAGNITUDE, ParsedSchedule
 from ..errors import UsageError
-from ..request import options as table
-from ..request.options import MAX_FRAMES, Int
-from .keyframes import MAX_MAGNITUDE, ParsedSchedule
+from . import options as table
+from .options import MAX_FRAMES, Int
 
 # Per-frame moves: Deforum reads their `_delta` variant.
 MOTION = {
@@ -143,7 +143,7 @@ def from_manifest(manifest: Any, use_deltas: bool = True, overrides: bool = True
 
 def from_deforum(data: dict, frames: int | None = None) -> ParseqImport | None:
     """The manifest a Deforum file embeds in parseq_manifest (JSON text, or an object), read with the file's two Parseq switches; None without one."""
-    from .deforum import _off, _on
+    from ..animation.deforum import _off, _on
 
     raw = data.get("parseq_manifest")
     if _off(raw) or (isinstance(raw, str) and not raw.strip()):
@@ -181,7 +181,7 @@ def _kind(value: Any) -> str:
 
 
 def _loads(text: str) -> Any:
-    from ..request.files import MAX_DEPTH, depth
+    from .files import MAX_DEPTH, depth
 
     try:
         manifest = json.loads(text)
