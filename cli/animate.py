@@ -35,7 +35,7 @@ def animate(
     flags: dict,
     prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="\"FRAME: text\"; repeat for more keyframes. Prompts carry forward; '--neg' inside a prompt starts its negative part.", rich_help_panel=FRAME, show_default=False)] = None,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts", help="A JSON or TOML map of frame -> prompt.", rich_help_panel=FRAME, show_default=False)] = None,
-    settings_file: Annotated[Optional[Path], typer.Option("--settings", help="A TOML/JSON file with any of these options, or a Deforum settings export.", rich_help_panel=FRAME, show_default=False)] = None,
+    settings_file: Annotated[Optional[Path], typer.Option("--settings", help="A TOML/JSON file with any of these options, a Deforum settings export, or a Parseq manifest.", rich_help_panel=FRAME, show_default=False)] = None,
     preset: opt.Preset = None,
     plan: Annotated[bool, typer.Option("--plan", help="Print every frame's prompt, seed and schedule values (a table; --json or --csv for machines) and stop: no model is loaded, no file written.", rich_help_panel=FRAME)] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="With --plan: the table as CSV.", rich_help_panel=FRAME)] = False,
@@ -81,7 +81,7 @@ def build_request(flags: dict, prompt, prompts_file, settings_file, preset, resu
 
     from ..core.request.build import animation_request
 
-    settings_layers, imported = settings_file_layers(settings_file)
+    settings_layers, imported = settings_file_layers(settings_file, flags)
     prompts = read_prompts_file(prompts_file) if prompts_file else parse_prompt_flags(prompt) if prompt else None
     request_layers = layers("animate", preset, flags | ({"prompts": prompts} if prompts else {}), settings_layers)
     model, settings = animation_request(request_layers)
@@ -93,9 +93,13 @@ def build_request(flags: dict, prompt, prompts_file, settings_file, preset, resu
 
 
 def report_warnings(settings_file, imported, settings, random_seed) -> None:
-    from ..core.animation.frames import keyframes_left_out
+    from ..core.animation.frames import keyframes_left_out, schedules_in_use
+    from ..core.request import parseq
 
     report_import(settings_file, imported)
+    manifest = imported if isinstance(imported, parseq.ParseqImport) else getattr(imported, "parseq", None)
+    if (idle := parseq.idle_fields(manifest, schedules_in_use(settings))):
+        warning_line(f"{settings_file}: {idle}")
     for line in keyframes_left_out(settings):
         warning_line(line)
     if random_seed == "recorded":
@@ -130,7 +134,7 @@ def recorded_seed(settings) -> int | None:
 
 
 def report_import(settings_file: Path | None, imported) -> None:
-    """A Deforum file's ignored features, one line each; with --debug also every key scumble does not read, with its value."""
+    """A Deforum file's ignored features (or a Parseq manifest's unused fields), one line each; with --debug also every Deforum key scumble does not read, with its value."""
     import os
 
     if imported is None:
@@ -206,24 +210,53 @@ def read_prompts_file(path: Path) -> dict:
     return read_table(path, "--prompts")
 
 
-def settings_file_layers(path: Path | None):
-    """Our own TOML/JSON settings, or a Deforum export (mapped to our names; its DeforumImport says what is left out)."""
+def settings_file_layers(path: Path | None, flags: dict):
+    """Our own TOML/JSON settings, a Deforum export or a Parseq manifest, mapped to our names; the import says what is left out.
+
+    A Deforum file's embedded Parseq manifest is a layer above the file's own values, as Deforum lets it
+    override them. --frames is passed in because frames past the run are never read.
+    """
     from ..core.animation import deforum
     from ..core.errors import UsageError
+    from ..core.request import parseq
     from ..core.request.build import Layer
     from ..core.request.files import read_table
 
     if path is None:
         return [], None
     data = read_table(path, "--settings")
+    frames = _frames_flag(flags)
+    if parseq.is_parseq(data):
+        try:
+            imported = parseq.from_manifest(data, frames=frames)
+        except UsageError as exc:
+            raise UsageError(f"--settings {path} (Parseq): {exc}") from None
+        return [Layer(f"--settings {path} (Parseq)", imported.values)], imported
     if deforum.is_deforum(data):
         try:
             imported = deforum.from_deforum(data)
+            manifest = parseq.from_deforum(data, frames)
         except UsageError as exc:
             raise UsageError(f"--settings {path} (Deforum): {exc}") from None
         _drop_refused(imported)
-        return [Layer(f"--settings {path} (Deforum)", imported.values)], imported
+        if manifest is None:
+            return [Layer(f"--settings {path} (Deforum)", imported.values)], imported
+        imported.warnings += manifest.warnings
+        imported.parseq = manifest
+        return [Layer(f"--settings {path} (Deforum)", imported.values), Layer(f"--settings {path} (Parseq)", manifest.values)], imported
     return [Layer(f"--settings {path}", data)], None
+
+
+def _frames_flag(flags: dict) -> int | None:
+    """--frames as typed, when it is valid (the request builder refuses it otherwise, with the flag's message)."""
+    from ..core.request.options import option
+
+    if "frames" not in flags:
+        return None
+    try:
+        return option("animate", "frames").kind.convert(flags["frames"])
+    except ValueError:
+        return None
 
 
 def _drop_refused(imported) -> None:

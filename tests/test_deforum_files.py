@@ -294,7 +294,7 @@ def test_a_flag_schedule_past_the_end_warns_and_renders_the_plan(run_cli, tmp_pa
 
 def test_features_that_change_the_video_are_one_line_each(run_cli, tmp_path):
     data = DEFORUM_DEFAULTS | {
-        "animation_mode": "3D", "translation_z": "0: (2.5)", "depth_algorithm": "Zoe", "parseq_manifest": '{"rendered_frames": []}',
+        "animation_mode": "3D", "translation_z": "0: (2.5)", "depth_algorithm": "Zoe", "parseq_manifest": '{"rendered_frames": [{"frame": 0, "noise_multiplier": 1.05}, {"frame": 1, "noise_multiplier": 1}]}',
         "hybrid_motion": "Optical Flow", "cn_1_enabled": True, "cn_1_module": "canny", "cn_1_model": "control_canny", "cn_2_enabled": True,
         "enable_noise_multiplier_scheduling": False, "use_looper": True, "add_soundtrack": "File", "seed_iter_N": 3,
     }
@@ -303,12 +303,12 @@ def test_features_that_change_the_video_are_one_line_each(run_cli, tmp_path):
     lines = [w.removeprefix("warning: d.json: ") for w in warnings(result)]
     assert lines == [
         "3D: depth_algorithm 'Zoe' is not run: the camera moves through flat depth unless --depth-model names a transformers depth model (e.g. Intel/zoedepth-nyu-kitti)",
-        "Parseq: the embedded parseq_manifest (23 characters) is ignored; the file's own schedules are used",
         "hybrid video: hybrid_flow_method 'RAFT' runs as DIS (RAFT needs torchvision and its weights)",
         "ControlNet: units 1 (canny, control_canny), 2 (none, None) not applied",
         "guided images: use_looper (init_images, image_strength_schedule) not supported",
         "seed: seed_iter_N 3 ignored (iter adds 1 every key frame)",
         "video: add_soundtrack 'File' from a URL (scumble downloads nothing: pass --soundtrack FILE) not supported",
+        "Parseq: fields not used: noise_multiplier",
     ]
     assert all(len(line) < 200 for line in lines)
 

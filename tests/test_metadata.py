@@ -107,7 +107,7 @@ def test_help_does_not_import_torch():
 
 def test_listings(run_cli):
     schedulers = run_cli("schedulers")
-    assert schedulers.exit_code == 0 and len([line for line in schedulers.stdout.splitlines() if line.startswith("  ")]) == 16 + 7
+    assert schedulers.exit_code == 0 and len([line for line in schedulers.stdout.splitlines() if line.startswith("  ")]) == 16 + 9  # 16 samplers, 9 noise schedules
     assert "DPM++ 2M SDE" in schedulers.stdout and "karras" in schedulers.stdout
     presets = json.loads(run_cli("presets", "--json").stdout)
     assert {"fast", "quality", "turbo", "lcm"} <= {p["name"] for p in presets}

@@ -61,7 +61,8 @@ DIRECT = {
 CONSUMED = {"prompts", "strength_schedule", "steps", "steps_schedule", "enable_steps_scheduling", "color_coherence", "sampler", "scheduler",
             "use_init", "init_image", "video_init_path", "animation_mode", "animation_prompts_positive", "strength", "strength_0_no_init",
             "add_soundtrack", "soundtrack_path", "frame_interpolation_engine", "frame_interpolation_x_amount",
-            "padding_mode", "optical_flow_cadence", "hybrid_motion", "hybrid_composite", "hybrid_flow_method"}
+            "padding_mode", "optical_flow_cadence", "hybrid_motion", "hybrid_composite", "hybrid_flow_method",
+            "parseq_manifest", "parseq_use_deltas", "parseq_non_schedule_overrides"}  # the embedded manifest: read by request.parseq.from_deforum
 DEFORUM_MARKERS = {"max_frames", "animation_mode", "diffusion_cadence", "strength_schedule"}
 
 # What Deforum's loader (deprecation_utils) renames before it reads a file: old key -> new key, and old values.
@@ -97,6 +98,7 @@ class DeforumImport:
     unused: list[str] = field(default_factory=list)  # names in `values` that only a switched-off feature reads
     warnings: list[str] = field(default_factory=list)  # one line per feature that would change the video and is ignored
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (key, value shown) for every key scumble does not read, for --debug
+    parseq: object = None  # the embedded Parseq manifest's ParseqImport, a layer above these values
 
 
 def is_deforum(data: dict) -> bool:
@@ -232,14 +234,6 @@ def _noise_multiplier(data: dict) -> str | None:
     if _on(data.get("enable_noise_multiplier_scheduling")) and not _constant(data, "noise_multiplier_schedule", 1.0):
         return f"noise multiplier: noise_multiplier_schedule {_shown(data.get('noise_multiplier_schedule'))} is not applied (the initial noise is not scaled)"
     return None
-
-
-def _parseq(data: dict) -> str | None:
-    manifest = data.get("parseq_manifest")
-    if _off(manifest) or (isinstance(manifest, str) and not manifest.strip()):
-        return None
-    size = len(manifest) if isinstance(manifest, str) else len(str(manifest))
-    return f"Parseq: the embedded parseq_manifest ({size:,} characters) is ignored; the file's own schedules are used"
 
 
 def _three_d(data: dict) -> str | None:
@@ -378,7 +372,7 @@ def _output(data: dict) -> str | None:
     return f"video: {', '.join(on)} not supported" if on else None
 
 
-FEATURES = (_animation_mode, _three_d, _video_input, _noise_multiplier, _parseq, _hybrid, _controlnet, _flow, _per_frame_switches,
+FEATURES = (_animation_mode, _three_d, _video_input, _noise_multiplier, _hybrid, _controlnet, _flow, _per_frame_switches,
             _masks, _looper, _seed, _colour, _image, _init_strength, _output)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ..errors import UsageError
 
@@ -261,6 +262,23 @@ class ParsedSchedule:
     def parse(cls, text: str, name: str = "schedule", bounds: object = None) -> "ParsedSchedule":
         return cls(text, tuple(parse(text, name)), bounds)
 
+    @classmethod
+    def from_values(cls, values: list[float]) -> ParsedSchedule:
+        """Every frame's value given (a Parseq manifest): a keyframe wherever the values bend.
+
+        Between two keyframes `evaluate` interpolates linearly, so a frame on a straight run between
+        its neighbours needs none: the values come back as given. The keyframes are built as parsed
+        numbers, not text, so a 10,000-frame oscillation is not held to a typed schedule's length.
+        """
+        n = len(values)
+        kept = [i for i in range(n) if i in (0, n - 1) or values[i] - values[i - 1] != values[i + 1] - values[i]]
+        keyframes = []
+        for index, frame in enumerate(kept, start=1):
+            value = values[frame]
+            shown = repr(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
+            keyframes.append(Keyframe(_number(frame, str(frame)), _number(value, shown), f"{frame}: ({shown})", index))
+        return cls(", ".join(kf.text for kf in keyframes), tuple(keyframes))
+
     def __str__(self) -> str:
         return self.text
 
@@ -333,22 +351,28 @@ class Schedule:
         return len(self.values)
 
 
+def _number(value: float, source: str) -> Expression:
+    """A number as a parsed expression, without parsing text: what `compile_expression(source)` gives."""
+    return Expression(source, ast.Expression(body=ast.Constant(value=value)), 0)
+
+
 def _interpolate(values: list[float | None]) -> list[float]:
-    """Linear between known frames, ends held (as Deforum's pandas interpolate does)."""
+    """Linear between known frames, ends held (as Deforum's pandas interpolate does).
+
+    One pass over the gaps, so 10,000 frames with a keyframe every few cost no more than a few; a gap
+    between two equal values holds that value exactly (v*(1-w) + v*w can be off in the last bit).
+    """
     known = [i for i, v in enumerate(values) if v is not None]
     if not known:
         return [0.0] * len(values)
     out = list(values)
-    for i in range(len(out)):
-        if out[i] is not None:
-            continue
-        before = max((k for k in known if k < i), default=None)
-        after = min((k for k in known if k > i), default=None)
-        if before is None:
-            out[i] = values[after]
-        elif after is None:
-            out[i] = values[before]
-        else:
+    for i in range(known[0]):
+        out[i] = values[known[0]]
+    for i in range(known[-1] + 1, len(out)):
+        out[i] = values[known[-1]]
+    for before, after in pairwise(known):
+        a, b = values[before], values[after]
+        for i in range(before + 1, after):
             w = (i - before) / (after - before)
-            out[i] = values[before] * (1 - w) + values[after] * w
+            out[i] = a if a == b else a * (1 - w) + b * w
     return [float(v) for v in out]

@@ -118,11 +118,15 @@ def _a1111_schedule_type(values: dict[str, Any], origin: dict[str, str], rank: d
 
 
 def model_options(values: Mapping[str, Any]) -> ModelOptions:
-    return ModelOptions(**{f.name: values[f.name] for f in fields(ModelOptions) if f.name in values})  # animate takes no ControlNet
+    return ModelOptions(**{f.name: values[f.name] for f in fields(ModelOptions) if f.name in values})  # each task takes its own subset
 
 
-def _check_step_cache(values: Mapping[str, Any]) -> None:
+def _resolve_step_cache(values: dict[str, Any], origin: Mapping[str, str]) -> None:
+    """--compile and a step cache exclude each other: a cache the user did not ask for gives way."""
     if values["step_cache"] > 1 and values["compile_unet"]:
+        if origin.get("step_cache", "default") == "default":
+            values["step_cache"] = 1
+            return
         raise UsageError(f"--step-cache {values['step_cache']} and --compile: choose one (the compiled UNet would retrace at every cached step)")
 
 
@@ -150,8 +154,8 @@ def _shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
 def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (), inputs: Sequence[str] = (), replay: Replay | None = None) -> ImageRequest:
     """txt2img (prompts), img2img or inpaint (inputs), or a replay; every cross-option rule checked here."""
     values, origin = merge(task, layers)
+    _resolve_step_cache(values, origin)
     sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"], values["eta"], values.get("ensd", 0), step_cache=values["step_cache"], tome=values["tome"])
-    _check_step_cache(values)
     output = OutputOptions(values["output"], values.get("name_pattern", OutputOptions.name_pattern), values["overwrite"], values["skip_existing"], values["shard"], values["quality"])
     seed = values["seed"] if values["seed"] is not None else random_seed()
     common = dict(task=task, model=model_options(values), sampling=sampling, output=output, seed=seed, batch_size=values["batch_size"], replay=replay, sources=origin, control=_control(task, values, replay))
@@ -237,11 +241,11 @@ def animation_request(layers: Sequence[Layer]):
     """(ModelOptions, AnimationSettings) for animate; every schedule parsed once, here."""
     from ..animation.settings import AnimationSettings
 
-    values, _origin = merge("animate", layers)
+    values, origin = merge("animate", layers)
     if values["seed"] is None:
         values["seed"] = random_seed()
     _check_motion(values)
-    _check_step_cache(values)
+    _resolve_step_cache(values, origin)
     control = _control("animate", values, None)
     return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings) if f.name != "control"}, control=control)
 

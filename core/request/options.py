@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 IMAGE_TASKS = frozenset({"txt2img", "img2img", "inpaint"})
@@ -400,8 +400,8 @@ class KeyframeSchedule(Kind):
     def convert(self, value: Any):
         from ..animation.keyframes import ParsedSchedule
 
-        if isinstance(value, ParsedSchedule):
-            return value
+        if isinstance(value, ParsedSchedule):  # built from per-frame values (a Parseq manifest): bounded frame by frame when evaluated, like any schedule
+            return value if value.bounds is not None else replace(value, bounds=self)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = f"0: ({_finite(value)})"
         if not isinstance(value, str):
@@ -442,7 +442,10 @@ class PromptMap(Kind):
         for key, text in value.items():
             if not isinstance(text, str):
                 raise Invalid(f"prompt for frame {str(key)[:40]!r} must be text")
-            out[check_text(str(key), 200)] = check_text(text)
+            try:
+                out[check_text(str(key), 200)] = check_text(text)
+            except Invalid as exc:  # a table of 10,000 prompts: say which one
+                raise Invalid(f"prompt for frame {str(key)[:40]!r}: {exc}") from None
         return out
 
 
