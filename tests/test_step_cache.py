@@ -115,14 +115,15 @@ def test_guidance_cut_off_mid_run_keeps_the_conditional_half_of_the_features(tin
     assert len(cut) == 2 and cut[0].size == (32, 32)
 
 
-def test_step_cache_1_is_the_plain_run_and_2_is_recorded_and_replays(run_cli, tiny_sd, tmp_path):
-    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "-o", "plain.png").exit_code == 0
+def test_step_cache_2_is_the_default_1_is_off_and_both_are_recorded_and_replay(run_cli, tiny_sd, tmp_path):
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "-o", "default.png").exit_code == 0
     assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--step-cache", 1, "-o", "one.png").exit_code == 0
     result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--step-cache", 2, "-o", "two.png")
     assert result.exit_code == 0, result.stderr
-    plain, one, two = (pixels(tmp_path / n) for n in ("plain.png", "one.png", "two.png"))
-    assert np.array_equal(plain, one)
-    assert not np.array_equal(plain, two)
+    default, one, two = (pixels(tmp_path / n) for n in ("default.png", "one.png", "two.png"))
+    assert np.array_equal(default, two)
+    assert not np.array_equal(one, two)
+    assert json.loads(Image.open(tmp_path / "one.png").text["scumble"])["step_cache"] == 1
     assert json.loads(Image.open(tmp_path / "two.png").text["scumble"])["step_cache"] == 2
     replay = run_cli("txt2img", "--replay", "two.png", "--model", tiny_sd, "-o", "again.png")
     assert replay.exit_code == 0, replay.stderr
@@ -140,7 +141,7 @@ def test_edits_take_the_step_cache(run_cli, tiny_sd, tmp_path, task):
     _sketch(tmp_path / "in.png")
     extra = ("--mask", "in.png") if task == "inpaint" else ()
     common = (task, "in.png", "--prompt", "a red circle", "--model", tiny_sd, "--steps", 8, "--strength", 0.5, "--seed", 1, *extra)
-    assert run_cli(*common, "-o", "plain.png").exit_code == 0
+    assert run_cli(*common, "--step-cache", 1, "-o", "plain.png").exit_code == 0
     result = run_cli(*common, "--step-cache", 2, "-o", "cached.png")
     assert result.exit_code == 0, result.stderr
     assert pixels(tmp_path / "cached.png").shape == pixels(tmp_path / "plain.png").shape
@@ -164,7 +165,7 @@ def test_controlnet_and_lora_runs_take_the_step_cache(run_cli, tiny_sd, tmp_path
     _sketch(tmp_path / "control.png")
     common = ("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--controlnet", tmp_path / "cn", "--control-image", "control.png",
               "--lora", tmp_path / "lora" / "pytorch_lora_weights.safetensors")
-    assert run_cli(*common, "-o", "plain.png").exit_code == 0
+    assert run_cli(*common, "--step-cache", 1, "-o", "plain.png").exit_code == 0
     result = run_cli(*common, "--step-cache", 3, "-o", "cached.png")
     assert result.exit_code == 0, result.stderr
     assert not np.array_equal(pixels(tmp_path / "cached.png"), pixels(tmp_path / "plain.png"))
@@ -172,7 +173,7 @@ def test_controlnet_and_lora_runs_take_the_step_cache(run_cli, tiny_sd, tmp_path
 
 def test_animate_takes_the_step_cache_and_records_it(run_cli, tiny_sd, tmp_path):
     common = ("animate", "--model", tiny_sd, "--frames", 3, "--steps", 6, "-W", 32, "-H", 32, "--keep-frames", "--seed", 2)
-    assert run_cli(*common, "-o", "plain.mp4").exit_code == 0
+    assert run_cli(*common, "--step-cache", 1, "-o", "plain.mp4").exit_code == 0
     result = run_cli(*common, "--step-cache", 2, "-o", "cached.mp4")
     assert result.exit_code == 0, result.stderr
     plain, cached = sorted((tmp_path / "plain.frames").glob("*.png")), sorted((tmp_path / "cached.frames").glob("*.png"))
@@ -240,7 +241,7 @@ def test_tome_is_recorded_and_replays_and_bounded(run_cli, tiny_sd, tmp_path):
 def test_a_record_from_before_the_speed_options_replays_without_them(run_cli, tiny_sd, tmp_path):
     from PIL.PngImagePlugin import PngInfo
 
-    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "-o", "old.png").exit_code == 0
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--step-cache", 1, "-o", "old.png").exit_code == 0
     image = Image.open(tmp_path / "old.png")
     record = json.loads(image.text["scumble"])
     del record["step_cache"], record["tome"]  # as a record written before they existed
@@ -252,3 +253,11 @@ def test_a_record_from_before_the_speed_options_replays_without_them(run_cli, ti
     assert result.exit_code == 0, result.stderr
     assert json.loads(Image.open(tmp_path / "again.png").text["scumble"])["step_cache"] == 1
     assert np.array_equal(pixels(tmp_path / "old.png"), pixels(tmp_path / "again.png"))
+
+
+def test_compile_alone_turns_the_default_step_cache_off(tiny_sd):
+    from scumble.core.request.build import FLAGS, Layer, image_request
+
+    request = image_request("txt2img", [Layer(FLAGS, {"compile_unet": True})], prompts=["x"])
+    assert request.sampling.step_cache == 1
+    assert image_request("txt2img", [Layer(FLAGS, {})], prompts=["x"]).sampling.step_cache == 2
