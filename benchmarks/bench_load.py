@@ -11,6 +11,10 @@ the file's pages in place and reads them on first use, so the load-only rows end
 page of every weight (a few tenths of a second): load time and memory are then what a first step finds.
 
     python benchmarks/bench_load.py [--folder DIR] [--file fp32|fp16] [--steps 4] [--size 512] [--repeat 1]
+
+`--layouts` measures instead what `--dtype auto` chooses for the decode and the UNet on the CPU: the
+VAE decode (one image) and one CFG step of the UNet (batch 2) in fp32 and bf16, each contiguous and
+channels-last, with the decode's extra peak RSS and its pixels against fp32 (0..255).
 """
 
 from __future__ import annotations
@@ -106,6 +110,64 @@ def child(mode: str, file: str, generate: bool, steps: int, size: int, out: str)
     return times | {"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
+def layouts(size: int, repeat: int) -> None:
+    """VAE decode (batch 1) and one UNet CFG step (batch 2) of SD 1.5 in fp32 and bf16, each contiguous and channels-last."""
+    import threading
+
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from scumble.core.loading.loaders import quiet_libraries
+    from scumble.core.loading.sources import CONFIGS_ROOT
+
+    quiet_libraries()
+    peak = {"now": 0}
+
+    def rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def sample():
+        while True:
+            peak["now"] = max(peak["now"], rss())
+            time.sleep(0.005)
+
+    threading.Thread(target=sample, daemon=True).start()
+    torch.manual_seed(0)
+    vae = AutoencoderKL.from_config(AutoencoderKL.load_config(CONFIGS_ROOT / "sd15" / "vae")).eval()
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(CONFIGS_ROOT / "sd15" / "unet")).eval()
+    latent = torch.randn(1, 4, size // 8, size // 8) / vae.config.scaling_factor  # what the pipeline hands the VAE
+    sample_in, text, timestep = torch.randn(2, 4, size // 8, size // 8), torch.randn(2, 77, 768), torch.tensor([500, 500])
+    variants = [(name, dtype, layout) for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)) for layout in ("contiguous", "channels-last")]
+    decode_s, step_s, decode_peak, pixels = {}, {}, {}, {}
+    weights = {k: v.clone() for k, v in vae.state_dict().items()}  # the UNet's weights do not matter to its speed, so it is not kept
+    with torch.inference_mode():
+        for i in range(repeat + 1):  # the first round warms up oneDNN's kernels and is not counted
+            for name, dtype, layout in variants if i % 2 == 0 else reversed(variants):
+                fmt = torch.channels_last if layout == "channels-last" else torch.contiguous_format
+                vae.to(torch.float32).load_state_dict(weights)  # the same fp32 weights for every row's pixels
+                vae.to(dtype).to(memory_format=fmt), unet.to(dtype).to(memory_format=fmt)
+                before = peak["now"] = rss()
+                start = time.perf_counter()
+                image = vae.decode(latent.to(dtype).contiguous(memory_format=fmt)).sample
+                seconds = time.perf_counter() - start
+                used = peak["now"] - before
+                start = time.perf_counter()
+                unet(sample_in.to(dtype).contiguous(memory_format=fmt), timestep, text.to(dtype))
+                if i:
+                    decode_s.setdefault((name, layout), []).append(seconds)
+                    step_s.setdefault((name, layout), []).append(time.perf_counter() - start)
+                    decode_peak[(name, layout)] = max(decode_peak.get((name, layout), 0), used)
+                pixels[(name, layout)] = ((image.float().clamp(-1, 1) + 1) * 127.5).round()
+    base_decode, base_step = statistics.median(decode_s[("fp32", "contiguous")]), statistics.median(step_s[("fp32", "contiguous")])
+    print(f"SD 1.5 (random weights) at {size}x{size}: VAE decode of one image, UNet CFG step on batch 2; median of {repeat}, rows interleaved")
+    print(f"{'dtype':<5} {'layout':<14} {'decode s':>9} {'vs fp32':>8} {'decode +RSS':>12} {'pixels vs fp32 max/mean':>24} {'step s':>8} {'vs fp32':>8}")
+    for name, _dtype, layout in variants:
+        d, st = statistics.median(decode_s[(name, layout)]), statistics.median(step_s[(name, layout)])
+        diff = (pixels[(name, layout)] - pixels[("fp32", "contiguous")]).abs()
+        print(f"{name:<5} {layout:<14} {d:9.2f} {d / base_decode:7.2f}x {decode_peak[(name, layout)] / 2**30:8.2f} GiB {diff.max():17.0f} / {diff.mean():.2f} {st:8.2f} {st / base_step:7.2f}x")
+
+
 def run_row(mode: str, file: Path, generate: bool, args, out: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--path", str(file), "--steps", str(args.steps), "--size", str(args.size), "--out", str(out)] + (["--generate"] if generate else [])
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -122,6 +184,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each row (rows interleaved); medians are shown")
     parser.add_argument("--load-only", action="store_true", help="skip the rows that make an image")
+    parser.add_argument("--layouts", action="store_true", help="instead: VAE decode and one UNet step in fp32/bf16, contiguous/channels-last")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
@@ -131,6 +194,9 @@ def main() -> int:
         print(json.dumps(child(args.child, args.path, args.generate, args.steps, args.size, args.out)))
         return 0
 
+    if args.layouts:
+        layouts(args.size, args.repeat)
+        return 0
     import torch
 
     file = checkpoint(args.file, args.folder)
@@ -150,11 +216,17 @@ def main() -> int:
         med = {mode: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for mode, runs in results.items()}
         base = med["diffusers-fp32"]
         print(f"\n{title}, median of {args.repeat}")
-        print(f"{'row':<34} {'load s':>7} {'vs fp32':>8} {'peak RSS':>10} {'vs fp32':>8}" + (f" {'decode s':>9} {'total s':>8}" if generate else ""))
+        if generate:  # the load column is from_single_file alone: fp32 reads its pages later, in the first step
+            print(f"{'row':<34} {'load s':>7} {'decode s':>9} {'total s':>8} {'vs fp32':>8} {'peak RSS':>10} {'vs fp32':>8}")
+        else:
+            print(f"{'row':<34} {'load s':>7} {'vs fp32':>8} {'peak RSS':>10} {'vs fp32':>8}")
         for mode, label in ROWS:
             m = med[mode]
-            line = f"{label:<34} {m['load']:7.2f} {m['load'] / base['load']:7.2f}x {m['peak'] / 2**30:6.2f} GiB {m['peak'] / base['peak']:7.2f}x"
-            print(line + (f" {m['decode']:9.2f} {m['total']:8.2f}" if generate else ""))
+            rss = f"{m['peak'] / 2**30:6.2f} GiB {m['peak'] / base['peak']:7.2f}x"
+            if generate:
+                print(f"{label:<34} {m['load']:7.2f} {m['decode']:9.2f} {m['total']:8.2f} {m['total'] / base['total']:7.2f}x {rss}")
+            else:
+                print(f"{label:<34} {m['load']:7.2f} {m['load'] / base['load']:7.2f}x {rss}")
         if generate:
             ok = med["scumble"]["peak"] < base["peak"]
             print(f"target: scumble bf16 peak RSS below diffusers fp32's -> {'OK' if ok else 'MISSED'}")
