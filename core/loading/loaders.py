@@ -66,12 +66,78 @@ def load_pipeline(source: ModelSource, runtime: devices.Runtime, config: str | N
             xl = "XL" in json.loads((folder / "model_index.json").read_text()).get("_class_name", "")
             cls = StableDiffusionXLPipeline if xl else StableDiffusionPipeline
             extra = {} if xl else {"safety_checker": None, "requires_safety_checker": False}
+            extra |= _converted_components(path, folder, runtime.dtype)
             return cls.from_single_file(str(path), config=str(folder), local_files_only=True, **dtype, **extra)
         return _load_hub(source, dtype)
     except (ModelError, UsageError):
         raise
     except Exception as exc:  # noqa: BLE001 - diffusers/transformers raise anything from OSError to KeyError on bad folders
         raise _load_failure(source, exc) from exc
+
+
+# The original layout's prefixes of the two large components, as diffusers' own converter reads them.
+_CONVERTED_COMPONENTS = {"unet": ("model.diffusion_model.",), "vae": ("first_stage_model.", "vae.")}
+_SAFETENSORS_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
+MAPPED_BYTES = 256 << 20  # measured on SD 1.5: a mapping per tensor (934 of them) took 4-5 s, batches of 256 MiB under 1 s
+
+
+def _converted_components(path: Path, folder: Path, dtype: torch.dtype) -> dict:
+    """The UNet and VAE of a .safetensors file whose weights must change dtype, converted as they are read.
+
+    diffusers' from_single_file maps the whole file and keeps every tensor of it alive until the last
+    component is built, so converting (an fp32 file run in bf16) held the file's pages and the copy at
+    once: 6.4 GiB for SD 1.5 in bf16 (benchmarks/bench_load.py). Here the models are built from a state
+    dict already in the run's dtype (diffusers' documented dict input), read by `read_converted`. The
+    text encoders, a small part, stay with diffusers. Files already in the run's dtype (used in place,
+    no copy) and pickles load as before.
+    """
+    if path.suffix.lower() != ".safetensors":
+        return {}
+    from safetensors import safe_open
+
+    index = sources.read_index(folder / "model_index.json")
+    wanted = {name: _single_file_class(index.get(name)) for name in _CONVERTED_COMPONENTS}
+    wanted = {name: cls for name, cls in wanted.items() if cls is not None}
+    prefixes = tuple(p for name in wanted for p in _CONVERTED_COMPONENTS[name])
+    with safe_open(str(path), framework="pt") as f:
+        keys = [k for k in f.keys() if k.startswith(prefixes)]
+        formats = {f.get_slice(k).get_dtype() for k in keys} & set(_SAFETENSORS_DTYPES.values())
+    if not keys or formats <= {_SAFETENSORS_DTYPES[dtype]}:
+        return {}
+    state = read_converted(path, keys, dtype)
+    return {name: cls.from_single_file(state, config=str(folder), subfolder=name, local_files_only=True, **dtype_kwarg(dtype)) for name, cls in wanted.items()}
+
+
+def read_converted(path: Path, keys: list[str], dtype: torch.dtype) -> dict:
+    """Tensors of a .safetensors file, floating-point ones in `dtype`, with at most MAPPED_BYTES of the file mapped at a time.
+
+    A mapping's pages count as the process's memory until it is closed, so the file is read in batches,
+    each through its own mapping, and every tensor is copied off it.
+    """
+    from safetensors import safe_open
+
+    state, done = {}, 0
+    while done < len(keys):
+        with safe_open(str(path), framework="pt") as f:
+            mapped = 0
+            while done < len(keys) and mapped < MAPPED_BYTES:
+                tensor = f.get_tensor(keys[done])
+                mapped += tensor.numel() * tensor.element_size()
+                # copied even where the dtype stays: a tensor left on the mapping would keep all of it open
+                state[keys[done]] = tensor.to(dtype if tensor.is_floating_point() else tensor.dtype, copy=True)
+                done += 1
+            del tensor
+    return state
+
+
+def _single_file_class(entry):
+    """The diffusers class a model_index.json entry names, when it loads from an original-layout state dict."""
+    import diffusers
+
+    if not (isinstance(entry, list) and len(entry) == 2 and entry[0] == "diffusers" and isinstance(entry[1], str)):
+        return None
+    cls = getattr(diffusers, entry[1], None)
+    return cls if isinstance(cls, type) and issubclass(cls, diffusers.loaders.FromOriginalModelMixin) else None
 
 
 def _from_pretrained(location: str, family: str, dtype: dict, local_only: bool):

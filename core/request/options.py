@@ -496,7 +496,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("vae", Text(4096), "", ("--vae",), "Another autoencoder: tiny (the model's own tiny one, else TAESD), a diffusers folder, or a hub id.", MODEL),
     Option("vae_tiling", Bool(), False, ("--vae-tiling",), "Decode in tiles to save memory at large sizes.", MODEL),
     Option("attention_slicing", Bool(), False, ("--attention-slicing",), "Compute attention in slices to save memory.", MODEL),
-    Option("channels_last", Bool(), False, ("--channels-last",), "Channels-last memory layout for the UNet and VAE.", MODEL),
+    Option("channels_last", Bool(), False, ("--channels-last",), "Channels-last memory layout for the UNet and VAE (always on for bf16 on the CPU, where it is faster).", MODEL),
     Option("compile_unet", Bool(), False, ("--compile",), "torch.compile the UNet (slow first call; recompiles when the size changes).", MODEL),
     Option("lora", WeightedPaths(), (), ("--lora",), "A LoRA file (.safetensors; kohya/A1111 or diffusers/PEFT keys) and its weight; repeat for several.", MODEL),
     Option("lora_dir", PathList(), (), ("--lora-dir",), "Where <lora:NAME:WEIGHT> in a prompt finds NAME; repeat for several folders.", MODEL, extra={"envvar": "SCUMBLE_LORA_DIR"}),
