@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -180,11 +181,16 @@ def canonical_clip(state: dict) -> dict:
 def prepare(work: Path, tiny: bool) -> dict:
     """Make the random checkpoint (diffusers folder, single file, TAESD) and check the file loads back to the same weights."""
     import torch
-    from diffusers import AutoencoderKL, AutoencoderTiny, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        AutoencoderTiny,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from safetensors.torch import save_file
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
     from scumble.core.loading.sources import CONFIGS_ROOT
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     shipped = CONFIGS_ROOT / "sd15"
     torch.manual_seed(0)
@@ -507,7 +513,7 @@ def reason_of(record: dict) -> str:
 
 def scumble_rows(python: str, env: dict) -> tuple[list[str], dict[str, str]]:
     """scumble's rows the installed scumble knows; the others with the reason."""
-    help_text = subprocess.run([python, "-m", "scumble", "txt2img", "--help"], capture_output=True, text=True, env={**env, "COLUMNS": "200"}).stdout
+    help_text = subprocess.run([python, "-m", "scumble", "txt2img", "--help"], check=False, capture_output=True, text=True, env={**env, "COLUMNS": "200"}).stdout
     rows, skipped = [], {}
     for name, _, needs in SCUMBLE_FLAGS:
         if needs and not re.search(needs, help_text):
@@ -517,12 +523,18 @@ def scumble_rows(python: str, env: dict) -> tuple[list[str], dict[str, str]]:
     return rows, skipped
 
 
+def needs_warm_up(row: str) -> bool:
+    """Rows whose first process fills an on-disk cache that later ones reuse (torch.compile's inductor cache)."""
+    engine, _, config = row.partition(":")
+    return engine == "scumble" and any("--compile" in extra for name, extra, _ in SCUMBLE_FLAGS if name == config)
+
+
 def wanted(row: str, only: list[str]) -> bool:
     return not only or any(row == item or row.startswith(item + ":") or (":" not in item and row.split(":")[0] == item) for item in only)
 
 
 def fmt(value, spec: str, missing: str = "—") -> str:
-    return missing if value is None or value != value else format(value, spec)
+    return missing if value is None or math.isnan(value) else format(value, spec)
 
 
 def main() -> int:
@@ -631,38 +643,45 @@ def orchestrate(a) -> int:
         return 1
     gflop = machine_start["gflop_per_step"]
     few, more = a.steps_pair
+    warm_up_notes: list[str] = []
     print(f"rows: {', '.join(rows)}", flush=True)
     print(f"{a.repeat} repeat(s) of {len(rows)} rows at {few} and {more} steps, {a.size}x{a.size}, {a.threads} threads", flush=True)
 
     runs: dict[str, dict[int, list[dict]]] = {row: {few: [], more: []} for row in rows}
     out_dir = work / "out"
     out_dir.mkdir(exist_ok=True)
-    for repeat in range(a.repeat):
-        for row in list(rows):
-            engine, _, config = row.partition(":")
-            for steps in (few, more):
-                out = out_dir / f"{engine}-{config}-{steps}.png"
-                args = common + ["--steps", str(steps), "--out", str(out)]
-                if engine == "openvino":
-                    args += ["--openvino", str(ov_dir)]
-                if engine == "scumble":
-                    flags = next(extra for name, extra, _ in SCUMBLE_FLAGS if name == config)
-                    args += ["--", "txt2img", PROMPT, "--model", prepared["model"], "--negative-prompt", NEGATIVE, "--steps", str(steps),
-                             "--cfg", str(CFG), "--sampler", "euler", "--width", str(a.size), "--height", str(a.size), "--seed", str(SEED),
-                             "-o", str(out), "--overwrite"]
-                    args += ["--config", prepared["diffusers"]] if a.tiny else []
-                    args += [part.format(taesd=prepared["taesd"]) for part in flags]
-                record = spawn(pythons[engine], row, args, env, timeout)
-                if "error" in record:
-                    skipped[row] = f"failed at {steps} steps: {reason_of(record)}"
-                    print(f"  {row} {steps} steps: FAILED ({skipped[row]})", flush=True)
-                    for line in record.get("log", [])[-6:]:
-                        print(f"      | {line[:200]}", flush=True)
-                    rows.remove(row)
-                    break
-                runs[row][steps].append(record)
-                print(f"  [{repeat + 1}/{a.repeat}] {row:<28} {steps:>3} steps: wall {record['wall_s']:7.1f}s  ready {record['ready_s']:6.1f}s  "
-                      f"gen {record['gen_s']:7.2f}s  decode {record['decode_s']:6.2f}s  RSS {record['rss_gib']:5.2f} GiB", flush=True)
+    warm_ups = [(row, few, "warm-up") for row in rows if needs_warm_up(row)]
+    plan = warm_ups + [(row, steps, repeat) for repeat in range(a.repeat) for row in rows for steps in (few, more)]
+    for row, steps, repeat in plan:
+        if row not in rows:
+            continue  # it failed earlier
+        engine, _, config = row.partition(":")
+        out = out_dir / f"{engine}-{config}-{steps}.png"
+        args = common + ["--steps", str(steps), "--out", str(out)]
+        if engine == "openvino":
+            args += ["--openvino", str(ov_dir)]
+        if engine == "scumble":
+            flags = next(extra for name, extra, _ in SCUMBLE_FLAGS if name == config)
+            args += ["--", "txt2img", PROMPT, "--model", prepared["model"], "--negative-prompt", NEGATIVE, "--steps", str(steps),
+                     "--cfg", str(CFG), "--sampler", "euler", "--width", str(a.size), "--height", str(a.size), "--seed", str(SEED),
+                     "-o", str(out), "--overwrite"]
+            args += ["--config", prepared["diffusers"]] if a.tiny else []
+            args += [part.format(taesd=prepared["taesd"]) for part in flags]
+        record = spawn(pythons[engine], row, args, env, timeout)
+        if "error" in record:
+            skipped[row] = f"failed at {steps} steps: {reason_of(record)}"
+            print(f"  {row} {steps} steps: FAILED ({skipped[row]})", flush=True)
+            for line in record.get("log", [])[-6:]:
+                print(f"      | {line[:200]}", flush=True)
+            rows.remove(row)
+            continue
+        if repeat == "warm-up":
+            warm_up_notes.append(f"{row}: {record['wall_s']:.0f}s")
+        else:
+            runs[row][steps].append(record)
+        where = "warm-up" if repeat == "warm-up" else f"{repeat + 1}/{a.repeat}"
+        print(f"  [{where}] {row:<28} {steps:>3} steps: wall {record['wall_s']:7.1f}s  ready {record['ready_s']:6.1f}s  "
+              f"gen {record['gen_s']:7.2f}s  decode {record['decode_s']:6.2f}s  RSS {record['rss_gib']:5.2f} GiB", flush=True)
 
     machine_end = spawn(sys.executable, "machine", common, env, timeout)
     peaks = {dtype: max(machine_start["matmul"][dtype], machine_end.get("matmul", {}).get(dtype, 0.0)) for dtype in ("fp32", "bf16")}
@@ -694,6 +713,8 @@ def orchestrate(a) -> int:
         print(f"{engine}: " + ", ".join(f"{name} {value}" for name, value in names.items() if value))
     if export_note:
         print(export_note)
+    if warm_up_notes:
+        print("Unmeasured warm-up processes, run first so that on-disk caches (inductor's) are warm for every measured one: " + ", ".join(warm_up_notes))
     print()
     base = summary.get("diffusers:fp32", {}).get("step_s")
     print(f"| row | load s | per step s | vs diffusers fp32 | decode s | end-to-end s ({more} steps) | 20 steps s (est.) | peak RSS GiB | GFLOP/s | of fp32 mm | of bf16 mm |")
