@@ -36,7 +36,7 @@ The peers are optional (`pip install -e '.[peers]'`), best in their own virtual 
 interpreter with --peers-python and the diffusers and scumble rows keep running in this one. A peer
 that cannot be imported or fails is listed at the end with the reason.
 
-    python benchmarks/bench_peers.py --tiny                     # smoke test, a minute or two
+    python benchmarks/bench_peers.py --tiny                     # smoke test of every row, a few minutes
     python benchmarks/bench_peers.py --peers-python ~/peers-venv/bin/python [--repeat 3]
     python benchmarks/bench_peers.py --only diffusers,scumble:default --repeat 1
     python benchmarks/bench_peers.py --size 64 --steps-pair 1 2  # every engine on the real architecture, quickly
