@@ -74,7 +74,9 @@ EXTRA_ROWS = ["sdcpp:f32", "sdcpp:bf16", "openvino:f32"]  # run only when --only
 # match for the installed scumble to know the flag (None: always there). One line per flag.
 # {taesd} is the random TAESD this script makes: `--vae tiny` would fetch TAESD from the hub for an SD 1.5 file.
 SCUMBLE_FLAGS = [
-    ("default", [], None),  # --dtype auto: bf16 on a CPU with fast bf16, else fp32
+    ("default", [], None),  # --dtype auto (bf16 on a CPU with fast bf16, else fp32) and --step-cache 2
+    ("no-step-cache", ["--step-cache", "1"], r"--step-cache"),  # the defaults with every UNet call whole: the 4-vs-8 difference is a plain step
+    ("step-cache-3", ["--step-cache", "3"], r"--step-cache"),
     ("fp32", ["--dtype", "fp32"], None),
     ("bf16", ["--dtype", "bf16"], None),
     ("channels-last", ["--channels-last"], r"--channels-last"),
