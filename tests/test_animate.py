@@ -290,7 +290,9 @@ def test_ci_recipe_script_renders_offline(tiny_sd, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_leaves_a_playable_video_of_the_frames_so_far(tiny_sd, tmp_path):
     cmd = [sys.executable, "-m", "scumble", "animate", "-p", "0: a red circle", "--model", str(tiny_sd), "--steps", "0: (8)", "--frames", "200", "-o", str(tmp_path / "v.mp4")]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    # As from a terminal: a test run started in the background (nohup, `&`) ignores SIGINT, and a child would inherit that.
+    restore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), preexec_fn=restore_ctrl_c)
     deadline = time.time() + 600  # start-up and five frames: seconds alone, minutes on a machine shared with other jobs
     while time.time() < deadline and len(list((tmp_path / "v.frames").glob("0*.png"))) < 5:
         time.sleep(0.05)
