@@ -59,12 +59,7 @@ def animate(
         print_plan(settings, plans, "json" if json_out else "csv" if csv_out else "table")
         return
     if preview:
-        from ..core.animation import preview as motion_preview
-
-        if settings.animation_mode == "3D" and settings.depth_model != "none" and not quiet:
-            print("preview: the camera moves through flat depth (--depth-model runs only in a real run)", file=sys.stderr)
-        video, sheet = motion_preview.render(settings, plans, settings.contact_sheet)
-        print(f"wrote {video} and {sheet} ({len(plans)} frames, motion only)", file=sys.stderr)
+        render_preview(settings, plans, quiet)
         return
     from ..core.animation.run import animate as run_animation
     from ..core.sampling.engine import Engine
@@ -73,6 +68,16 @@ def animate(
     with ConsoleReporter(quiet, False) as reporter:
         result = run_animation(engine, settings, reporter)
     render_result(result, quiet, json_out, settings.seed)
+
+
+def render_preview(settings, plans, quiet: bool) -> None:
+    """--preview: the motion alone on a test pattern, as a video and a contact sheet; no model."""
+    from ..core.animation import preview as motion_preview
+
+    if settings.animation_mode == "3D" and settings.depth_model != "none" and not quiet:
+        print("preview: the camera moves through flat depth (--depth-model runs only in a real run)", file=sys.stderr)
+    video, sheet = motion_preview.render(settings, plans, settings.contact_sheet)
+    print(f"wrote {video} and {sheet} ({len(plans)} frames, motion only)", file=sys.stderr)
 
 
 def build_request(flags: dict, prompt, prompts_file, settings_file, preset, resuming: bool):

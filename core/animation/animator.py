@@ -54,8 +54,8 @@ class Animator:
         if options is None:
             return None
         settings = preprocessors.Settings(options.canny_low, options.canny_high, seed=plan.seed)  # shuffle: the frame's own seed
-        images = tuple(Image.fromarray(preprocessors.preprocess(unit.module, self._control_frame(unit.image, plan.index), settings)) for unit in options.units)
         units = options.units
+        images = tuple(Image.fromarray(preprocessors.preprocess(u.module, self._control_frame(u.image, plan.index), settings)) for u in units)
         return ControlCall((images,), tuple(u.weight for u in units), tuple(u.start for u in units), tuple(u.end for u in units), options.guess_mode)
 
     def _control_frame(self, video: str | None, index: int) -> np.ndarray:

@@ -274,7 +274,9 @@ class Engine:
             ).images
 
     def _start_step_cache(self, pipe, every: int) -> None:
-        """Restart the UNet-call count: every sampling call (an image batch, an animation frame) opens with a full pass."""
+        """Restart the UNet-call count: every sampling call (an image batch, an animation frame) opens with a full pass.
+
+        Installed on the UNet the first time a run asks, so a run without it calls diffusers' UNet untouched."""
         if every > 1 and self._step_cache is None:
             from .step_cache import StepCache
 
@@ -284,6 +286,7 @@ class Engine:
             self._step_cache.start(every)
 
     def _start_token_merging(self, pipe, ratio: float) -> None:
+        """As the step cache: installed the first time a run asks, then switched per sampling call."""
         if ratio > 0 and self._token_merging is None:
             from .token_merging import TokenMerging
 
