@@ -121,3 +121,14 @@ def test_tokenizer_merges_cover_the_vocabulary():
     merges = learn_merges(["a red circle on a blue background"] * 3)
     joined = {"".join(m) for m in merges}
     assert {"red</w>", "circle</w>", "background</w>"} <= joined
+
+
+def test_a_run_goes_on_with_other_execution_settings_but_not_other_learning_settings(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    gpu = replace(recipe_module.Recipe.smoke(), threads=4, workers=12, checkpoint_every=1_000_000)
+    (tmp_path / "recipe.json").write_text(json.dumps(asdict(gpu)))
+    cpu = replace(recipe_module.Recipe.smoke(), threads=1, workers=0, checkpoint_every=50)
+    assert recipe_module.agreed_recipe(cpu, tmp_path) == cpu
+    assert recipe_module.agreed_recipe(replace(cpu, batch=cpu.batch * 2), tmp_path) is None

@@ -621,6 +621,8 @@ def export(pipe, r: Recipe, out: Path, history: list, work: Path, tiny=None) -> 
 
 
 BUDGETED = {"vae_steps": "vae_seconds", "unet_steps": "unet_seconds", "tiny_steps": "tiny_seconds"}
+# How a run executes, not what it learns: a phase trained on one machine goes on on another with its own.
+EXECUTION = ("threads", "workers", "checkpoint_every", "eval_every", "eval_prompts")
 
 
 def agreed_recipe(r: Recipe, work: Path) -> Recipe | None:
@@ -628,7 +630,7 @@ def agreed_recipe(r: Recipe, work: Path) -> Recipe | None:
     recorded_path = work / "recipe.json"
     if not recorded_path.exists():
         return r
-    recorded = json.loads(recorded_path.read_text())
+    recorded = {k: v for k, v in json.loads(recorded_path.read_text()).items() if k not in EXECUTION}
     fitted = {k: recorded[k] for k, budget in BUDGETED.items() if k in recorded and recorded.get(budget) and getattr(r, budget)}
     r = replace(r, **fitted)
     # Fields added to the recipe after a run started take their current values: only recorded ones must agree.
