@@ -1,7 +1,7 @@
 """Each speed flag on the built-in model: seconds per image and adherence, against plain fp32 in the same run.
 
 Rows: fp32 (the baseline), bf16, --channels-last, --compile, --cfg-cutoff 0.2 and 0.4, --vae tiny,
---step-cache 2 and 3, --noise-schedule ays (at the same steps and at 10), and combinations. Every row's engine is loaded and warmed up first (--compile's one-off compile
+--step-cache 2 and 3, --noise-schedule ays (at the same steps and at 10), --backend openvino, and combinations. Every row's engine is loaded and warmed up first (--compile's one-off compile
 time is reported apart), then each prompt goes through all rows in turn, so the machine's drift
 falls on every row alike. Adherence uses the same held-out prompts and seeds for every row, so
 differences come from the flag alone.
@@ -35,6 +35,8 @@ ROWS = {
     "bf16 + step-cache 2": {"dtype": "bf16", "step_cache": 2},
     "bf16 + step-cache 2 + cfg-cutoff 0.2": {"dtype": "bf16", "step_cache": 2, "cfg_cutoff": 0.2},
     "bf16 + step-cache 3 + cfg-cutoff 0.2": {"dtype": "bf16", "step_cache": 3, "cfg_cutoff": 0.2},
+    "openvino": {"dtype": "bf16", "backend": "openvino"},
+    "openvino fp32": {"backend": "openvino"},
 }
 SAMPLING_FLAGS = ("cfg_cutoff", "step_cache", "tome", "noise_schedule", "steps")  # the rest are runtime or model flags
 
@@ -44,7 +46,7 @@ def load_row(flags: dict, steps: int, cfg: float):
     from scumble.core.loading.device import make_runtime
     from scumble.core.sampling.engine import Engine, ImageJob, Sampling
 
-    runtime = make_runtime("cpu", flags.get("dtype", "fp32"), channels_last=flags.get("channels_last", False), compile=flags.get("compile", False))
+    runtime = make_runtime("cpu", flags.get("dtype", "fp32"), channels_last=flags.get("channels_last", False), compile=flags.get("compile", False), backend=flags.get("backend", "torch"))
     engine = Engine.load("scumble-mini", runtime, vae=flags.get("vae", ""))
     sampling = Sampling(**{"steps": steps, "cfg": cfg} | {k: v for k, v in flags.items() if k in SAMPLING_FLAGS})
     start = time.perf_counter()

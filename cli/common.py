@@ -9,7 +9,7 @@ import typer
 from ..core.errors import ScumbleError, UsageError
 
 # With --replay the settings come from the image; only where and on what it runs may be chosen.
-REPLAY_FLAGS = {"model", "config", "allow_pickle", "device", "dtype", "offload", "vae", "vae_tiling", "attention_slicing", "channels_last", "compile_unet", "lora_dir", "embedding_dir", "output", "overwrite", "quality"}
+REPLAY_FLAGS = {"model", "config", "allow_pickle", "device", "dtype", "offload", "vae", "vae_tiling", "attention_slicing", "channels_last", "compile_unet", "backend", "lora_dir", "embedding_dir", "output", "overwrite", "quality"}
 
 
 def layers(task: str, preset: str | None, flags: dict, settings: list = ()) -> list:

@@ -432,3 +432,44 @@ def test_animate_controlnet_without_a_video_is_one_line(run_cli, tiny_sd, cnets,
     short = _video(tmp_path / "short.mp4", _moving_squares(2))
     result = run_cli("animate", "--model", tiny_sd, "--frames", 3, "--steps", 2, "--controlnet", cnets / "first", "--control-video", short, "-o", "s.mp4")
     assert result.exit_code == 1 and "--control-video" in one_error_line(result) and "fewer than --frames 3" in result.stderr
+
+
+def test_a_deforum_files_controlnet_units_render_as_the_same_flags_would(run_cli, tiny_sd, cnets, tmp_path):
+    from test_deforum_files import DEFORUM_DEFAULTS, warnings, write
+
+    shutil.copytree(cnets / "first", tmp_path / "control_first")
+    _video(tmp_path / "moving.mp4", _moving_squares(3))
+    data = DEFORUM_DEFAULTS | {
+        "cn_1_enabled": True, "cn_1_model": "control_first [0a1b2c3d]", "cn_1_module": "canny", "cn_1_weight": "0:(0.8)",
+        "cn_1_guidance_start": "0:(0.1)", "cn_1_guidance_end": "0:(0.9)", "cn_1_vid_path": "moving.mp4", "cn_1_threshold_a": 50, "cn_1_threshold_b": 150,
+        "cn_1_resize_mode": "Outer Fit (Shrink to Fit)", "cn_1_control_mode": "ControlNet is more important", "seed": 4,
+    }
+    small = ("--model", tiny_sd, "--frames", 3, "-W", 32, "-H", 32, "--steps", 4, "--keep-frames")
+    result = run_cli("animate", "--settings", write(tmp_path, "d.json", data), *small, "-o", "file.mp4")
+    assert result.exit_code == 0, result.stderr
+    assert not any("ControlNet" in line for line in warnings(result))
+    flags = ("--controlnet", "control_first:0.8", "--control-type", "canny", "--control-start", 0.1, "--control-end", 0.9, "--control-video", "moving.mp4",
+             "--canny-low", 50, "--canny-high", 150, "--control-resize", "fill", "--guess-mode")
+    result = run_cli("animate", "--settings", write(tmp_path, "plain.json", DEFORUM_DEFAULTS | {"seed": 4}), *small, *flags, "-o", "flags.mp4")
+    assert result.exit_code == 0, result.stderr
+    by_file, by_flags = (sorted((tmp_path / f"{n}.frames").glob("0*.png")) for n in ("file", "flags"))
+    assert len(by_file) == 3 and all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(by_file, by_flags))
+    unit = json.loads((tmp_path / "file.frames" / "settings.json").read_text())["control"]["units"][0]
+    assert unit["module"] == "canny" and unit["image"] == "moving.mp4"
+
+
+def test_a_deforum_unit_with_a_changing_weight_uses_frame_0_and_says_so(tmp_path, cnets, monkeypatch):
+    from test_deforum_files import DEFORUM_DEFAULTS
+
+    from scumble.core.animation import deforum
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(cnets / "first", tmp_path / "cn")
+    data = DEFORUM_DEFAULTS | {"cn_1_enabled": True, "cn_1_model": "cn", "cn_1_weight": "0:(0.5), 10:(1)", "cn_1_vid_path": "v.mp4",
+                               "cn_1_module": "depth_leres", "cn_1_loopback_mode": True}
+    imported = deforum.from_deforum(data)
+    assert imported.values["controlnet"] == ("cn:0.5",) and imported.values["control_type"] == ("depth",)
+    assert [w for w in imported.warnings if "ControlNet" in w] == [
+        "ControlNet unit 1: loopback mode (the previous frame as the control image) is not done; the control video is followed",
+        "ControlNet unit 1: cn_1_weight '0:(0.5), 10:(1)' changes over the video; its frame-0 value 0.5 is used throughout",
+    ]

@@ -246,7 +246,7 @@ def test_the_real_export_renders_quietly_and_debug_lists_every_ignored_key(run_c
     debug = run_cli("--debug", "animate", "--settings", REAL_EXPORT, "--frames", 2, "--plan", "--csv")
     assert debug.exit_code == 0, debug.stderr
     every = warnings(debug)
-    read = set(deforum.DIRECT) | deforum.CONSUMED
+    read = set(deforum.DIRECT) | deforum.CONSUMED | deforum.CN_KEYS
     assert {line.split("not read: ")[1].split(" = ")[0] for line in every} == set(json.loads(REAL_EXPORT.read_text())) - read
     assert f"warning: {REAL_EXPORT}: Deforum key not read: hybrid_comp_mask_type = 'None'" in every and all("Deforum key not read: " in line for line in every)
 
@@ -302,9 +302,10 @@ def test_features_that_change_the_video_are_one_line_each(run_cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     lines = [w.removeprefix("warning: d.json: ") for w in warnings(result)]
     assert lines == [
+        "ControlNet unit 1: model 'control_canny' is not a file or folder here; the unit is not applied (give --controlnet PATH)",
+        "ControlNet unit 2: model 'None' is not a file or folder here; the unit is not applied (give --controlnet PATH)",
         "3D: depth_algorithm 'Zoe' is not run: the camera moves through flat depth unless --depth-model names a transformers depth model (e.g. Intel/zoedepth-nyu-kitti)",
         "hybrid video: hybrid_flow_method 'RAFT' runs as DIS (RAFT needs torchvision and its weights)",
-        "ControlNet: units 1 (canny, control_canny), 2 (none, None) not applied",
         "guided images: use_looper (init_images, image_strength_schedule) not supported",
         "seed: seed_iter_N 3 ignored (iter adds 1 every key frame)",
         "video: add_soundtrack 'File' from a URL (scumble downloads nothing: pass --soundtrack FILE) not supported",

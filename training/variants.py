@@ -3,8 +3,9 @@
     python -m scumble.training.variants --out runs/ --common vae_seconds=150 --variant object_weight=0 --variant object_weight=3
 
 Each variant is a whole recipe run (its own --work and export) differing from the others only in its
---variant settings. On a GPU they run in parallel (the built-in model's networks are far too small to fill
-one); on a CPU run one at a time (--serial). The variant with the best mean validation score is copied to
+--variant settings. On a GPU they run in parallel; on a CPU run one at a time (--serial). On an H200 three at
+once each ran at about 0.75x a lone run's steps a second (the networks are small enough that a step is bound by
+Python and kernel launches), so three variants cost about 1.3x the time of one, not 3x. The variant with the best mean validation score is copied to
 OUT/best, and OUT/variants.json holds every variant's settings, final scores and speed.
 """
 

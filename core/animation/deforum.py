@@ -272,9 +272,112 @@ def _hybrid(data: dict) -> str | None:
     return "hybrid video: " + "; ".join(notes) if notes else None
 
 
-def _controlnet(data: dict) -> str | None:
-    units = [f"{i} ({data.get(f'cn_{i}_module', '?')}, {data.get(f'cn_{i}_model', '?')})" for i in range(1, 6) if _on(data.get(f"cn_{i}_enabled"))]
-    return f"ControlNet: unit{'s' if len(units) > 1 else ''} {', '.join(units)} not applied" if units else None
+# ---------------------------------------------------------------- ControlNet units (cn_1_* .. cn_5_*)
+
+CN_UNITS = range(1, 6)
+CN_KEYS = {f"cn_{i}_{key}" for i in CN_UNITS for key in ("enabled", "model", "weight", "guidance_start", "guidance_end", "module", "vid_path",
+                                                          "threshold_a", "threshold_b", "control_mode", "resize_mode", "loopback_mode")}
+# The ControlNet extension's preprocessor names, by family, to ours (core/images/control_types.py).
+CN_MODULE_FAMILIES = (("none", "none"), ("canny", "canny"), ("scribble", "scribble"), ("lineart", "lineart"), ("softedge", "softedge"),
+                      ("tile", "tile"), ("shuffle", "shuffle"), ("depth", "depth"), ("openpose", "openpose"), ("dw_openpose", "openpose"))
+# The extension's resize modes, old names included (its resize_mode_aliases), to --control-resize.
+CN_RESIZE = {"Just Resize": "just", "Crop and Resize": "crop", "Inner Fit (Scale to Fit)": "crop", "Scale to Fit (Inner Fit)": "crop",
+             "Resize and Fill": "fill", "Outer Fit (Shrink to Fit)": "fill", "Envelope (Outer Fit)": "fill"}
+
+
+def _cn_model(name) -> str | None:
+    """A unit's model as a path here: A1111 names it "file [hash]"; the name, or the name with .safetensors."""
+    import re
+    from pathlib import Path
+
+    if not isinstance(name, str) or _off(name):
+        return None
+    bare = re.sub(r"\s*\[[0-9a-fA-F]+\]\s*$", "", name).strip()
+    return next((c for c in (bare, bare + ".safetensors") if Path(c).exists()), None)
+
+
+def _cn_number(data: dict, key: str, default: float, unit: int, warnings: list[str]) -> float:
+    """A unit's weight or guidance fraction: scumble holds one value per unit, so a schedule's frame-0 value."""
+    value = data.get(key, default)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    keyframes = parse(str(value), key)
+    first = keyframes[0].value()
+    if not all(kf.value.is_constant and abs(kf.value() - first) < 1e-9 for kf in keyframes):
+        warnings.append(f"ControlNet unit {unit}: {key} {_shown(value)} changes over the video; its frame-0 value {first:g} is used throughout")
+    return float(first)
+
+
+def _cn_module(module, unit: int, warnings: list[str]) -> str:
+    text = str(module).strip().lower()
+    for prefix, ours in CN_MODULE_FAMILIES:
+        if text.startswith(prefix):
+            return ours
+    warnings.append(f"ControlNet unit {unit}: preprocessor {_shown(module)} is not one scumble has; the control video is used as it is")
+    return "none"
+
+
+def _controlnet_values(data: dict, warnings: list[str]) -> dict:
+    """The enabled units as --controlnet, --control-video, --control-type, --control-start/--control-end and the shared
+    settings; a unit whose model or control frames cannot be found here is left out with a warning."""
+    units = []
+    for i in CN_UNITS:
+        if not _on(data.get(f"cn_{i}_enabled")):
+            continue
+        model, video = _cn_model(data.get(f"cn_{i}_model")), data.get(f"cn_{i}_vid_path") or None
+        if model is None:
+            warnings.append(f"ControlNet unit {i}: model {_shown(data.get(f'cn_{i}_model'))} is not a file or folder here; the unit is not applied (give --controlnet PATH)")
+            continue
+        if video is None and data.get("animation_mode") != "Video Input":
+            warnings.append(f"ControlNet unit {i}: no cn_{i}_vid_path and no video input to follow; the unit is not applied")
+            continue
+        if _on(data.get(f"cn_{i}_loopback_mode")):
+            warnings.append(f"ControlNet unit {i}: loopback mode (the previous frame as the control image) is not done; the control video is followed")
+        units.append({
+            "model": f"{model}:{_cn_number(data, f'cn_{i}_weight', 1.0, i, warnings):g}",  # --controlnet's PATH:WEIGHT
+            "video": video,
+            "type": _cn_module(data.get(f"cn_{i}_module", "none"), i, warnings),
+            "start": _cn_number(data, f"cn_{i}_guidance_start", 0.0, i, warnings),
+            "end": _cn_number(data, f"cn_{i}_guidance_end", 1.0, i, warnings),
+            "mode": data.get(f"cn_{i}_control_mode", "Balanced"),
+            "resize": CN_RESIZE.get(data.get(f"cn_{i}_resize_mode"), "crop"),
+            "thresholds": (data.get(f"cn_{i}_threshold_a"), data.get(f"cn_{i}_threshold_b")),
+        })
+    if not units:
+        return {}
+    values = {
+        "controlnet": tuple(u["model"] for u in units),
+        "control_type": tuple(u["type"] for u in units),
+        "control_start": tuple(u["start"] for u in units),
+        "control_end": tuple(u["end"] for u in units),
+    }
+    videos = [u["video"] for u in units]
+    if any(videos):
+        if not all(videos):  # scumble takes one control video per unit or none (each frame's own input)
+            warnings.append("ControlNet: some units name a control video and some follow the video input; the units without one follow the first named")
+        values["control_video"] = tuple(v or next(filter(None, videos)) for v in videos)
+    _cn_shared(units, values, warnings)
+    return values
+
+
+def _cn_shared(units: list[dict], values: dict, warnings: list[str]) -> None:
+    """Settings Deforum keeps per unit and scumble for all units: the first unit's, with a warning where they differ."""
+    modes = {u["mode"] for u in units}
+    if "ControlNet is more important" in modes:
+        values["guess_mode"] = True
+    if len(modes) > 1 or "My prompt is more important" in modes:
+        warnings.append(f"ControlNet: control modes {', '.join(sorted(map(str, modes)))}: scumble has one for all units (guess mode: {'on' if values.get('guess_mode') else 'off'})")
+    resizes = {u["resize"] for u in units}
+    values["control_resize"] = units[0]["resize"]
+    if len(resizes) > 1:
+        warnings.append(f"ControlNet: units resize differently; all use {units[0]['resize']} (--control-resize)")
+    canny = [u["thresholds"] for u in units if u["type"] == "canny"]
+    if canny:
+        low, high = canny[0]
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and not isinstance(low, bool):
+            values["canny_low"], values["canny_high"] = int(round(low)), int(round(high))
+        if len(set(canny)) > 1:
+            warnings.append("ControlNet: canny units with different thresholds; all use the first unit's")
 
 
 def _number(value, default: float) -> float:
@@ -372,7 +475,7 @@ def _output(data: dict) -> str | None:
     return f"video: {', '.join(on)} not supported" if on else None
 
 
-FEATURES = (_animation_mode, _three_d, _video_input, _noise_multiplier, _hybrid, _controlnet, _flow, _per_frame_switches,
+FEATURES = (_animation_mode, _three_d, _video_input, _noise_multiplier, _hybrid, _flow, _per_frame_switches,
             _masks, _looper, _seed, _colour, _image, _init_strength, _output)
 
 
@@ -492,5 +595,6 @@ def from_deforum(data: dict) -> DeforumImport:
     if not _off(data.get("frame_interpolation_engine")) and data.get("frame_interpolation_x_amount") is not None:
         values["interpolate"] = data["frame_interpolation_x_amount"]
     values |= _motion_values(data)
-    ignored = [(k, _shown(data[k])) for k in sorted(data) if k not in DIRECT and k not in CONSUMED]
+    values |= _controlnet_values(data, warnings)
+    ignored = [(k, _shown(data[k])) for k in sorted(data) if k not in DIRECT and k not in CONSUMED and k not in CN_KEYS]
     return DeforumImport(values, [name for name in unused_schedules(data) if name in values], warnings + unsupported_features(data), ignored)

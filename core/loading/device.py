@@ -12,6 +12,7 @@ from ..errors import UsageError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OFFLOAD_MODES = ("none", "model", "sequential")
+BACKENDS = ("torch", "openvino")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Runtime:
     attention_slicing: bool = False
     channels_last: bool = False
     compile: bool = False
+    backend: str = "torch"  # or "openvino": the UNet runs in OpenVINO (loading/openvino_unet.py)
 
     @property
     def dtype_name(self) -> str:
@@ -83,14 +85,25 @@ def wants_channels_last(device: torch.device, dtype: torch.dtype) -> bool:
     return CPU_BF16_CHANNELS_LAST and device.type == "cpu" and dtype == torch.bfloat16
 
 
-def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none", vae_tiling: bool = False, attention_slicing: bool = False, channels_last: bool = False, compile: bool = False) -> Runtime:
+def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none", vae_tiling: bool = False, attention_slicing: bool = False, channels_last: bool = False, compile: bool = False, backend: str = "torch") -> Runtime:
     dev = resolve_device(device)
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend: unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "openvino":
+        from .openvino_unet import available
+
+        if dev.type != "cpu":
+            raise UsageError(f"--backend openvino runs on the CPU; it cannot use --device {dev.type}")
+        if compile:
+            raise UsageError("--backend openvino and --compile: choose one (OpenVINO compiles the UNet itself)")
+        if not available():
+            raise UsageError("--backend openvino needs OpenVINO: pip install 'scumble[openvino]'")
     if offload not in OFFLOAD_MODES:
         raise UsageError(f"--offload: unknown mode {offload!r}; choose from {', '.join(OFFLOAD_MODES)}")
     if offload != "none" and dev.type != "cuda":
         raise UsageError(f"--offload {offload}: offloading moves weights between CPU and a CUDA GPU; it needs --device cuda")
     precision = resolve_dtype(dtype, dev)
-    return Runtime(dev, precision, offload, vae_tiling, attention_slicing, channels_last or wants_channels_last(dev, precision), compile)
+    return Runtime(dev, precision, offload, vae_tiling, attention_slicing, channels_last or wants_channels_last(dev, precision), compile, backend)
 
 
 def place(pipe, runtime: Runtime):

@@ -122,12 +122,20 @@ def model_options(values: Mapping[str, Any]) -> ModelOptions:
 
 
 def _resolve_step_cache(values: dict[str, Any], origin: Mapping[str, str]) -> None:
-    """--compile and a step cache exclude each other: a cache the user did not ask for gives way."""
-    if values["step_cache"] > 1 and values["compile_unet"]:
-        if origin.get("step_cache", "default") == "default":
-            values["step_cache"] = 1
-            return
-        raise UsageError(f"--step-cache {values['step_cache']} and --compile: choose one (the compiled UNet would retrace at every cached step)")
+    """--compile and --backend openvino take the whole UNet: a step cache the user did not ask for gives way,
+    and what reaches inside the UNet (an asked-for step cache, token merging, ControlNet) is refused."""
+    whole = "--compile" if values["compile_unet"] else "--backend openvino" if values.get("backend") == "openvino" else None
+    if whole is None:
+        return
+    if values["step_cache"] > 1:
+        if origin.get("step_cache", "default") != "default":
+            raise UsageError(f"--step-cache {values['step_cache']} and {whole}: choose one (the step cache runs parts of the torch UNet)")
+        values["step_cache"] = 1
+    if values["backend"] == "openvino":
+        if values.get("tome"):
+            raise UsageError(f"--tome {values['tome']:g} and --backend openvino: choose one (token merging works inside the torch UNet)")
+        if values.get("controlnet"):
+            raise UsageError("--controlnet and --backend openvino: choose one (the OpenVINO UNet takes no ControlNet residuals)")
 
 
 def random_seed() -> int:

@@ -55,6 +55,11 @@ class Engine:
         self.controlnets = None  # loading.controlnets.ControlNets, when the run names any
         self._step_cache = None  # installed on the UNet the first time a run asks for --step-cache
         self._token_merging = None  # likewise, for --tome
+        self._openvino = None  # loading.openvino_unet.OpenVINOUNet, for --backend openvino
+        if runtime.backend == "openvino":
+            from ..loading.openvino_unet import OpenVINOUNet
+
+            self._openvino = OpenVINOUNet(pipe.unet, runtime.dtype, f"{source.location}|{self.model_hash}")
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
@@ -73,7 +78,7 @@ class Engine:
     @classmethod
     def from_options(cls, options) -> "Engine":
         """The one engine of a run, from its request's ModelOptions."""
-        runtime = devices.make_runtime(options.device, options.dtype, options.offload, options.vae_tiling, options.attention_slicing, options.channels_last, options.compile_unet)
+        runtime = devices.make_runtime(options.device, options.dtype, options.offload, options.vae_tiling, options.attention_slicing, options.channels_last, options.compile_unet, options.backend)
         engine = cls.load(options.model, runtime, config=options.config, allow_pickle=options.allow_pickle, vae=options.vae)
         if options.lora or options.lora_dir or options.embedding or options.embedding_dir:
             from ..loading.adapters import Adapters
@@ -263,7 +268,7 @@ class Engine:
             if sampling.cfg_cutoff > 0 and not control.guess_mode:  # guess mode never doubles the control images
                 control_key = "image" if task == "txt2img" else "control_image"
         tensor_inputs = ("latents", "prompt_embeds", "add_text_embeds", "add_time_ids", "mask", "masked_image_latents", control_key)
-        with torch.inference_mode(), circular_padding(pipe, sampling.tiling):
+        with torch.inference_mode(), circular_padding(pipe, sampling.tiling), self._backend(pipe, jobs[0].prompt, sampling.tiling):
             return pipe(
                 guidance_scale=sampling.cfg,
                 generator=[devices.generator(j.seed + sampling.ensd if task == "txt2img" else j.seed) for j in jobs],
@@ -272,6 +277,18 @@ class Engine:
                 **conditioning.first(),
                 **task_args,
             ).images
+
+    def _backend(self, pipe, prompt: str, tiling: bool):
+        """torch runs the pipeline's own UNet; OpenVINO runs the UNet converted with this call's LoRAs and tiling."""
+        import contextlib
+
+        if self._openvino is None:
+            return contextlib.nullcontext()
+        from ..loading.openvino_unet import swapped
+
+        loras = self.adapters.used(prompts.extract_loras(prompt)[1]) if self.adapters is not None else []
+        self._openvino.use((*((f.sha256, w) for f, w in loras), ("tiling", tiling)))
+        return swapped(pipe, self._openvino)
 
     def _start_step_cache(self, pipe, every: int) -> None:
         """Restart the UNet-call count: every sampling call (an image batch, an animation frame) opens with a full pass.

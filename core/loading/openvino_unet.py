@@ -1,0 +1,193 @@
+"""`--backend openvino`: the UNet converted once to OpenVINO, cached on disk, and run by OpenVINO on the CPU.
+
+benchmarks/bench_peers.py measured OpenVINO's CPU plugin well ahead of torch per UNet step on SD 1.5, so the
+UNet, where nearly all the time goes, runs there; everything else (text encoder, samplers, schedules, VAE,
+LoRA loading) stays the torch pipeline's, so every task and option that doesn't reach inside the UNet works
+unchanged. The wrapper stands in for the torch UNet only while a pipeline runs (`swapped`): LoRAs load and
+switch on the torch UNet as always, and each conversion captures the torch UNet's state at that moment.
+
+Converted models are keyed by everything that changes the UNet's function (the model, its config, the LoRAs
+acting and their weights, seamless tiling, the precision) and saved under $XDG_CACHE_HOME/scumble/openvino/KEY/, so a model is
+converted once per LoRA set, not once per run. Each input shape is compiled on its own (static shapes are
+faster in OpenVINO than dynamic ones) when a run first meets it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+
+FORMAT = 1  # bump when the converted graph's inputs or outputs change: old cache entries are then ignored
+
+
+def available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scumble" / "openvino"
+
+
+class _Traced(torch.nn.Module):
+    """The UNet as a function of plain tensors, the form OpenVINO's PyTorch converter traces."""
+
+    def __init__(self, unet, text_time: bool):
+        super().__init__()
+        self.unet, self.text_time = unet, text_time
+
+    def forward(self, sample, timestep, encoder_hidden_states, text_embeds=None, time_ids=None):
+        added = {"text_embeds": text_embeds, "time_ids": time_ids} if self.text_time else None
+        return self.unet(sample, timestep, encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
+
+
+class OpenVINOUNet(torch.nn.Module):
+    """Called as diffusers calls a UNet2DConditionModel; runs the OpenVINO model converted for the active LoRAs."""
+
+    def __init__(self, unet, precision: torch.dtype, identity: str):
+        super().__init__()
+        if getattr(unet.config, "time_cond_proj_dim", None):
+            raise ModelError("--backend openvino: this UNet takes a guidance embedding (an LCM-distilled model); use --backend torch")
+        self.torch_unet = unet
+        self.precision = precision
+        self.identity = identity  # the model's location and weights hash: part of every cache key
+        self.variant: tuple = ()  # what the engine has changed in the torch UNet: LoRAs acting, tiling
+        self._text_time = getattr(unet.config, "addition_embed_type", None) == "text_time"
+        self._compiled: dict[tuple, object] = {}  # (cache key, input shapes) -> compiled model
+
+    # the pipelines read these from the UNet
+    @property
+    def config(self):
+        return self.torch_unet.config
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.torch_unet.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("torch_unet"), name)  # LoRA loading, add_embedding, ...
+
+    def use(self, variant: tuple) -> None:
+        """The LoRAs acting (with their weights) and the tiling: the next call runs the model converted with these."""
+        self.variant = tuple(variant)
+
+    def cache_key(self) -> str:
+        import openvino
+
+        fields = {
+            "format": FORMAT,
+            "identity": self.identity,
+            "config": {k: v for k, v in dict(self.torch_unet.config).items() if not k.startswith("_")},
+            "variant": self.variant,
+            "precision": str(self.precision),
+            "openvino": openvino.__version__,
+        }
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None, cross_attention_kwargs=None, added_cond_kwargs=None, down_block_additional_residuals=None, mid_block_additional_residual=None, return_dict=True, **unused):
+        if down_block_additional_residuals is not None or mid_block_additional_residual is not None:
+            raise ModelError("--backend openvino runs the UNet without ControlNet residuals; use --backend torch with --controlnet")
+        batch = sample.shape[0]
+        inputs = {
+            "sample": sample.float().contiguous(),
+            "timestep": torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(batch).contiguous(),
+            "encoder_hidden_states": encoder_hidden_states.float().contiguous(),
+        }
+        if self._text_time:
+            inputs["text_embeds"] = added_cond_kwargs["text_embeds"].float().contiguous()
+            inputs["time_ids"] = added_cond_kwargs["time_ids"].float().contiguous()
+        compiled = self._compiled_for(inputs)
+        out = torch.from_numpy(compiled({k: v.numpy() for k, v in inputs.items()})[0].copy()).to(sample.dtype)
+        return (out,) if not return_dict else _Output(out)
+
+    # ---------------------------------------------------------------- conversion and compilation
+
+    def _compiled_for(self, inputs: dict):
+        key = self.cache_key()
+        shapes = tuple((name, tuple(value.shape)) for name, value in inputs.items())
+        if (key, shapes) not in self._compiled:
+            import openvino
+
+            model = self._model(key, inputs)
+            model.reshape({name: openvino.PartialShape(list(shape)) for name, shape in shapes})
+            # No CACHE_DIR: a compiled blob per shape was 1.7 GB on disk for SD 1.5 and raised peak memory by
+            # 1.6 GB, to save 1.5 s of a 20 s run (measured at 512x512).
+            core = openvino.Core()
+            hint = "f32" if self.precision == torch.float32 else "bf16"
+            try:
+                self._compiled[(key, shapes)] = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+            except RuntimeError as exc:
+                if hint == "f32":
+                    raise
+                # a CPU without bf16 units: OpenVINO's own default precision for it
+                self._compiled[(key, shapes)] = core.compile_model(model, "CPU")
+        return self._compiled[(key, shapes)]
+
+    def _model(self, key: str, inputs: dict):
+        """The converted model for `key`, read afresh (compiling keeps its own copy of the weights): from the
+        cache, else converted from the torch UNet and saved."""
+        import openvino
+
+        folder = cache_root() / key
+        if not (folder / "unet.xml").exists():
+            self._convert(folder, inputs)
+        return openvino.Core().read_model(folder / "unet.xml")
+
+    def _convert(self, folder: Path, inputs: dict) -> None:
+        import shutil
+        import warnings
+
+        import openvino
+
+        unet = self.torch_unet
+        dtype = unet.dtype
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        try:
+            # Traced in fp32: the converter's bf16 graph would take bf16 inputs, which numpy cannot hold.
+            # bf16 -> fp32 -> bf16 is exact, so the torch UNet comes back as it was.
+            unet.float()
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's TracerWarnings on diffusers' shape checks
+                model = openvino.convert_model(_Traced(unet, self._text_time), example_input=dict(inputs))
+            for port, name in zip(model.inputs, inputs):
+                port.get_tensor().set_names({name})
+            model.reshape({name: openvino.PartialShape([-1] * value.dim()) for name, value in inputs.items()})
+            # weights kept in fp16 on disk (half the size) unless fp32 was asked for
+            openvino.save_model(model, partial / "unet.xml", compress_to_fp16=self.precision != torch.float32)
+            os.replace(partial, folder)
+        finally:
+            unet.to(dtype)
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+class _Output:
+    def __init__(self, sample):
+        self.sample = sample
+
+
+@contextlib.contextmanager
+def swapped(pipe, unet: OpenVINOUNet):
+    """The pipeline calls the OpenVINO stand-in for the length of one run, then has its torch UNet back."""
+    original = pipe.unet
+    object.__setattr__(pipe, "unet", unet)  # around diffusers' __setattr__, which would rewrite the pipeline's config
+    try:
+        yield
+    finally:
+        object.__setattr__(pipe, "unet", original)

@@ -1,0 +1,123 @@
+"""--backend openvino: the UNet converted once, cached, and run by OpenVINO, giving torch's pictures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import pixels
+
+pytest.importorskip("openvino")
+
+ARGS = ("--steps", 4, "-W", 32, "-H", 32, "--seed", 3, "--dtype", "fp32", "--step-cache", 1)
+
+
+def converted(tmp_path) -> list:
+    return sorted(p for p in (tmp_path / ".cache" / "scumble" / "openvino").glob("*") if (p / "unet.xml").exists())
+
+
+def test_wrapper_matches_the_torch_unet_for_sd_and_sdxl(tiny_sd, tiny_sdxl, tmp_path, monkeypatch):
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from scumble.core.loading.openvino_unet import OpenVINOUNet
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
+    for model in (tiny_sd, tiny_sdxl):
+        unet = UNet2DConditionModel.from_pretrained(model / "unet").eval()
+        wrapped = OpenVINOUNet(unet, torch.float32, str(model))
+        gen = torch.Generator().manual_seed(0)
+        sample = torch.randn(2, 4, 8, 12, generator=gen)
+        context = torch.randn(2, 77, unet.config.cross_attention_dim, generator=gen)
+        added = None
+        if unet.config.addition_embed_type == "text_time":
+            embeds = unet.add_embedding.linear_1.in_features - 6 * unet.config.addition_time_embed_dim
+            added = {"text_embeds": torch.randn(2, embeds, generator=gen), "time_ids": torch.tensor([[32.0, 48, 0, 0, 32, 48]] * 2)}
+        for t in (torch.tensor(901), torch.tensor([11.0, 11.0])):  # a 0-d timestep, as diffusers passes it, and a batch of them
+            with torch.no_grad():
+                want = unet(sample, t, context, added_cond_kwargs=added).sample
+                got = wrapped(sample, t, context, added_cond_kwargs=added).sample
+            assert got.shape == want.shape
+            assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), (model.name, (got - want).abs().max())
+
+
+def test_txt2img_gives_torchs_picture_and_converts_once(run_cli, tiny_sd, tmp_path):
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "-o", "torch.png").exit_code == 0
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "ov.png")
+    assert result.exit_code == 0, result.stderr
+    assert np.abs(pixels(tmp_path / "ov.png").astype(int) - pixels(tmp_path / "torch.png").astype(int)).max() <= 2
+    [folder] = converted(tmp_path)
+    stamp = (folder / "unet.bin").stat().st_mtime_ns
+    again = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "ov2.png")
+    assert again.exit_code == 0, again.stderr
+    assert converted(tmp_path) == [folder] and (folder / "unet.bin").stat().st_mtime_ns == stamp  # read from the cache
+    assert np.array_equal(pixels(tmp_path / "ov2.png"), pixels(tmp_path / "ov.png"))
+    # the same record as torch's: the backend is how, not what
+    assert pixels(tmp_path / "ov.png").shape == (32, 32, 3)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "ov.png").text["parameters"] == Image.open(tmp_path / "torch.png").text["parameters"]
+
+
+def test_img2img_and_inpaint_run_on_openvino_like_torch(run_cli, tiny_sd, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    for task, extra in (("img2img", ()), ("inpaint", ("--mask", "mask.png"))):
+        common = (task, "in.png", "-p", "a red circle", "--model", tiny_sd, *ARGS, "--strength", 0.6, *extra)
+        assert run_cli(*common, "-o", f"{task}-torch.png").exit_code == 0
+        result = run_cli(*common, "--backend", "openvino", "-o", f"{task}-ov.png")
+        assert result.exit_code == 0, result.stderr
+        diff = np.abs(pixels(tmp_path / f"{task}-ov.png").astype(int) - pixels(tmp_path / f"{task}-torch.png").astype(int))
+        assert diff.max() <= 2, task
+
+
+def test_a_lora_is_converted_with_the_unet_and_gets_its_own_cache_entry(run_cli, tiny_sd, tmp_path):
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd / "unet")
+    torch.manual_seed(0)
+    unet.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_v", "to_out.0"], init_lora_weights=False))
+    StableDiffusionPipeline.save_lora_weights(tmp_path / "lora", unet_lora_layers=get_peft_model_state_dict(unet), safe_serialization=True)
+    lora = tmp_path / "lora" / "pytorch_lora_weights.safetensors"
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "plain.png").exit_code == 0
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--lora", lora, "-o", "lora-torch.png").exit_code == 0
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "--lora", lora, "-o", "lora-ov.png")
+    assert result.exit_code == 0, result.stderr
+    assert len(converted(tmp_path)) == 2
+    assert not np.array_equal(pixels(tmp_path / "lora-ov.png"), pixels(tmp_path / "plain.png"))
+    assert np.abs(pixels(tmp_path / "lora-ov.png").astype(int) - pixels(tmp_path / "lora-torch.png").astype(int)).max() <= 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--step-cache", 2), "--step-cache 2 and --backend openvino: choose one"),
+    (("--tome", 0.3), "--tome 0.3 and --backend openvino: choose one"),
+    (("--compile",), "--backend openvino and --compile: choose one"),
+    (("--device", "cuda"), "--device cuda"),
+])
+def test_what_openvino_cannot_run_is_one_line_and_exit_2(run_cli, tiny_sd, tmp_path, args, message):
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, "--backend", "openvino", *args, "-o", "x.png")
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_controlnet_with_openvino_is_refused(run_cli, tiny_sd, tmp_path):
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, "--backend", "openvino", "--controlnet", tmp_path / "cn", "--control-image", "c.png")
+    assert result.exit_code == 2
+    assert "--controlnet and --backend openvino: choose one" in result.stderr
+
+
+def test_tiling_is_converted_into_its_own_model(run_cli, tiny_sd, tmp_path):
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "plain.png").exit_code == 0
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--tiling", "-o", "tiled-torch.png").exit_code == 0
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--tiling", "--backend", "openvino", "-o", "tiled-ov.png")
+    assert result.exit_code == 0, result.stderr
+    assert len(converted(tmp_path)) == 2
+    assert np.abs(pixels(tmp_path / "tiled-ov.png").astype(int) - pixels(tmp_path / "tiled-torch.png").astype(int)).max() <= 2
