@@ -17,6 +17,7 @@ IMAGE_TASKS = frozenset({"txt2img", "img2img", "inpaint"})
 EDIT_TASKS = frozenset({"img2img", "inpaint"})
 ALL_TASKS = IMAGE_TASKS | {"animate"}
 ANIMATE = frozenset({"animate"})
+TRAIN_LORA = frozenset({"train-lora"})
 
 # Upper bounds on everything that costs time or memory. Each is far beyond what a real run needs
 # and far below what would hang the machine; the message names the limit.
@@ -472,6 +473,7 @@ MODEL, SAMPLING, OUTPUT, INPUTS, MASK, FRAME, MOTION, VIDEO = (
     "Model and hardware", "Sampling", "Output", "Inputs", "Mask", "Per frame", "Motion (keyframe schedules)", "Video",
 )
 HIRES = "Hires fix"
+PICTURES, TRAINING, PRIOR, WATCH = "Pictures and captions", "Training", "Prior preservation", "Samples and checkpoints"  # train-lora
 CONTROL = "ControlNet"
 PREPROCESS = frozenset({"preprocess"})
 UPSCALE = frozenset({"upscale"})
@@ -637,6 +639,32 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep_frames", Bool(), True, ("--keep-frames/--no-keep-frames",), "Keep the numbered PNG frames and settings beside the video.", VIDEO, ANIMATE),
     Option("contact_sheet", Int(0, MAX_FRAMES), 0, ("--contact-sheet",), "Also write a contact sheet of every Nth frame (0: none).", VIDEO, ANIMATE),
     Option("resume", Bool(), False, ("--resume",), "Continue an interrupted run from its last complete frame.", VIDEO, ANIMATE),
+    # train-lora (its limits are the library's too: training/lora/train.py Settings.check holds the same)
+    Option("output", Text(4096), "", ("--output", "-o"), "The LoRA to write (.safetensors, kohya/A1111 layout).", OUTPUT, TRAIN_LORA, extra={"metavar": "NAME.safetensors"}),
+    Option("caption", Text(), None, ("--caption",), "One caption for every picture, instead of the .txt files beside them.", PICTURES, TRAIN_LORA),
+    Option("trigger", Text(200), "", ("--trigger",), "A rare word put at the start of every caption; write it in a prompt to call up what was learned.", PICTURES, TRAIN_LORA),
+    Option("flip", Bool(), False, ("--flip/--no-flip",), "Also train on mirror images (for subjects that look right mirrored).", PICTURES, TRAIN_LORA),
+    Option("crop", Bool(), False, ("--crop/--no-crop",), "Random crops, zoomed in 1/8, for subjects whose framing and size do not matter.", PICTURES, TRAIN_LORA),
+    Option("model", Text(4096), "scumble-mini", ("--model", "-m"), "Built-in model name, a diffusers folder, a .safetensors checkpoint, or a hub id (SD 1.x or 2.x).", MODEL, TRAIN_LORA, extra={"envvar": "SCUMBLE_MODEL"}),
+    Option("config", OptionalPath(), None, ("--config",), "Architecture for a single-file checkpoint: sd15, sd2-base, sd2-v, or a diffusers folder (guessed from the file when absent).", MODEL, TRAIN_LORA),
+    Option("allow_pickle", Bool(), False, ("--allow-pickle",), "Allow .ckpt/.bin/.pt/.pth checkpoints (still loaded weights-only).", MODEL, TRAIN_LORA),
+    Option("device", Text(20, ("auto", "cpu", "cuda", "mps"), "device"), "auto", ("--device",), "auto picks cuda, then mps, then the CPU. Training is always in fp32.", MODEL, TRAIN_LORA),
+    Option("rank", Int(1, 1024), 8, ("--rank",), "LoRA rank (dimension); alpha is the same, so the scale is 1.", TRAINING, TRAIN_LORA),
+    Option("conv_rank", Int(0, 1024), 0, ("--conv-rank",), "Rank of adapters on the ResNet 3x3 convolutions too (kohya's conv_dim); 0: none. Learns shapes faster.", TRAINING, TRAIN_LORA),
+    Option("steps", Int(1, 10_000_000), 500, ("--steps",), "Optimizer steps.", TRAINING, TRAIN_LORA),
+    Option("lr", Float(0.0, 10.0, lo_open=True), 1e-4, ("--lr",), "Peak learning rate (AdamW; warm-up, then cosine decay).", TRAINING, TRAIN_LORA),
+    Option("batch_size", Int(1, 4096), 1, ("--batch-size",), "Pictures per step (and as many class pictures).", TRAINING, TRAIN_LORA),
+    Option("resolution", Int(0, 4096), 0, ("--resolution",), "Training size in pixels, square, 64 or more; 0: the model's own (128 built-in, 512 SD 1.5).", TRAINING, TRAIN_LORA),
+    Option("seed", Int(0, 2**63 - 1), 0, ("--seed",), "Every random draw of the run follows from it.", TRAINING, TRAIN_LORA),
+    Option("train_text_encoder", Bool(), False, ("--train-text-encoder",), "Also give the text encoder adapters (lora_te_ keys).", TRAINING, TRAIN_LORA),
+    Option("class_prompt", PathList(), (), ("--class-prompt",), "Prior preservation: the model draws pictures of this (repeat for several) and keeps drawing them as it did. '' keeps its unconditional pictures, which guidance subtracts: a LoRA that moves them weakens itself at every cfg.", PRIOR, TRAIN_LORA, extra={"metavar": "TEXT"}),
+    Option("class_images", Int(1, 100_000), 50, ("--class-images",), "How many class pictures to make (cached in the run's folder).", PRIOR, TRAIN_LORA),
+    Option("prior_weight", Float(0.0, 1000.0, lo_open=True), 1.0, ("--prior-weight",), "Weight of the class pictures' loss against the training pictures'.", PRIOR, TRAIN_LORA),
+    Option("sample_prompt", PathList(), (), ("--sample-prompt",), "Draw this at the start, every --sample-every steps and at the end, into NAME.samples.png (repeat for several).", WATCH, TRAIN_LORA, extra={"metavar": "TEXT"}),
+    Option("sample_every", Int(0, 10_000_000), 0, ("--sample-every",), "Steps between sample rows; 0: only at the start and the end.", WATCH, TRAIN_LORA),
+    Option("checkpoint_every", Int(1, 10_000_000), 100, ("--checkpoint-every",), "Steps between checkpoints (in NAME.train/, removed when the LoRA is written).", WATCH, TRAIN_LORA),
+    Option("resume", Bool(), False, ("--resume",), "Go on from the last checkpoint of a stopped run with the same settings.", WATCH, TRAIN_LORA),
+    Option("overwrite", Bool(), False, ("--overwrite",), "Replace an existing output (and samples sheet).", OUTPUT, TRAIN_LORA),
 )
 
 
