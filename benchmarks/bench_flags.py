@@ -36,6 +36,7 @@ ROWS = {
     "bf16 + step-cache 2 + cfg-cutoff 0.2": {"dtype": "bf16", "step_cache": 2, "cfg_cutoff": 0.2},
     "bf16 + step-cache 3 + cfg-cutoff 0.2": {"dtype": "bf16", "step_cache": 3, "cfg_cutoff": 0.2},
     "openvino": {"dtype": "bf16", "backend": "openvino"},
+    "openvino + step-cache 2": {"dtype": "bf16", "backend": "openvino", "step_cache": 2},
     "openvino fp32": {"backend": "openvino"},
 }
 SAMPLING_FLAGS = ("cfg_cutoff", "step_cache", "tome", "noise_schedule", "steps")  # the rest are runtime or model flags

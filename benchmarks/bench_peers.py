@@ -85,9 +85,10 @@ SCUMBLE_FLAGS = [
     ("vae-tiny", ["--vae", "{taesd}"], r"--vae\b"),
     ("ays", ["--noise-schedule", "ays"], r"\bays\b"),  # Align Your Steps: same cost a step, fewer steps needed
     ("tome-0.5", ["--tome", "0.5"], r"--tome\b"),
-    # The UNet in OpenVINO (step cache off: it runs parts of the torch UNet). Convert once before timing
-    # (any run with --backend openvino): a first run's conversion would land in its generation time.
+    # The UNet in OpenVINO, with the default step cache, and without. Convert once before timing (any run
+    # with the same flags): a first run's conversion would land in its generation time.
     ("openvino", ["--backend", "openvino"], r"--backend"),
+    ("openvino-no-step-cache", ["--backend", "openvino", "--step-cache", "1"], r"--backend"),
     ("openvino-fp32", ["--backend", "openvino", "--dtype", "fp32"], r"--backend"),
 ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -20,7 +22,7 @@ def test_wrapper_matches_the_torch_unet_for_sd_and_sdxl(tiny_sd, tiny_sdxl, tmp_
     import torch
     from diffusers import UNet2DConditionModel
 
-    from scumble.core.loading.openvino_unet import OpenVINOUNet
+    from scumble.core.sampling.openvino_unet import OpenVINOUNet
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
     for model in (tiny_sd, tiny_sdxl):
@@ -96,7 +98,6 @@ def test_a_lora_is_converted_with_the_unet_and_gets_its_own_cache_entry(run_cli,
 
 
 @pytest.mark.parametrize("args,message", [
-    (("--step-cache", 2), "--step-cache 2 and --backend openvino: choose one"),
     (("--tome", 0.3), "--tome 0.3 and --backend openvino: choose one"),
     (("--compile",), "--backend openvino and --compile: choose one"),
     (("--device", "cuda"), "--device cuda"),
@@ -121,3 +122,25 @@ def test_tiling_is_converted_into_its_own_model(run_cli, tiny_sd, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert len(converted(tmp_path)) == 2
     assert np.abs(pixels(tmp_path / "tiled-ov.png").astype(int) - pixels(tmp_path / "tiled-torch.png").astype(int)).max() <= 2
+
+
+@pytest.mark.parametrize("extra", [(), ("--cfg-cutoff", 0.5), ("--scheduler", "heun")])
+def test_the_step_cache_runs_in_openvino_as_in_torch(run_cli, tiny_sd, tmp_path, extra):
+    common = ("txt2img", "a red circle", "--model", tiny_sd, "--steps", 6, "-W", 32, "-H", 32, "--seed", 3, "--dtype", "fp32", *extra)
+    assert run_cli(*common, "--step-cache", 2, "-o", "torch.png").exit_code == 0
+    assert run_cli(*common, "--step-cache", 1, "--backend", "openvino", "-o", "whole.png").exit_code == 0
+    result = run_cli(*common, "--step-cache", 2, "--backend", "openvino", "-o", "cached.png")
+    assert result.exit_code == 0, result.stderr
+    torch_cached, cached, whole = (pixels(tmp_path / n).astype(int) for n in ("torch.png", "cached.png", "whole.png"))
+    assert np.abs(cached - torch_cached).max() <= 2  # the same shallow path, in OpenVINO
+    assert np.abs(cached - whole).max() > 2  # and it is not the whole UNet every call
+    assert len(converted(tmp_path)) == 2  # the whole graph and the shallow one
+
+
+def test_openvino_takes_the_default_step_cache(run_cli, tiny_sd, tmp_path):
+    from PIL import Image
+
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, "--steps", 4, "-W", 32, "-H", 32, "--seed", 3, "--backend", "openvino", "-o", "d.png")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(Image.open(tmp_path / "d.png").text["scumble"])["step_cache"] == 2
+    assert len(converted(tmp_path)) == 2

@@ -24,7 +24,7 @@ class Runtime:
     attention_slicing: bool = False
     channels_last: bool = False
     compile: bool = False
-    backend: str = "torch"  # or "openvino": the UNet runs in OpenVINO (loading/openvino_unet.py)
+    backend: str = "torch"  # or "openvino": the UNet runs in OpenVINO (sampling/openvino_unet.py)
 
     @property
     def dtype_name(self) -> str:
@@ -90,13 +90,13 @@ def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none
     if backend not in BACKENDS:
         raise UsageError(f"--backend: unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "openvino":
-        from .openvino_unet import available
+        import importlib.util
 
         if dev.type != "cpu":
             raise UsageError(f"--backend openvino runs on the CPU; it cannot use --device {dev.type}")
         if compile:
             raise UsageError("--backend openvino and --compile: choose one (OpenVINO compiles the UNet itself)")
-        if not available():
+        if importlib.util.find_spec("openvino") is None:
             raise UsageError("--backend openvino needs OpenVINO: pip install 'scumble[openvino]'")
     if offload not in OFFLOAD_MODES:
         raise UsageError(f"--offload: unknown mode {offload!r}; choose from {', '.join(OFFLOAD_MODES)}")

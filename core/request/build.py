@@ -121,17 +121,14 @@ def model_options(values: Mapping[str, Any]) -> ModelOptions:
     return ModelOptions(**{f.name: values[f.name] for f in fields(ModelOptions) if f.name in values})  # each task takes its own subset
 
 
-def _resolve_step_cache(values: dict[str, Any], origin: Mapping[str, str]) -> None:
-    """--compile and --backend openvino take the whole UNet: a step cache the user did not ask for gives way,
-    and what reaches inside the UNet (an asked-for step cache, token merging, ControlNet) is refused."""
-    whole = "--compile" if values["compile_unet"] else "--backend openvino" if values.get("backend") == "openvino" else None
-    if whole is None:
-        return
-    if values["step_cache"] > 1:
+def _resolve_unet_options(values: dict[str, Any], origin: Mapping[str, str]) -> None:
+    """--compile takes the whole UNet: a step cache the user did not ask for gives way, an asked-for one is refused.
+    --backend openvino runs its own step cache, but not what reaches inside the torch UNet (token merging, ControlNet)."""
+    if values["step_cache"] > 1 and values["compile_unet"]:
         if origin.get("step_cache", "default") != "default":
-            raise UsageError(f"--step-cache {values['step_cache']} and {whole}: choose one (the step cache runs parts of the torch UNet)")
+            raise UsageError(f"--step-cache {values['step_cache']} and --compile: choose one (the compiled UNet would retrace at every cached step)")
         values["step_cache"] = 1
-    if values["backend"] == "openvino":
+    if values.get("backend") == "openvino":
         if values.get("tome"):
             raise UsageError(f"--tome {values['tome']:g} and --backend openvino: choose one (token merging works inside the torch UNet)")
         if values.get("controlnet"):
@@ -162,7 +159,7 @@ def _shift(values: Mapping[str, Any], origin: Mapping[str, str]) -> float | str:
 def image_request(task: str, layers: Sequence[Layer], prompts: Sequence[str] = (), inputs: Sequence[str] = (), replay: Replay | None = None) -> ImageRequest:
     """txt2img (prompts), img2img or inpaint (inputs), or a replay; every cross-option rule checked here."""
     values, origin = merge(task, layers)
-    _resolve_step_cache(values, origin)
+    _resolve_unet_options(values, origin)
     sampling = Sampling(values["steps"], values["cfg"], values["width"], values["height"], values["scheduler"], values["noise_schedule"], values["timestep_spacing"], _shift(values, origin), values["cfg_cutoff"], values["clip_skip"], values.get("subseed_strength", 0.0), values["tiling"], values["eta"], values.get("ensd", 0), step_cache=values["step_cache"], tome=values["tome"])
     output = OutputOptions(values["output"], values.get("name_pattern", OutputOptions.name_pattern), values["overwrite"], values["skip_existing"], values["shard"], values["quality"])
     seed = values["seed"] if values["seed"] is not None else random_seed()
@@ -253,7 +250,7 @@ def animation_request(layers: Sequence[Layer]):
     if values["seed"] is None:
         values["seed"] = random_seed()
     _check_motion(values)
-    _resolve_step_cache(values, origin)
+    _resolve_unet_options(values, origin)
     control = _control("animate", values, None)
     return model_options(values), AnimationSettings(**{f.name: values[f.name] for f in fields(AnimationSettings) if f.name != "control"}, control=control)
 

@@ -55,9 +55,9 @@ class Engine:
         self.controlnets = None  # loading.controlnets.ControlNets, when the run names any
         self._step_cache = None  # installed on the UNet the first time a run asks for --step-cache
         self._token_merging = None  # likewise, for --tome
-        self._openvino = None  # loading.openvino_unet.OpenVINOUNet, for --backend openvino
+        self._openvino = None  # sampling.openvino_unet.OpenVINOUNet, for --backend openvino
         if runtime.backend == "openvino":
-            from ..loading.openvino_unet import OpenVINOUNet
+            from .openvino_unet import OpenVINOUNet
 
             self._openvino = OpenVINOUNet(pipe.unet, runtime.dtype, f"{source.location}|{self.model_hash}")
         pipe.set_progress_bar_config(disable=True)
@@ -284,7 +284,7 @@ class Engine:
 
         if self._openvino is None:
             return contextlib.nullcontext()
-        from ..loading.openvino_unet import swapped
+        from .openvino_unet import swapped
 
         loras = self.adapters.used(prompts.extract_loras(prompt)[1]) if self.adapters is not None else []
         self._openvino.use((*((f.sha256, w) for f, w in loras), ("tiling", tiling)))
@@ -293,7 +293,15 @@ class Engine:
     def _start_step_cache(self, pipe, every: int) -> None:
         """Restart the UNet-call count: every sampling call (an image batch, an animation frame) opens with a full pass.
 
-        Installed on the UNet the first time a run asks, so a run without it calls diffusers' UNet untouched."""
+        Installed on the UNet the first time a run asks, so a run without it calls diffusers' UNet untouched.
+        With --backend openvino the OpenVINO stand-in keeps the count and runs its own shallow graph."""
+        if self._openvino is not None:
+            if every > 1:
+                from .step_cache import StepCache
+
+                StepCache.check(pipe.unet)
+            self._openvino.start(every)
+            return
         if every > 1 and self._step_cache is None:
             from .step_cache import StepCache
 

@@ -8,7 +8,9 @@ switch on the torch UNet as always, and each conversion captures the torch UNet'
 
 Converted models are keyed by everything that changes the UNet's function (the model, its config, the LoRAs
 acting and their weights, seamless tiling, the precision) and saved under $XDG_CACHE_HOME/scumble/openvino/KEY/, so a model is
-converted once per LoRA set, not once per run. Each input shape is compiled on its own (static shapes are
+converted once per LoRA set, not once per run. With a step cache (`--step-cache N`, as
+core/sampling/step_cache.py does it in torch) a second graph, the UNet's shallow path, is converted beside the
+whole one, and the whole one also returns the deep feature the shallow calls reuse. Each input shape is compiled on its own (static shapes are
 faster in OpenVINO than dynamic ones) when a run first meets it.
 """
 
@@ -24,21 +26,16 @@ import torch
 
 from ..errors import ModelError
 
-FORMAT = 1  # bump when the converted graph's inputs or outputs change: old cache entries are then ignored
-
-
-def available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("openvino") is not None
+FORMAT = 2  # bump when the converted graph's inputs or outputs change: old cache entries are then ignored
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scumble" / "openvino"
 
 
-class _Traced(torch.nn.Module):
-    """The UNet as a function of plain tensors, the form OpenVINO's PyTorch converter traces."""
+class _Whole(torch.nn.Module):
+    """The UNet as a function of plain tensors, the form OpenVINO's PyTorch converter traces: its output, and
+    the input of its last up block (the deep feature a step cache keeps)."""
 
     def __init__(self, unet, text_time: bool):
         super().__init__()
@@ -46,7 +43,30 @@ class _Traced(torch.nn.Module):
 
     def forward(self, sample, timestep, encoder_hidden_states, text_embeds=None, time_ids=None):
         added = {"text_embeds": text_embeds, "time_ids": time_ids} if self.text_time else None
-        return self.unet(sample, timestep, encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
+        kept = []
+        hook = self.unet.up_blocks[-1].register_forward_pre_hook(lambda _m, args, kwargs: kept.append(kwargs.get("hidden_states", args[0] if args else None)), with_kwargs=True)
+        try:
+            out = self.unet(sample, timestep, encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
+        finally:
+            hook.remove()
+        return out, kept[0]
+
+
+class _Shallow(torch.nn.Module):
+    """The shallow path against a kept deep feature (core/sampling/step_cache.py's shallow_forward)."""
+
+    def __init__(self, unet, text_time: bool):
+        super().__init__()
+        self.unet, self.text_time = unet, text_time
+
+    def forward(self, sample, timestep, encoder_hidden_states, deep, text_embeds=None, time_ids=None):
+        from .step_cache import shallow_forward
+
+        added = {"text_embeds": text_embeds, "time_ids": time_ids} if self.text_time else None
+        return shallow_forward(self.unet, deep, sample, timestep, encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
+
+
+GRAPHS = {"whole": _Whole, "shallow": _Shallow}
 
 
 class OpenVINOUNet(torch.nn.Module):
@@ -62,6 +82,7 @@ class OpenVINOUNet(torch.nn.Module):
         self.variant: tuple = ()  # what the engine has changed in the torch UNet: LoRAs acting, tiling
         self._text_time = getattr(unet.config, "addition_embed_type", None) == "text_time"
         self._compiled: dict[tuple, object] = {}  # (cache key, input shapes) -> compiled model
+        self.every, self.calls, self.full_calls, self._deep = 1, 0, 0, None  # the step cache, as StepCache keeps it
 
     # the pipelines read these from the UNet
     @property
@@ -86,11 +107,16 @@ class OpenVINOUNet(torch.nn.Module):
         """The LoRAs acting (with their weights) and the tiling: the next call runs the model converted with these."""
         self.variant = tuple(variant)
 
-    def cache_key(self) -> str:
+    def start(self, every: int) -> None:
+        """Before each sampling call: restart the UNet-call count (1: every call runs the whole graph)."""
+        self.every, self.calls, self.full_calls, self._deep = every, 0, 0, None
+
+    def cache_key(self, graph: str = "whole") -> str:
         import openvino
 
         fields = {
             "format": FORMAT,
+            "graph": graph,
             "identity": self.identity,
             "config": {k: v for k, v in dict(self.torch_unet.config).items() if not k.startswith("_")},
             "variant": self.variant,
@@ -111,19 +137,32 @@ class OpenVINOUNet(torch.nn.Module):
         if self._text_time:
             inputs["text_embeds"] = added_cond_kwargs["text_embeds"].float().contiguous()
             inputs["time_ids"] = added_cond_kwargs["time_ids"].float().contiguous()
-        compiled = self._compiled_for(inputs)
-        out = torch.from_numpy(compiled({k: v.numpy() for k, v in inputs.items()})[0].copy()).to(sample.dtype)
+        index, self.calls = self.calls, self.calls + 1
+        deep = self._deep
+        if deep is not None and deep.shape[0] == 2 * batch:
+            deep = deep.chunk(2)[-1]  # --cfg-cutoff dropped the unconditional half: keep the conditional one
+        if self.every > 1 and index % self.every != 0 and deep is not None and deep.shape[0] == batch:
+            out = self._run("shallow", inputs | {"deep": deep.float().contiguous()})[0]
+        else:
+            self.full_calls += 1
+            out, kept = self._run("whole", inputs)
+            self._deep = torch.from_numpy(kept.copy()) if self.every > 1 else None
+        out = torch.from_numpy(out.copy()).to(sample.dtype)
         return (out,) if not return_dict else _Output(out)
+
+    def _run(self, graph: str, inputs: dict):
+        results = self._compiled_for(graph, inputs)({k: v.numpy() for k, v in inputs.items()})
+        return [results[i] for i in range(len(results))]
 
     # ---------------------------------------------------------------- conversion and compilation
 
-    def _compiled_for(self, inputs: dict):
-        key = self.cache_key()
+    def _compiled_for(self, graph: str, inputs: dict):
+        key = self.cache_key(graph)
         shapes = tuple((name, tuple(value.shape)) for name, value in inputs.items())
         if (key, shapes) not in self._compiled:
             import openvino
 
-            model = self._model(key, inputs)
+            model = self._model(graph, key, inputs)
             model.reshape({name: openvino.PartialShape(list(shape)) for name, shape in shapes})
             # No CACHE_DIR: a compiled blob per shape was 1.7 GB on disk for SD 1.5 and raised peak memory by
             # 1.6 GB, to save 1.5 s of a 20 s run (measured at 512x512).
@@ -138,17 +177,17 @@ class OpenVINOUNet(torch.nn.Module):
                 self._compiled[(key, shapes)] = core.compile_model(model, "CPU")
         return self._compiled[(key, shapes)]
 
-    def _model(self, key: str, inputs: dict):
+    def _model(self, graph: str, key: str, inputs: dict):
         """The converted model for `key`, read afresh (compiling keeps its own copy of the weights): from the
         cache, else converted from the torch UNet and saved."""
         import openvino
 
         folder = cache_root() / key
         if not (folder / "unet.xml").exists():
-            self._convert(folder, inputs)
+            self._convert(GRAPHS[graph], folder, inputs)
         return openvino.Core().read_model(folder / "unet.xml")
 
-    def _convert(self, folder: Path, inputs: dict) -> None:
+    def _convert(self, graph, folder: Path, inputs: dict) -> None:
         import shutil
         import warnings
 
@@ -165,7 +204,7 @@ class OpenVINOUNet(torch.nn.Module):
             unet.float()
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the tracer's TracerWarnings on diffusers' shape checks
-                model = openvino.convert_model(_Traced(unet, self._text_time), example_input=dict(inputs))
+                model = openvino.convert_model(graph(unet, self._text_time), example_input=dict(inputs))
             for port, name in zip(model.inputs, inputs):
                 port.get_tensor().set_names({name})
             model.reshape({name: openvino.PartialShape([-1] * value.dim()) for name, value in inputs.items()})
