@@ -466,10 +466,12 @@ def test_a_deforum_unit_with_a_changing_weight_uses_frame_0_and_says_so(tmp_path
     monkeypatch.chdir(tmp_path)
     shutil.copytree(cnets / "first", tmp_path / "cn")
     data = DEFORUM_DEFAULTS | {"cn_1_enabled": True, "cn_1_model": "cn", "cn_1_weight": "0:(0.5), 10:(1)", "cn_1_vid_path": "v.mp4",
-                               "cn_1_module": "depth_leres", "cn_1_loopback_mode": True}
+                               "cn_1_module": "scribble_pidinet", "cn_1_loopback_mode": True,
+                               "cn_2_enabled": True, "cn_2_model": "cn", "cn_2_vid_path": "v.mp4", "cn_2_module": "depth_leres"}
     imported = deforum.from_deforum(data)
-    assert imported.values["controlnet"] == ("cn:0.5",) and imported.values["control_type"] == ("depth",)
+    assert imported.values["controlnet"] == ("cn:0.5",) and imported.values["control_type"] == ("scribble",)
     assert [w for w in imported.warnings if "ControlNet" in w] == [
         "ControlNet unit 1: loopback mode (the previous frame as the control image) is not done; the control video is followed",
         "ControlNet unit 1: cn_1_weight '0:(0.5), 10:(1)' changes over the video; its frame-0 value 0.5 is used throughout",
+        "ControlNet unit 2: preprocessor 'depth_leres' needs a depth-estimation network (MiDaS, ZoeDepth or Depth Anything), which scumble does not run; the unit is not applied",
     ]

@@ -308,10 +308,16 @@ def _cn_number(data: dict, key: str, default: float, unit: int, warnings: list[s
     return float(first)
 
 
-def _cn_module(module, unit: int, warnings: list[str]) -> str:
+def _cn_module(module, unit: int, warnings: list[str]) -> str | None:
+    """Our preprocessor for the extension's; None (the unit is left out) for one that needs a network scumble does not run."""
+    from ..images.control_types import NEEDS_A_MODEL
+
     text = str(module).strip().lower()
     for prefix, ours in CN_MODULE_FAMILIES:
         if text.startswith(prefix):
+            if ours in NEEDS_A_MODEL:
+                warnings.append(f"ControlNet unit {unit}: preprocessor {_shown(module)} needs {NEEDS_A_MODEL[ours]}, which scumble does not run; the unit is not applied")
+                return None
             return ours
     warnings.append(f"ControlNet unit {unit}: preprocessor {_shown(module)} is not one scumble has; the control video is used as it is")
     return "none"
@@ -331,12 +337,15 @@ def _controlnet_values(data: dict, warnings: list[str]) -> dict:
         if video is None and data.get("animation_mode") != "Video Input":
             warnings.append(f"ControlNet unit {i}: no cn_{i}_vid_path and no video input to follow; the unit is not applied")
             continue
+        kind = _cn_module(data.get(f"cn_{i}_module", "none"), i, warnings)
+        if kind is None:
+            continue
         if _on(data.get(f"cn_{i}_loopback_mode")):
             warnings.append(f"ControlNet unit {i}: loopback mode (the previous frame as the control image) is not done; the control video is followed")
         units.append({
             "model": f"{model}:{_cn_number(data, f'cn_{i}_weight', 1.0, i, warnings):g}",  # --controlnet's PATH:WEIGHT
             "video": video,
-            "type": _cn_module(data.get(f"cn_{i}_module", "none"), i, warnings),
+            "type": kind,
             "start": _cn_number(data, f"cn_{i}_guidance_start", 0.0, i, warnings),
             "end": _cn_number(data, f"cn_{i}_guidance_end", 1.0, i, warnings),
             "mode": data.get(f"cn_{i}_control_mode", "Balanced"),
