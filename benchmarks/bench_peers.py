@@ -301,24 +301,30 @@ def run_diffusers(config: str, a, marks: Marks, out: Path) -> dict:
     import torch
 
     torch.set_num_threads(a.threads)
-    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[config]
     pipe = StableDiffusionPipeline.from_single_file(a.model, config=a.diffusers, local_files_only=True, safety_checker=None,
                                                     requires_safety_checker=False, **diffusers_kwargs(dtype))
-    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    marks.set_ready()
-    pipe.vae.decode = marks.timed(pipe.vae.decode)
-    image = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=a.steps, guidance_scale=CFG, width=a.size, height=a.size,
-                 generator=torch.Generator().manual_seed(SEED)).images[0]
-    image.save(out)
+    generate(pipe, pipe.vae, "decode", a, marks, out)
     return marks.result(threads=torch.get_num_threads())
 
 
-def run_openvino(config: str, a, marks: Marks, out: Path) -> dict:
+def generate(pipe, decoder, method: str, a, marks: Marks, out: Path) -> None:
+    """A diffusers-style pipeline's one picture on the row's settings, with Euler, `decoder.method` timed."""
     import torch
     from diffusers import EulerDiscreteScheduler
+
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    marks.set_ready()
+    setattr(decoder, method, marks.timed(getattr(decoder, method)))
+    image = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=a.steps, guidance_scale=CFG, width=a.size, height=a.size,
+                 generator=torch.Generator().manual_seed(SEED)).images[0]
+    image.save(out)
+
+
+def run_openvino(config: str, a, marks: Marks, out: Path) -> dict:
     from optimum.intel import OVStableDiffusionPipeline
 
     ov_config = {"INFERENCE_NUM_THREADS": str(a.threads)}
@@ -327,13 +333,7 @@ def run_openvino(config: str, a, marks: Marks, out: Path) -> dict:
     pipe = OVStableDiffusionPipeline.from_pretrained(a.openvino, ov_config=ov_config, compile=False)
     pipe.reshape(batch_size=1, height=a.size, width=a.size, num_images_per_prompt=1)  # static shapes: fastest, as first seen
     pipe.compile()
-    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-    pipe.set_progress_bar_config(disable=True)
-    marks.set_ready()
-    pipe.vae_decoder.forward = marks.timed(pipe.vae_decoder.forward)
-    image = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=a.steps, guidance_scale=CFG, width=a.size, height=a.size,
-                 generator=torch.Generator().manual_seed(SEED)).images[0]
-    image.save(out)
+    generate(pipe, pipe.vae_decoder, "forward", a, marks, out)
     hint = pipe.unet.request.get_property("INFERENCE_PRECISION_HINT")
     precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
     return marks.result(info=f"UNet precision {precision}")

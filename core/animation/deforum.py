@@ -9,7 +9,9 @@ carries some 200 keys, most at their default or belonging to a feature that is s
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import UsageError
 from .keyframes import ScheduleError, parse
@@ -287,9 +289,6 @@ CN_RESIZE = {"Just Resize": "just", "Crop and Resize": "crop", "Inner Fit (Scale
 
 def _cn_model(name) -> str | None:
     """A unit's model as a path here: A1111 names it "file [hash]"; the name, or the name with .safetensors."""
-    import re
-    from pathlib import Path
-
     if not isinstance(name, str) or _off(name):
         return None
     bare = re.sub(r"\s*\[[0-9a-fA-F]+\]\s*$", "", name).strip()
@@ -384,7 +383,7 @@ def _cn_shared(units: list[dict], values: dict, warnings: list[str]) -> None:
     if canny:
         low, high = canny[0]
         if isinstance(low, (int, float)) and isinstance(high, (int, float)) and not isinstance(low, bool):
-            values["canny_low"], values["canny_high"] = int(round(low)), int(round(high))
+            values["canny_low"], values["canny_high"] = round(low), round(high)
         if len(set(canny)) > 1:
             warnings.append("ControlNet: canny units with different thresholds; all use the first unit's")
 

@@ -7,11 +7,11 @@ unchanged. The wrapper stands in for the torch UNet only while a pipeline runs (
 switch on the torch UNet as always, and each conversion captures the torch UNet's state at that moment.
 
 Converted models are keyed by everything that changes the UNet's function (the model, its config, the LoRAs
-acting and their weights, seamless tiling, the precision) and saved under $XDG_CACHE_HOME/scumble/openvino/KEY/, so a model is
-converted once per LoRA set, not once per run. With a step cache (`--step-cache N`, as
-core/sampling/step_cache.py does it in torch) a second graph, the UNet's shallow path, is converted beside the
-whole one, and the whole one also returns the deep feature the shallow calls reuse. Each input shape is compiled on its own (static shapes are
-faster in OpenVINO than dynamic ones) when a run first meets it.
+acting and their weights, seamless tiling, the precision) and saved under $XDG_CACHE_HOME/scumble/openvino/KEY/,
+so a model is converted once per LoRA set, not once per run. With a step cache (`--step-cache N`, counted as
+step_cache.py counts it in torch) a second graph, the UNet's shallow path, is converted beside the whole one,
+and the whole one also returns the deep feature the shallow calls reuse. Each input shape is compiled on its
+own (static shapes are faster in OpenVINO than dynamic ones) when a run first meets it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelError
+from .step_cache import reused_feature, shallow_forward, up_block_input
 
 FORMAT = 2  # bump when the converted graph's inputs or outputs change: old cache entries are then ignored
 
@@ -44,7 +45,7 @@ class _Whole(torch.nn.Module):
     def forward(self, sample, timestep, encoder_hidden_states, text_embeds=None, time_ids=None):
         added = {"text_embeds": text_embeds, "time_ids": time_ids} if self.text_time else None
         kept = []
-        hook = self.unet.up_blocks[-1].register_forward_pre_hook(lambda _m, args, kwargs: kept.append(kwargs.get("hidden_states", args[0] if args else None)), with_kwargs=True)
+        hook = self.unet.up_blocks[-1].register_forward_pre_hook(lambda _m, args, kwargs: kept.append(up_block_input(args, kwargs)), with_kwargs=True)
         try:
             out = self.unet(sample, timestep, encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
         finally:
@@ -60,8 +61,6 @@ class _Shallow(torch.nn.Module):
         self.unet, self.text_time = unet, text_time
 
     def forward(self, sample, timestep, encoder_hidden_states, deep, text_embeds=None, time_ids=None):
-        from .step_cache import shallow_forward
-
         added = {"text_embeds": text_embeds, "time_ids": time_ids} if self.text_time else None
         return shallow_forward(self.unet, deep, sample, timestep, encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
 
@@ -82,7 +81,8 @@ class OpenVINOUNet(torch.nn.Module):
         self.variant: tuple = ()  # what the engine has changed in the torch UNet: LoRAs acting, tiling
         self._text_time = getattr(unet.config, "addition_embed_type", None) == "text_time"
         self._compiled: dict[tuple, object] = {}  # (cache key, input shapes) -> compiled model
-        self.every, self.calls, self.full_calls, self._deep = 1, 0, 0, None  # the step cache, as StepCache keeps it
+        self._keys: dict[tuple, str] = {}  # (graph, variant) -> cache key, so a UNet call does not hash the config
+        self.every, self.calls, self._deep = 1, 0, None  # the step cache, as StepCache keeps it
 
     # the pipelines read these from the UNet
     @property
@@ -101,7 +101,7 @@ class OpenVINOUNet(torch.nn.Module):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            return getattr(super().__getattr__("torch_unet"), name)  # LoRA loading, add_embedding, ...
+            return getattr(super().__getattr__("torch_unet"), name)  # what else a pipeline reads (SDXL's add_embedding, ...)
 
     def use(self, variant: tuple) -> None:
         """The LoRAs acting (with their weights) and the tiling: the next call runs the model converted with these."""
@@ -109,9 +109,11 @@ class OpenVINOUNet(torch.nn.Module):
 
     def start(self, every: int) -> None:
         """Before each sampling call: restart the UNet-call count (1: every call runs the whole graph)."""
-        self.every, self.calls, self.full_calls, self._deep = every, 0, 0, None
+        self.every, self.calls, self._deep = every, 0, None
 
     def cache_key(self, graph: str = "whole") -> str:
+        if (graph, self.variant) in self._keys:
+            return self._keys[(graph, self.variant)]
         import openvino
 
         fields = {
@@ -123,7 +125,8 @@ class OpenVINOUNet(torch.nn.Module):
             "precision": str(self.precision),
             "openvino": openvino.__version__,
         }
-        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        key = self._keys[(graph, self.variant)] = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:24]
+        return key
 
     def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None, cross_attention_kwargs=None, added_cond_kwargs=None, down_block_additional_residuals=None, mid_block_additional_residual=None, return_dict=True, **unused):
         if down_block_additional_residuals is not None or mid_block_additional_residual is not None:
@@ -138,17 +141,18 @@ class OpenVINOUNet(torch.nn.Module):
             inputs["text_embeds"] = added_cond_kwargs["text_embeds"].float().contiguous()
             inputs["time_ids"] = added_cond_kwargs["time_ids"].float().contiguous()
         index, self.calls = self.calls, self.calls + 1
-        deep = self._deep
-        if deep is not None and deep.shape[0] == 2 * batch:
-            deep = deep.chunk(2)[-1]  # --cfg-cutoff dropped the unconditional half: keep the conditional one
-        if self.every > 1 and index % self.every != 0 and deep is not None and deep.shape[0] == batch:
+        deep = reused_feature(self.every, index, self._deep, batch)
+        if deep is not None:
             out = self._run("shallow", inputs | {"deep": deep.float().contiguous()})[0]
         else:
-            self.full_calls += 1
             out, kept = self._run("whole", inputs)
             self._deep = torch.from_numpy(kept.copy()) if self.every > 1 else None
         out = torch.from_numpy(out.copy()).to(sample.dtype)
-        return (out,) if not return_dict else _Output(out)
+        if not return_dict:
+            return (out,)
+        from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
+
+        return UNet2DConditionOutput(sample=out)
 
     def _run(self, graph: str, inputs: dict):
         results = self._compiled_for(graph, inputs)({k: v.numpy() for k, v in inputs.items()})
@@ -170,7 +174,7 @@ class OpenVINOUNet(torch.nn.Module):
             hint = "f32" if self.precision == torch.float32 else "bf16"
             try:
                 self._compiled[(key, shapes)] = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
-            except RuntimeError as exc:
+            except RuntimeError:
                 if hint == "f32":
                     raise
                 # a CPU without bf16 units: OpenVINO's own default precision for it
@@ -214,11 +218,6 @@ class OpenVINOUNet(torch.nn.Module):
         finally:
             unet.to(dtype)
             shutil.rmtree(partial, ignore_errors=True)
-
-
-class _Output:
-    def __init__(self, sample):
-        self.sample = sample
 
 
 @contextlib.contextmanager

@@ -45,18 +45,28 @@ class StepCache:
 
     def _keep(self, _module, args, kwargs):
         if self.every > 1:
-            self._deep = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+            self._deep = up_block_input(args, kwargs)
 
     def _call(self, sample, timestep, encoder_hidden_states, **kwargs):
         index, self.calls = self.calls, self.calls + 1
-        deep = self._deep
-        if deep is not None and deep.shape[0] == 2 * sample.shape[0]:
-            deep = deep.chunk(2)[-1]  # --cfg-cutoff dropped the unconditional half: keep the conditional one
-        shallow = self.every > 1 and index % self.every != 0 and deep is not None and deep.shape[0] == sample.shape[0] and kwargs.get("down_intrablock_additional_residuals") is None
-        if not shallow:
+        deep = reused_feature(self.every, index, self._deep, sample.shape[0])
+        if deep is None or kwargs.get("down_intrablock_additional_residuals") is not None:
             self.full_calls += 1
             return self._forward(sample, timestep, encoder_hidden_states, **kwargs)
         return shallow_forward(self.unet, deep, sample, timestep, encoder_hidden_states, **kwargs)
+
+
+def up_block_input(args, kwargs):
+    """The hidden states a forward pre-hook on the last up block sees: the deep feature a step cache keeps."""
+    return kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+
+
+def reused_feature(every: int, index: int, deep, batch: int):
+    """The kept deep feature UNet call `index` reuses (the shallow path), or None when the call runs whole."""
+    if deep is not None and deep.shape[0] == 2 * batch:
+        deep = deep.chunk(2)[-1]  # --cfg-cutoff dropped the unconditional half: keep the conditional one
+    shallow = every > 1 and index % every != 0 and deep is not None and deep.shape[0] == batch
+    return deep if shallow else None
 
 
 @apply_lora_scale("cross_attention_kwargs")  # a LoRA scale passed to the UNet acts on the shallow path as on the full one
