@@ -19,11 +19,11 @@ def _complete_type(incomplete: str) -> list[str]:
 def preprocess(
     ctx: typer.Context,
     flags: dict,
-    kind: Annotated[str, typer.Argument(metavar="TYPE", help="canny, scribble, lineart, softedge, tile, shuffle or none.", autocompletion=_complete_type, show_default=False)],
+    kind: Annotated[str, typer.Argument(metavar="TYPE", help="canny, scribble, lineart, softedge, tile, shuffle, depth (with --depth-model) or none.", autocompletion=_complete_type, show_default=False)],
     inputs: opt.Inputs = None,
     quiet: opt.Quiet = False,
 ) -> None:
-    """Make ControlNet control images from images, with no model: one preprocessor, files or folders in, PNGs out.
+    """Make ControlNet control images from images: one preprocessor, files or folders in, PNGs out (no model, but depth's).
 
     Examples:
 
@@ -32,6 +32,8 @@ def preprocess(
       scumble preprocess scribble sketches/ -o scribbles/ --recursive
 
       scumble preprocess shuffle photo.png --seed 3 -o shuffled.png
+
+      scumble preprocess depth photo.png --depth-model ./depth-anything-small -o depth.png
     """
     from ..core.errors import UsageError
     from ..core.images.control import Settings
@@ -45,5 +47,5 @@ def preprocess(
     if values["canny_low"] > values["canny_high"]:
         raise UsageError(f"--canny-low {values['canny_low']} must be at most --canny-high {values['canny_high']}")
     settings = Settings(values["canny_low"], values["canny_high"], values["seed"])
-    summary = task.run(kind, inputs, values["output"], values["overwrite"], values["recursive"], settings)
+    summary = task.run(kind, inputs, values["output"], values["overwrite"], values["recursive"], settings, values["depth_model"])
     raise typer.Exit(files_summary(summary, "control image", quiet))

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from helpers import pixels
+from scumble.core.errors import UsageError
 
 STEPS = ("--steps", 4, "--seed", 5)
 
@@ -213,7 +214,6 @@ def test_cfg_cutoff_with_controlnets_drops_the_guidance_half_of_the_control_imag
     "args,code,message",
     [
         (("--control-type", "sobel"), 2, "--control-type: unknown type 'sobel'"),
-        (("--control-type", "depth"), 2, "--control-type depth: needs a depth-estimation network"),
         (("--control-type", "openpose"), 2, "needs a pose-estimation network"),
         (("--controlnet", "{first}:3"), 2, "the weight must be in [0, 2]"),
         (("--control-start", 0.6, "--control-end", 0.4), 2, "--control-start 0.6 must be less than --control-end 0.4"),
@@ -473,5 +473,88 @@ def test_a_deforum_unit_with_a_changing_weight_uses_frame_0_and_says_so(tmp_path
     assert [w for w in imported.warnings if "ControlNet" in w] == [
         "ControlNet unit 1: loopback mode (the previous frame as the control image) is not done; the control video is followed",
         "ControlNet unit 1: cn_1_weight '0:(0.5), 10:(1)' changes over the video; its frame-0 value 0.5 is used throughout",
-        "ControlNet unit 2: preprocessor 'depth_leres' needs a depth-estimation network (MiDaS, ZoeDepth or Depth Anything), which scumble does not run; the unit is not applied",
+        "ControlNet unit 2: preprocessor 'depth_leres' runs a network the file does not name; the unit is not applied (give --controlnet with --control-type depth --depth-model MODEL)",
     ]
+
+
+# ---------------------------------------------------------------- depth: the user's depth model as the preprocessor
+
+
+@pytest.fixture(scope="module")
+def depth_model(tmp_path_factory):
+    from helpers import build_depth_model
+
+    return build_depth_model(tmp_path_factory.mktemp("tiny-depth"))
+
+
+def test_a_depth_map_is_the_models_depth_stretched_with_the_nearest_white(depth_model):
+    from scumble.core.images import control
+    from scumble.core.loading.depth import DepthEstimator
+
+    estimator = DepthEstimator(str(depth_model))
+    image = pixels(square(depth_model.parent / "in.png", (40, 24)))
+    made = control.preprocess("depth", image, control.Settings(depth=estimator))
+    assert made.shape == (24, 40, 3) and made.dtype == np.uint8 and (made[..., 0] == made[..., 2]).all()
+    raw = estimator.raw(image)
+    assert (made.min(), made.max()) == (0, 255)
+    assert made[..., 0].ravel()[raw.argmax()] == 255 and made[..., 0].ravel()[raw.argmin()] == 0  # relative depth: larger is nearer
+    estimator.metric = True  # metric depth: larger is farther, so the map turns over
+    flipped = control.preprocess("depth", image, control.Settings(depth=estimator))
+    assert np.abs(flipped.astype(int) + made.astype(int) - 255).max() <= 1
+    with pytest.raises(UsageError, match="--control-type depth needs --depth-model"):
+        control.preprocess("depth", image)
+
+
+def test_preprocess_depth_writes_the_map_and_names_its_model(run_cli, depth_model, tmp_path):
+    square(tmp_path / "in.png", (40, 24))
+    result = run_cli("preprocess", "depth", "in.png", "--depth-model", depth_model, "-o", "d.png")
+    assert result.exit_code == 0, result.stderr
+    made = Image.open(tmp_path / "d.png")
+    assert made.size == (40, 24)
+    assert json.loads(made.text["scumble_preprocess"])["settings"] == {"model": str(depth_model.resolve()), "model_type": "depth_anything", "a1111_module": "depth_anything"}
+    for args, message in ((("preprocess", "depth", "in.png", "-o", "x.png"), "needs --depth-model"),
+                          (("preprocess", "canny", "in.png", "--depth-model", depth_model, "-o", "x.png"), "--depth-model goes with scumble preprocess depth")):
+        result = run_cli(*args)
+        assert result.exit_code == 2 and message in one_error_line(result)
+    result = run_cli("preprocess", "depth", "in.png", "--depth-model", tmp_path, "-o", "x.png")
+    assert result.exit_code == 1 and "has no config.json" in one_error_line(result)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_txt2img_follows_a_depth_map_records_it_as_a1111_does_and_replays(run_cli, tiny_sd, cnets, depth_model, tmp_path):
+    a = square(tmp_path / "c" / "a.png")
+    base = ("txt2img", "a red circle", "--model", tiny_sd, *STEPS, "--controlnet", cnets / "first", "--control-image", a)
+    result = run_cli(*base, "--control-type", "depth", "--depth-model", depth_model, "-o", "depth.png")
+    assert result.exit_code == 0, result.stderr
+    assert run_cli(*base, "-o", "plain.png").exit_code == 0
+    assert differ(tmp_path / "depth.png", tmp_path / "plain.png") > 0.5  # the map, not the square, reached the ControlNet
+    unit = record_of(tmp_path / "depth.png")["controlnets"][0]
+    assert unit["module"] == "depth" and unit["settings"]["model"] == str(depth_model.resolve())
+    assert 'ControlNet 0: "Module: depth_anything, Model: first [' in Image.open(tmp_path / "depth.png").text["parameters"]
+    again = run_cli("txt2img", "--replay", tmp_path / "depth.png", "--model", tiny_sd, "-o", "again.png")
+    assert again.exit_code == 0, again.stderr
+    assert np.array_equal(pixels(tmp_path / "depth.png"), pixels(tmp_path / "again.png"))
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (("--control-type", "depth"), 2, "--control-type depth needs --depth-model MODEL"),
+    (("--control-type", "canny", "--depth-model", "x"), 2, "--depth-model goes with --control-type depth"),
+    (("--control-type", "depth", "--depth-model", "nowhere/at-all"), 1, "could not load a depth-estimation model from the local Hugging Face cache"),
+])
+def test_a_depth_control_without_a_usable_model_is_one_line_and_writes_nothing(run_cli, tiny_sd, cnets, tmp_path, args, code, message):
+    a = square(tmp_path / "c" / "a.png")
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *STEPS, "--controlnet", cnets / "first", "--control-image", a, *args, "-o", "out.png")
+    assert result.exit_code == code and message in one_error_line(result)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_animate_in_2d_follows_a_depth_controlnet_and_resumes(run_cli, tiny_sd, cnets, depth_model, tmp_path):
+    _video(tmp_path / "moving.mp4", _moving_squares(3))
+    common = ("animate", "--model", tiny_sd, "--frames", 3, "--steps", 4, "--strength", 0.6, "--seed", 2, "--keep-frames", "--controlnet", cnets / "first", "--control-video", "moving.mp4")
+    assert run_cli(*common, "--control-type", "none", "-o", "plain.mp4").exit_code == 0
+    result = run_cli(*common, "--control-type", "depth", "--depth-model", depth_model, "-o", "depth.mp4")
+    assert result.exit_code == 0, result.stderr
+    assert differ(tmp_path / "plain.frames" / "000000002.png", tmp_path / "depth.frames" / "000000002.png") > 0.5
+    assert json.loads((tmp_path / "depth.frames" / "settings.json").read_text())["depth_model"] == str(depth_model)
+    again = run_cli(*common, "--control-type", "depth", "--depth-model", depth_model, "-o", "depth.mp4", "--resume")
+    assert again.exit_code == 0, again.stderr

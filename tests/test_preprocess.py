@@ -14,7 +14,7 @@ from PIL import Image
 from helpers import pixels
 from scumble.core.errors import UsageError
 from scumble.core.images import control
-from scumble.core.images.control_types import TYPES
+from scumble.core.images.control_types import TYPES, WITH_A_MODEL
 
 
 def sketch(size=(96, 96)) -> tuple[np.ndarray, tuple[int, int]]:
@@ -39,7 +39,7 @@ def photo(size=(96, 64)) -> np.ndarray:
     return image
 
 
-@pytest.mark.parametrize("kind", TYPES)
+@pytest.mark.parametrize("kind", [kind for kind in TYPES if kind not in WITH_A_MODEL])  # depth: tests/test_controlnet.py
 def test_every_preprocessor_keeps_the_size_and_gives_rgb(kind):
     image = photo((37, 23))
     out = control.preprocess(kind, image)
@@ -119,7 +119,7 @@ def test_none_is_the_image_itself():
     assert np.array_equal(control.preprocess("none", image), image)
 
 
-@pytest.mark.parametrize("kind,message", [("depth", "needs a depth-estimation network"), ("openpose", "needs a pose-estimation network"), ("hed", "unknown type 'hed'")])
+@pytest.mark.parametrize("kind,message", [("depth", "--control-type depth needs --depth-model"), ("openpose", "needs a pose-estimation network"), ("hed", "unknown type 'hed'")])
 def test_preprocessors_with_weights_or_unknown_names_are_one_clear_refusal(kind, message):
     with pytest.raises(UsageError, match=message):
         control.preprocess(kind, photo())
@@ -168,7 +168,7 @@ def test_nothing_is_replaced_without_overwrite(run_cli, tmp_path):
     assert pixels(tmp_path / "out" / "photo.png").shape == photo().shape
 
 
-@pytest.mark.parametrize("args,message", [(("depth",), "needs a depth-estimation network"), (("canny", "--canny-low", 200, "--canny-high", 100), "--canny-low 200 must be at most"), (("canny", "-o", "x.jpg"), "preprocess writes PNG")])
+@pytest.mark.parametrize("args,message", [(("depth",), "preprocess depth needs --depth-model"), (("canny", "--canny-low", 200, "--canny-high", 100), "--canny-low 200 must be at most"), (("canny", "-o", "x.jpg"), "preprocess writes PNG")])
 def test_refusals_are_one_line_with_exit_2_and_write_nothing(run_cli, tmp_path, args, message):
     source = _save(tmp_path / "photo.png", photo())
     kind, *rest = args

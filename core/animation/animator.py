@@ -53,7 +53,9 @@ class Animator:
         options = self.settings.control
         if options is None:
             return None
-        settings = preprocessors.Settings(options.canny_low, options.canny_high, seed=plan.seed)  # shuffle: the frame's own seed
+        if any(u.module == "depth" for u in options.units):
+            self.mover.load_depth()
+        settings = preprocessors.Settings(options.canny_low, options.canny_high, seed=plan.seed, depth=self.mover.estimator)  # shuffle: the frame's own seed
         units = options.units
         images = tuple(Image.fromarray(preprocessors.preprocess(u.module, self._control_frame(u.image, plan.index), settings)) for u in units)
         return ControlCall((images,), tuple(u.weight for u in units), tuple(u.start for u in units), tuple(u.end for u in units), options.guess_mode)

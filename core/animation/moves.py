@@ -60,8 +60,8 @@ class Mover:
         self.on_depth: DepthCallback | None = None
 
     def load_depth(self) -> None:
-        """Load --depth-model now: a missing one fails before anything is written."""
-        if self.settings.animation_mode == "3D" and self.settings.depth_model != "none" and self.estimator is None:
+        """Load --depth-model now (3D's, a depth ControlNet's, or both: one model): a missing one fails before anything is written."""
+        if self.settings.depth_model != "none" and self.estimator is None:
             from ..loading.depth import DepthEstimator
 
             self.estimator = DepthEstimator(self.settings.depth_model, self.device)

@@ -112,7 +112,7 @@ class AnimationSettings:
         if self.timestep_spacing == "":
             left_out.add("timestep_spacing")
         if self.animation_mode == "2D":
-            left_out |= {"animation_mode", *ONLY_3D}
+            left_out |= {"animation_mode", *ONLY_3D} - ({"depth_model"} if self.depth_model != "none" else set())  # 2D: a depth ControlNet's
         if self.optical_flow_cadence == "none":
             left_out.add("optical_flow_cadence")
         if not self.hybrid:

@@ -1,6 +1,7 @@
 """ControlNet preprocessors that need no downloaded weights: an image in, a control image out, on OpenCV.
 
-Each takes and returns an HxWx3 uint8 RGB array of the same size. The output follows the convention
+Each takes and returns an HxWx3 uint8 RGB array of the same size. depth is the one with a network,
+the user's, passed in `Settings.depth`. The output follows the convention
 its ControlNet family was trained on: canny, scribble, lineart and softedge draw white lines on black.
 Sizes of blurs and strokes are set for a 512-pixel side (ControlNet's training resolution) and grow
 with larger images, so a preprocessor looks the same at any size.
@@ -9,10 +10,12 @@ with larger images, so a preprocessor looks the same at any size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
+from ..errors import UsageError
 from .control_types import check_type
 
 TILE_FACTOR = 4  # tile: the detail kept is that of an image this many times smaller
@@ -23,10 +26,15 @@ class Settings:
     canny_low: int = 100
     canny_high: int = 200
     seed: int = 0  # shuffle's random flow
+    depth: Any = None  # depth: the user's network (loading/depth.py's DepthEstimator), loaded once per run
 
 
 def preprocess(kind: str, image: np.ndarray, settings: Settings = Settings()) -> np.ndarray:
     check_type(kind)
+    if kind == "depth":
+        if settings.depth is None:
+            raise UsageError("--control-type depth needs --depth-model MODEL, a transformers depth-estimation model")
+        return settings.depth.control_map(image)
     if kind == "canny":
         return canny(image, settings.canny_low, settings.canny_high)
     if kind == "shuffle":
@@ -42,6 +50,8 @@ def settings_record(kind: str, settings: Settings) -> dict:
         return {"seed": settings.seed}
     if kind == "tile":
         return {"factor": TILE_FACTOR}
+    if kind == "depth" and settings.depth is not None:
+        return settings.depth.record()
     return {}
 
 

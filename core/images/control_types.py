@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from ..errors import UsageError
 
-TYPES = ("canny", "scribble", "lineart", "softedge", "tile", "shuffle", "none")
-# Accepted names whose preprocessor is itself a network: scumble neither ships nor downloads one.
-NEEDS_A_MODEL = {"depth": "a depth-estimation network (MiDaS, ZoeDepth or Depth Anything)", "openpose": "a pose-estimation network (OpenPose or DWPose)"}
+TYPES = ("canny", "scribble", "lineart", "softedge", "tile", "shuffle", "depth", "none")
+# depth's network is the user's own, named by --depth-model (scumble neither ships nor downloads one).
+WITH_A_MODEL = {"depth": "--depth-model"}
+# Accepted names whose preprocessor is a network scumble cannot run yet.
+NEEDS_A_MODEL = {"openpose": "a pose-estimation network (OpenPose or DWPose)"}
 ALL_TYPES = TYPES + tuple(NEEDS_A_MODEL)
 # The A1111 ControlNet extension's module that does the same, for the `parameters` text it reads back.
-A1111_MODULES = {"canny": "canny", "scribble": "scribble_xdog", "lineart": "lineart_standard", "softedge": "softedge", "tile": "tile_resample", "shuffle": "shuffle", "none": "none"}
+A1111_MODULES = {"canny": "canny", "scribble": "scribble_xdog", "lineart": "lineart_standard", "softedge": "softedge", "tile": "tile_resample", "shuffle": "shuffle", "depth": "depth_midas", "none": "none"}
 
 
 def check_type(kind: str, flag: str = "--control-type") -> str:

@@ -56,6 +56,7 @@ class DepthEstimator:
             where = "the folder" if Path(location).is_dir() else "the local Hugging Face cache (depth models are never downloaded)"
             raise ModelError(f"--depth-model {name}: could not load a depth-estimation model from {where}: {_first_line(exc)}") from None
         self.name, self.device, self.metric = name, device, _is_metric(self.model.config)
+        self.location = str(Path(location).resolve()) if Path(location).is_dir() else location
 
     def raw(self, frame: np.ndarray) -> np.ndarray:
         """The model's own output for an HxWx3 RGB frame, at the frame's size.
@@ -76,3 +77,18 @@ class DepthEstimator:
             raise ModelError(f"--depth-model {self.name}: failed on a {width}x{height} frame: {_first_line(exc)}") from None
         resized = torch.nn.functional.interpolate(predicted.reshape(1, 1, *predicted.shape[-2:]).float(), size=(height, width), mode="bicubic", align_corners=False)
         return resized[0, 0].cpu().numpy()
+
+    def control_map(self, frame: np.ndarray) -> np.ndarray:
+        """The depth ControlNet's input: HxWx3 uint8, nearest white, stretched to the full range as the extension's annotators do."""
+        raw = self.raw(frame)
+        near = -raw if self.metric else raw
+        low, high = float(near.min()), float(near.max())
+        scaled = (near - low) / (high - low) if high - low > 1e-12 else np.zeros_like(near)
+        grey = np.round(scaled * 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+
+    def record(self) -> dict:
+        """What made a depth control map, for the record and A1111's `Module`."""
+        kind = self.model.config.model_type
+        module = {"depth_anything": "depth_anything", "zoedepth": "depth_zoe"}.get(kind, "depth_midas")
+        return {"model": self.location, "model_type": kind, "a1111_module": module}

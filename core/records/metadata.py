@@ -81,7 +81,7 @@ def _controlnets(record: dict) -> dict:
         settings = unit.get("settings") or {}
         name = str(unit.get("name", "")).replace(":", "").replace(",", "")
         fields = {
-            "Module": A1111_MODULES.get(unit.get("module"), unit.get("module")),
+            "Module": settings.get("a1111_module") or A1111_MODULES.get(unit.get("module"), unit.get("module")),
             "Model": f"{name} [{unit.get('short')}]",
             "Weight": unit.get("weight"),
             "Resize Mode": _A1111_RESIZE.get(unit.get("resize")),

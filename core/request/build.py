@@ -212,6 +212,8 @@ def _control(task: str, values: Mapping[str, Any], replay: Replay | None) -> Con
     models = values["controlnet"]
     if not models:
         given = [flag for name, flag in PER_CONTROLNET.items() if values.get(name)] + (["--guess-mode"] if values["guess_mode"] else [])  # each task has its own subset
+        if task != "animate" and values["depth_model"] != "none":
+            given.append("--depth-model")
         if given:
             raise UsageError(f"{given[0]} needs --controlnet MODEL")
         return None
@@ -238,8 +240,13 @@ def _control(task: str, values: Mapping[str, Any], replay: Replay | None) -> Con
     if values["canny_low"] > values["canny_high"]:
         raise UsageError(f"--canny-low {values['canny_low']} must be at most --canny-high {values['canny_high']}")
     images = videos if task == "animate" else each("control_image", None)
-    units = tuple(ControlUnit(path, weight, config or None, image, module, start, end) for (path, weight), config, image, module, start, end in zip(models, each("controlnet_config", None), images, each("control_type", "none"), starts, ends))
-    return ControlOptions(units, values["guess_mode"], values["control_resize"], values["canny_low"], values["canny_high"])
+    types = each("control_type", "none")
+    if "depth" in types and values["depth_model"] == "none":
+        raise UsageError("--control-type depth needs --depth-model MODEL, a transformers depth-estimation model (a folder, or a hub id in the local cache)")
+    if task != "animate" and "depth" not in types and values["depth_model"] != "none":
+        raise UsageError("--depth-model goes with --control-type depth")
+    units = tuple(ControlUnit(path, weight, config or None, image, module, start, end) for (path, weight), config, image, module, start, end in zip(models, each("controlnet_config", None), images, types, starts, ends))
+    return ControlOptions(units, values["guess_mode"], values["control_resize"], values["canny_low"], values["canny_high"], values["depth_model"] if "depth" in types else "none")
 
 
 def animation_request(layers: Sequence[Layer]):
@@ -258,9 +265,10 @@ def animation_request(layers: Sequence[Layer]):
 def _check_motion(values: Mapping[str, Any]) -> None:
     """Options of a motion feature that is not on would silently do nothing: refuse them instead."""
     if values["animation_mode"] != "3D":
+        depth_control = bool(values["controlnet"]) and "depth" in values["control_type"]
         for name, off in (("depth_model", "none"), ("save_depth", False)):
-            if values[name] != off:
-                raise UsageError(f"--{name.replace('_', '-')} goes with --animation-mode 3D")
+            if values[name] != off and not (name == "depth_model" and depth_control):
+                raise UsageError(f"--{name.replace('_', '-')} goes with --animation-mode 3D" + (" or --control-type depth" if name == "depth_model" else ""))
     if values["save_depth"] and values["depth_model"] == "none":
         raise UsageError("--save-depth keeps the maps --depth-model makes; without one the depth is flat")
     if not values["video_input"]:
@@ -361,6 +369,7 @@ def _recorded_controlnets(record: dict, label: str) -> dict:
         if unit.get("kind") != "hub" and not Path(unit["model"]).exists():
             raise UsageError(f"{label}: its ControlNet {_shown(unit['model'])} is missing, so it cannot be replayed")
     canny = next((u.get("settings") or {} for u in units if u.get("module") == "canny"), {})
+    depth = next((u.get("settings") or {} for u in units if u.get("module") == "depth"), {})
     values = {
         "controlnet": [f"{u['model']}:{u.get('weight', 1.0)!r}" for u in units],
         "controlnet_config": [u.get("config") or "" for u in units],  # "": guessed again (and unused by folders)
@@ -369,6 +378,7 @@ def _recorded_controlnets(record: dict, label: str) -> dict:
         "control_end": [u.get("end", 1.0) for u in units],
         "guess_mode": record.get("guess_mode", False),
         "control_resize": units[0].get("resize", "crop"),
+        **({"depth_model": depth["model"]} if isinstance(depth, dict) and "model" in depth else {}),
     }
     return values | {key: canny[name] for key, name in (("canny_low", "low"), ("canny_high", "high")) if name in canny}
 

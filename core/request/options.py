@@ -551,11 +551,12 @@ OPTIONS: tuple[Option, ...] = (
     # ControlNet: what each one follows and when it acts (each flag: one value for all, or one per --controlnet)
     Option("control_image", PathList(), (), ("--control-image",), "The image a ControlNet follows, or a folder matched to the inputs by file stem; one for all or one per --controlnet. img2img and inpaint: the input when absent.", CONTROL, IMAGE_TASKS),
     Option("control_video", PathList(), (), ("--control-video",), "animate: the video a ControlNet follows, one frame per animation frame (read at every --extract-nth-frame); one for all or one per --controlnet. Absent: the --video-input frames.", CONTROL, ANIMATE),
-    Option("control_type", ControlTypes(), (), ("--control-type",), "Preprocessor run on the control image first: canny, scribble, lineart, softedge, tile, shuffle, or none (a ready control map; the default).", CONTROL, IMAGE_TASKS | ANIMATE),
+    Option("control_type", ControlTypes(), (), ("--control-type",), "Preprocessor run on the control image first: canny, scribble, lineart, softedge, tile, shuffle, depth (with --depth-model), or none (a ready control map; the default).", CONTROL, IMAGE_TASKS | ANIMATE),
     Option("control_start", FloatList(0.0, 1.0), (), ("--control-start",), "Fraction of the steps done before a ControlNet starts acting (default 0).", CONTROL, IMAGE_TASKS | ANIMATE),
     Option("control_end", FloatList(0.0, 1.0), (), ("--control-end",), "Fraction of the steps after which a ControlNet stops acting (default 1).", CONTROL, IMAGE_TASKS | ANIMATE),
     Option("guess_mode", Bool(), False, ("--guess-mode",), "ControlNets read the control image without the prompt (A1111's \"ControlNet is more important\"); try --cfg 3 to 5.", CONTROL, IMAGE_TASKS | ANIMATE),
     Option("control_resize", Text(10, ("just", "crop", "fill")), "crop", ("--control-resize",), "When a control image's shape differs from the picture's: just (stretch), crop (cover, centre-crop) or fill (fit, pad with the edges).", CONTROL, IMAGE_TASKS | ANIMATE),
+    Option("depth_model", Text(4096), "none", ("--depth-model",), "depth (--control-type depth): the transformers depth-estimation model that makes the map (Depth Anything, DPT, ZoeDepth), a folder or a hub id already in the local cache (never downloaded).", CONTROL, IMAGE_TASKS | PREPROCESS),
     Option("canny_low", Int(0, 255), 100, ("--canny-low",), "canny: gradients below this are never edges.", CONTROL, IMAGE_TASKS | ANIMATE | PREPROCESS),
     Option("canny_high", Int(0, 255), 200, ("--canny-high",), "canny: gradients above this are always edges (between the two: where they continue one).", CONTROL, IMAGE_TASKS | ANIMATE | PREPROCESS),
     # img2img and inpaint
@@ -604,7 +605,7 @@ OPTIONS: tuple[Option, ...] = (
     _schedule("fov", "0: (70)", "3D: the camera's vertical field of view, degrees.", 1.0, 179.0),
     _schedule("near", "0: (200)", "3D: Deforum's near plane. It sets only the projected depth, which a picture drops: it does not change the frames, in Deforum either.", 0.0, 1e6, lo_open=True),
     _schedule("far", "0: (10000)", "3D: Deforum's far plane; like --near, it does not change the frames.", 0.0, 1e6, lo_open=True),
-    Option("depth_model", Text(4096), "none", ("--depth-model",), "3D: a transformers depth-estimation model (Depth Anything, DPT, ZoeDepth), a folder or a hub id already in the local cache (never downloaded); none: flat depth.", MOTION, ANIMATE),
+    Option("depth_model", Text(4096), "none", ("--depth-model",), "3D, and --control-type depth: a transformers depth-estimation model (Depth Anything, DPT, ZoeDepth), a folder or a hub id already in the local cache (never downloaded); none: flat depth.", MOTION, ANIMATE),
     Option("save_depth", Bool(), False, ("--save-depth",), "3D: keep the depth map of each key frame beside the frames (depth_NNNNNNNNN.png, 16-bit, nearest white).", MOTION, ANIMATE),
     _schedule("strength", "0: (0.45)", "Denoising per frame, as in img2img. Deforum's 'strength' is the opposite (the amount kept): 0.65 there is 0.35 here.", 0.0, 1.0, FRAME, lo_open=True),
     _schedule("noise", "0: (0.065)", "Noise blended in before each frame's img2img.", 0.0, 1.0, FRAME),

@@ -30,6 +30,13 @@ class Controls:
     def __init__(self, request: ImageRequest):
         self.options = request.control
         self.files: dict[str, MatchedFiles] = {}
+        self.depth = None
+        if any(unit.module == "depth" for unit in self.options.units):
+            from ..loading.depth import DepthEstimator
+            from ..loading.device import resolve_device
+
+            # loaded with the run, not with its first image: a missing model is the run's error, not each image's
+            self.depth = DepthEstimator(self.options.depth_model, resolve_device(request.model.device))
         if request.replay is not None:
             return  # a replay reads each image's recorded files, checked by hash
         for unit in self.options.units:
@@ -63,7 +70,7 @@ class Controls:
         from PIL import Image
 
         options = self.options
-        settings = control.Settings(options.canny_low, options.canny_high, seed=prep.item.seed)  # shuffle: the image's own seed
+        settings = control.Settings(options.canny_low, options.canny_high, seed=prep.item.seed, depth=self.depth)  # shuffle: the image's own seed
         return [Image.fromarray(control.preprocess(unit.module, fit(None if source is None else source[0]), settings)) for unit, source in zip(options.units, sources)]
 
 
@@ -79,14 +86,14 @@ def call(request: ImageRequest, batch: list[Prepared], hires: bool = False) -> C
     return ControlCall(tuple(tuple(p.control_hires if hires else p.control) for p in batch), tuple(u.weight for u in units), tuple(u.start for u in units), tuple(u.end for u in units), request.control.guess_mode)
 
 
-def record_fields(engine: Engine, request: ImageRequest) -> dict:
+def record_fields(engine: Engine, request: ImageRequest, controls: Controls | None) -> dict:
     """Each ControlNet as the record names it: where it is, its hash, and everything about how it acted."""
-    if request.control is None:
+    if request.control is None or controls is None:
         return {}
     options = request.control
     units = []
     for unit, found in zip(options.units, engine.controlnets.files):
-        settings = control.settings_record(unit.module, control.Settings(options.canny_low, options.canny_high))
+        settings = control.settings_record(unit.module, control.Settings(options.canny_low, options.canny_high, depth=controls.depth))
         units.append({
             "model": found.location, "name": found.name, "kind": found.kind, "sha256": found.sha256, "short": found.short, "config": found.config,
             "weight": unit.weight, "start": unit.start, "end": unit.end, "module": unit.module, "settings": settings, "resize": options.resize,

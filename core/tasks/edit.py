@@ -34,13 +34,13 @@ class Edit:
     def __init__(self, name: str):
         self.name = name
         self._masks: MatchedFiles | None = None
-        self._controls: Controls | None = None
+        self.controls: Controls | None = None
 
     # ---------------------------------------------------------------- items and names
 
     def items(self, request: ImageRequest) -> tuple[list[Item], list[tuple[str, str]]]:
         prompt, negative = request.prompts[0]
-        self._controls = Controls(request) if request.control is not None else None
+        self.controls = Controls(request) if request.control is not None else None
         if request.replay is not None:
             replay = request.replay
             found = [(inputs.InputItem(entry.image, Path(entry.image), Path(Path(entry.image).name)), entry) for entry in replay.inputs]
@@ -98,8 +98,8 @@ class Edit:
             prep = Prepared(item, (pw, ph), recorded, EditState(px.resize(image, pw, ph, request.resize)))
         else:
             prep = self._prepare_inpaint(engine, request, item, image, recorded)
-        if self._controls is not None:
-            self._controls.prepare(prep, self._controls.sources(request, item), self._fitter(request, image, prep))
+        if self.controls is not None:
+            self.controls.prepare(prep, self.controls.sources(request, item), self._fitter(request, image, prep))
         return prep
 
     def _fitter(self, request: ImageRequest, image: np.ndarray, prep: Prepared):

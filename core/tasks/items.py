@@ -49,6 +49,7 @@ class Prepared:
 
 class Task(Protocol):
     name: str
+    controls: Any  # control.Controls once items() has run, when the run has ControlNets
 
     def items(self, request: ImageRequest) -> tuple[list[Item], list[tuple[str, str]]]: ...
     def assign_targets(self, request: ImageRequest, items: list[Item]) -> None: ...

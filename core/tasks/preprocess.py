@@ -1,14 +1,16 @@
 """`scumble preprocess`: one ControlNet preprocessor over images, alone; output names mirror the inputs.
 
-No model is loaded (nor torch imported). A bad input fails alone and the batch goes on; nothing is
+No model is loaded (nor torch imported), except depth's network, the user's --depth-model. A bad input fails alone and the batch goes on; nothing is
 replaced without --overwrite, and every file is written whole or not at all.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from ... import __version__
+from ..errors import UsageError
 from ..images import control, inputs
 from ..images.control_types import check_type
 from ..records import output
@@ -17,8 +19,15 @@ from .files import Summary, each_image
 RECORD_KEY = "scumble_preprocess"  # the PNG text chunk: what made the control image, from which file
 
 
-def run(kind: str, arguments: list[str], destination: str | None, overwrite: bool = False, recursive: bool = False, settings: control.Settings = control.Settings()) -> Summary:
+def run(kind: str, arguments: list[str], destination: str | None, overwrite: bool = False, recursive: bool = False, settings: control.Settings = control.Settings(), depth_model: str = "none") -> Summary:
     check_type(kind, "scumble preprocess")
+    if (kind == "depth") != (depth_model != "none"):
+        raise UsageError("scumble preprocess depth needs --depth-model MODEL, a transformers depth-estimation model" if kind == "depth" else "--depth-model goes with scumble preprocess depth")
+    if kind == "depth":
+        from ..loading.depth import DepthEstimator
+        from ..loading.device import resolve_device
+
+        settings = replace(settings, depth=DepthEstimator(depth_model, resolve_device("auto")))
     return each_image(arguments, destination, lambda item, data: _one(kind, item, data, settings), overwrite, recursive, "preprocess")
 
 

@@ -93,7 +93,7 @@ class _Run:
             return self.summary
         self.task.assign_targets(request, items)
         mine, share = (items, None) if request.replay else my_share(items, request.output.shard)
-        self.record0 = base_record(self.engine, request, share) | self.task.record_fields(request) | control.record_fields(self.engine, request)
+        self.record0 = base_record(self.engine, request, share) | self.task.record_fields(request) | control.record_fields(self.engine, request, self.task.controls)
         pending = self.pending(mine)
         if pending is not None:
             self.reporter.start(sum(item.write for item in pending), request.denoise.steps_run if request.denoise else request.sampling.steps)

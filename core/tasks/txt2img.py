@@ -19,11 +19,11 @@ class Txt2Img:
     name = "txt2img"
 
     def __init__(self):
-        self._controls: Controls | None = None
+        self.controls: Controls | None = None
 
     def items(self, request: ImageRequest) -> tuple[list[Item], list[tuple[str, str]]]:
         """Every image of the run, in order: image i gets seed + i (A1111's convention), or its recorded seed on replay."""
-        self._controls = Controls(request) if request.control is not None else None
+        self.controls = Controls(request) if request.control is not None else None
         if request.replay is not None:
             replay = request.replay
             subseeds = replay.subseeds or (None,) * len(replay.seeds)
@@ -61,20 +61,20 @@ class Txt2Img:
         return hires.record_fields(request) if request.hires else {}
 
     def prepare(self, engine: Engine, request: ImageRequest, item: Item) -> Prepared:
-        if self._controls is None:
+        if self.controls is None:
             return Prepared(item, engine.size(request.sampling.width, request.sampling.height))
-        sources = self._controls.sources(request, item)
+        sources = self.controls.sources(request, item)
         first = sources[0][0]
         # With a control image the picture takes its shape (as --width/--height do an input's in img2img).
         size = processing_size(engine, request, first.shape[1], first.shape[0], item.label)
         prep = Prepared(item, size)
-        self._controls.prepare(prep, sources, lambda image: px.resize(image, size[0], size[1], request.control.resize))
+        self.controls.prepare(prep, sources, lambda image: px.resize(image, size[0], size[1], request.control.resize))
         if request.hires:
             # The second pass is guided at its own size: each control image is fitted and preprocessed again
             # there (an edge map drawn at the final size, not a blurred enlargement of the small one).
             hires.check_size(engine, request, size)
             final = hires.target(engine, request, size)
-            prep.control_hires = self._controls.preprocessed(prep, sources, lambda image: px.resize(image, final[0], final[1], request.control.resize))
+            prep.control_hires = self.controls.preprocessed(prep, sources, lambda image: px.resize(image, final[0], final[1], request.control.resize))
         return prep
 
     def generate(self, engine: Engine, request: ImageRequest, batch: list[Prepared], on_step) -> list:
