@@ -19,11 +19,11 @@ def _complete_type(incomplete: str) -> list[str]:
 def preprocess(
     ctx: typer.Context,
     flags: dict,
-    kind: Annotated[str, typer.Argument(metavar="TYPE", help="canny, scribble, lineart, softedge, tile, shuffle, depth (with --depth-model) or none.", autocompletion=_complete_type, show_default=False)],
+    kind: Annotated[str, typer.Argument(metavar="TYPE", help="canny, scribble, lineart, softedge, tile, shuffle, depth (with --depth-model), openpose (with --pose-model) or none.", autocompletion=_complete_type, show_default=False)],
     inputs: opt.Inputs = None,
     quiet: opt.Quiet = False,
 ) -> None:
-    """Make ControlNet control images from images: one preprocessor, files or folders in, PNGs out (no model, but depth's).
+    """Make ControlNet control images from images: one preprocessor, files or folders in, PNGs out (no model, but depth's and openpose's).
 
     Examples:
 
@@ -47,5 +47,5 @@ def preprocess(
     if values["canny_low"] > values["canny_high"]:
         raise UsageError(f"--canny-low {values['canny_low']} must be at most --canny-high {values['canny_high']}")
     settings = Settings(values["canny_low"], values["canny_high"], values["seed"])
-    summary = task.run(kind, inputs, values["output"], values["overwrite"], values["recursive"], settings, values["depth_model"])
+    summary = task.run(kind, inputs, values["output"], values["overwrite"], values["recursive"], settings, {"depth_model": values["depth_model"], "pose_model": values["pose_model"]})
     raise typer.Exit(files_summary(summary, "control image", quiet))

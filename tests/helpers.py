@@ -161,3 +161,20 @@ def build_depth_model(folder: Path) -> Path:
     DepthAnythingForDepthEstimation(config).save_pretrained(folder)
     DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=True, ensure_multiple_of=7).save_pretrained(folder)
     return folder
+
+
+def build_pose_model(folder: Path) -> Path:
+    """A tiny random ViTPose (17 COCO points) with its image processor, as a hub model folder holds them."""
+    import torch
+    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
+    from transformers.models.vitpose.image_processing_pil_vitpose import VitPoseImageProcessorPil
+
+    torch.manual_seed(0)
+    backbone = VitPoseBackboneConfig(image_size=[32, 24], patch_size=[8, 8], hidden_size=16, num_hidden_layers=2, num_attention_heads=2, part_features=4, out_indices=[2])
+    config = VitPoseConfig(backbone_config=backbone, use_simple_decoder=True, scale_factor=2, num_labels=17)
+    model = VitPoseForPoseEstimation(config)
+    with torch.no_grad():
+        model.head.conv.weight.mul_(0).add_(torch.randn_like(model.head.conv.weight))  # lively heatmaps: points score above the threshold
+    model.save_pretrained(folder)
+    VitPoseImageProcessorPil(size={"height": 32, "width": 24}).save_pretrained(folder)
+    return folder

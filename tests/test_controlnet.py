@@ -214,7 +214,7 @@ def test_cfg_cutoff_with_controlnets_drops_the_guidance_half_of_the_control_imag
     "args,code,message",
     [
         (("--control-type", "sobel"), 2, "--control-type: unknown type 'sobel'"),
-        (("--control-type", "openpose"), 2, "needs a pose-estimation network"),
+        (("--control-type", "openpose"), 2, "--control-type openpose needs --pose-model MODEL, a transformers ViTPose model"),
         (("--controlnet", "{first}:3"), 2, "the weight must be in [0, 2]"),
         (("--control-start", 0.6, "--control-end", 0.4), 2, "--control-start 0.6 must be less than --control-end 0.4"),
         (("--control-image", "{a}", "--control-image", "{a}", "--control-image", "{a}"), 2, "--control-image: 3 given for 1 ControlNets"),
@@ -493,13 +493,13 @@ def test_a_depth_map_is_the_models_depth_stretched_with_the_nearest_white(depth_
 
     estimator = DepthEstimator(str(depth_model))
     image = pixels(square(depth_model.parent / "in.png", (40, 24)))
-    made = control.preprocess("depth", image, control.Settings(depth=estimator))
+    made = control.preprocess("depth", image, control.Settings(networks={"depth": estimator}))
     assert made.shape == (24, 40, 3) and made.dtype == np.uint8 and (made[..., 0] == made[..., 2]).all()
     raw = estimator.raw(image)
     assert (made.min(), made.max()) == (0, 255)
     assert made[..., 0].ravel()[raw.argmax()] == 255 and made[..., 0].ravel()[raw.argmin()] == 0  # relative depth: larger is nearer
     estimator.metric = True  # metric depth: larger is farther, so the map turns over
-    flipped = control.preprocess("depth", image, control.Settings(depth=estimator))
+    flipped = control.preprocess("depth", image, control.Settings(networks={"depth": estimator}))
     assert np.abs(flipped.astype(int) + made.astype(int) - 255).max() <= 1
     with pytest.raises(UsageError, match="--control-type depth needs --depth-model"):
         control.preprocess("depth", image)
@@ -558,3 +558,55 @@ def test_animate_in_2d_follows_a_depth_controlnet_and_resumes(run_cli, tiny_sd, 
     assert json.loads((tmp_path / "depth.frames" / "settings.json").read_text())["depth_model"] == str(depth_model)
     again = run_cli(*common, "--control-type", "depth", "--depth-model", depth_model, "-o", "depth.mp4", "--resume")
     assert again.exit_code == 0, again.stderr
+
+
+# ---------------------------------------------------------------- openpose: the user's ViTPose model, drawn as OpenPose draws
+
+
+@pytest.fixture(scope="module")
+def pose_model(tmp_path_factory):
+    from helpers import build_pose_model
+
+    return build_pose_model(tmp_path_factory.mktemp("tiny-pose"))
+
+
+def test_openpose_draws_coco_points_in_openposes_colours_with_a_neck_between_the_shoulders():
+    from scumble.core.images.control import POSE_COLOURS, draw_pose, openpose_points
+
+    coco = np.full((17, 2), np.nan, np.float32)
+    coco[5], coco[6], coco[8] = (300, 200), (200, 200), (200, 300)  # left and right shoulder, right elbow
+    points = openpose_points(coco)
+    assert np.allclose(points[1], (250, 200)) and np.allclose(points[2], (200, 200)) and np.allclose(points[3], (200, 300))
+    canvas = draw_pose([points], 512, 512)
+    assert tuple(canvas[200, 250]) == POSE_COLOURS[1]  # the neck's dot
+    assert tuple(canvas[250, 200]) == tuple(int(c * 0.6) for c in POSE_COLOURS[2])  # right upper arm: limb 2, at 60%
+    assert tuple(canvas[200, 225]) == tuple(int(c * 0.6) for c in POSE_COLOURS[0])  # neck to right shoulder: limb 0
+    assert not canvas[400:].any() and not canvas[:150].any()  # no hips, no head: nothing drawn there
+    assert not draw_pose([openpose_points(np.full((17, 2), np.nan, np.float32))], 64, 64).any()
+
+
+def test_preprocess_openpose_and_txt2img_follow_a_pose_model_and_replay(run_cli, tiny_sd, cnets, pose_model, tmp_path):
+    a = square(tmp_path / "c" / "a.png")
+    result = run_cli("preprocess", "openpose", a, "--pose-model", pose_model, "-o", "pose.png")
+    assert result.exit_code == 0, result.stderr
+    drawn = pixels(tmp_path / "pose.png")
+    assert drawn.shape == (32, 32, 3) and drawn.any()
+    assert json.loads(Image.open(tmp_path / "pose.png").text["scumble_preprocess"])["settings"]["model_type"] == "vitpose"
+    base = ("txt2img", "a red circle", "--model", tiny_sd, *STEPS, "--controlnet", cnets / "first")
+    result = run_cli(*base, "--control-image", a, "--control-type", "openpose", "--pose-model", pose_model, "-o", "posed.png")
+    assert result.exit_code == 0, result.stderr
+    assert run_cli(*base, "--control-image", tmp_path / "pose.png", "-o", "ready.png").exit_code == 0
+    assert np.array_equal(pixels(tmp_path / "posed.png"), pixels(tmp_path / "ready.png"))  # the same map, made in the run or beforehand
+    assert 'Module: openpose, Model: first [' in Image.open(tmp_path / "posed.png").text["parameters"]
+    again = run_cli("txt2img", "--replay", tmp_path / "posed.png", "--model", tiny_sd, "-o", "again.png")
+    assert again.exit_code == 0, again.stderr
+    assert np.array_equal(pixels(tmp_path / "posed.png"), pixels(tmp_path / "again.png"))
+
+
+def test_a_pose_model_that_is_not_one_is_one_line(run_cli, tiny_sd, cnets, depth_model, tmp_path):
+    a = square(tmp_path / "c" / "a.png")
+    result = run_cli("preprocess", "openpose", a, "--pose-model", depth_model, "-o", "x.png")
+    assert result.exit_code == 1 and "--pose-model" in one_error_line(result) and "is a depth_anything model, not ViTPose" in result.stderr
+    result = run_cli("txt2img", "x", "--model", tiny_sd, *STEPS, "--controlnet", cnets / "first", "--control-image", a, "--control-type", "canny", "--pose-model", depth_model, "-o", "x.png")
+    assert result.exit_code == 2 and "--pose-model goes with --control-type openpose" in one_error_line(result)
+    assert not (tmp_path / "x.png").exists()

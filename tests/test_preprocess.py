@@ -119,7 +119,7 @@ def test_none_is_the_image_itself():
     assert np.array_equal(control.preprocess("none", image), image)
 
 
-@pytest.mark.parametrize("kind,message", [("depth", "--control-type depth needs --depth-model"), ("openpose", "needs a pose-estimation network"), ("hed", "unknown type 'hed'")])
+@pytest.mark.parametrize("kind,message", [("depth", "--control-type depth needs --depth-model"), ("openpose", "--control-type openpose needs --pose-model"), ("hed", "unknown type 'hed'")])
 def test_preprocessors_with_weights_or_unknown_names_are_one_clear_refusal(kind, message):
     with pytest.raises(UsageError, match=message):
         control.preprocess(kind, photo())

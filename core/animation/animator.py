@@ -28,6 +28,7 @@ class Animator:
         self.reference: np.ndarray | None = None
         self.video_frames = None
         self.control_videos: dict[str, list[np.ndarray]] = {}
+        self._networks: dict = {}
         self.mover = Mover(settings, plans, self._video_frame, engine.runtime.device)
 
     def sampling(self, plan: FramePlan, steps: int) -> Sampling:
@@ -53,12 +54,21 @@ class Animator:
         options = self.settings.control
         if options is None:
             return None
-        if any(u.module == "depth" for u in options.units):
-            self.mover.load_depth()
-        settings = preprocessors.Settings(options.canny_low, options.canny_high, seed=plan.seed, depth=self.mover.estimator)  # shuffle: the frame's own seed
+        settings = preprocessors.Settings(options.canny_low, options.canny_high, seed=plan.seed, networks=self.control_networks())  # shuffle: the frame's own seed
         units = options.units
         images = tuple(Image.fromarray(preprocessors.preprocess(u.module, self._control_frame(u.image, plan.index), settings)) for u in units)
         return ControlCall((images,), tuple(u.weight for u in units), tuple(u.start for u in units), tuple(u.end for u in units), options.guess_mode)
+
+    def control_networks(self) -> dict:
+        """The depth and pose networks of the ControlNets' preprocessors, loaded on first use; 3D's depth model is the same one."""
+        from ..loading import annotators
+
+        for kind, name in self.settings.control.networks:
+            if kind not in self._networks:
+                if kind == "depth":
+                    self.mover.load_depth()
+                self._networks[kind] = self.mover.estimator if kind == "depth" else annotators.load(kind, name, self.engine.runtime.device)
+        return self._networks
 
     def _control_frame(self, video: str | None, index: int) -> np.ndarray:
         if video is None:

@@ -118,4 +118,7 @@ class AnimationSettings:
         if not self.hybrid:
             left_out |= set(HYBRID)
         left_out |= {name for name, off in (("step_cache", 1), ("tome", 0.0), ("control", None)) if getattr(self, name) == off}
-        return {k: v for k, v in self.as_dict().items() if k not in left_out}
+        identity = {k: v for k, v in self.as_dict().items() if k not in left_out}
+        if "control" in identity and not identity["control"]["networks"]:
+            del identity["control"]["networks"]  # ControlNets without a depth or pose network, as recorded before those existed
+        return identity

@@ -1,7 +1,7 @@
 """ControlNet preprocessors that need no downloaded weights: an image in, a control image out, on OpenCV.
 
-Each takes and returns an HxWx3 uint8 RGB array of the same size. depth is the one with a network,
-the user's, passed in `Settings.depth`. The output follows the convention
+Each takes and returns an HxWx3 uint8 RGB array of the same size. depth and openpose run the user's
+network, loaded once per run and passed in `Settings.networks`. The output follows the convention
 its ControlNet family was trained on: canny, scribble, lineart and softedge draw white lines on black.
 Sizes of blurs and strokes are set for a 512-pixel side (ControlNet's training resolution) and grow
 with larger images, so a preprocessor looks the same at any size.
@@ -9,14 +9,14 @@ with larger images, so a preprocessor looks the same at any size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
 from ..errors import UsageError
-from .control_types import check_type
+from .control_types import MODEL_KINDS, WITH_A_MODEL, check_type, model_flag
 
 TILE_FACTOR = 4  # tile: the detail kept is that of an image this many times smaller
 
@@ -26,15 +26,15 @@ class Settings:
     canny_low: int = 100
     canny_high: int = 200
     seed: int = 0  # shuffle's random flow
-    depth: Any = None  # depth: the user's network (loading/depth.py's DepthEstimator), loaded once per run
+    networks: dict[str, Any] = field(default_factory=dict)  # depth, openpose: loading/annotators.load's, by type
 
 
 def preprocess(kind: str, image: np.ndarray, settings: Settings = Settings()) -> np.ndarray:
     check_type(kind)
-    if kind == "depth":
-        if settings.depth is None:
-            raise UsageError("--control-type depth needs --depth-model MODEL, a transformers depth-estimation model")
-        return settings.depth.control_map(image)
+    if kind in WITH_A_MODEL:
+        if kind not in settings.networks:
+            raise UsageError(f"--control-type {kind} needs {model_flag(kind)} MODEL, {MODEL_KINDS[kind]}")
+        return settings.networks[kind].control_map(image)
     if kind == "canny":
         return canny(image, settings.canny_low, settings.canny_high)
     if kind == "shuffle":
@@ -50,8 +50,8 @@ def settings_record(kind: str, settings: Settings) -> dict:
         return {"seed": settings.seed}
     if kind == "tile":
         return {"factor": TILE_FACTOR}
-    if kind == "depth" and settings.depth is not None:
-        return settings.depth.record()
+    if kind in settings.networks:
+        return settings.networks[kind].record()
     return {}
 
 
@@ -160,3 +160,44 @@ def shuffle(image: np.ndarray, seed: int = 0) -> np.ndarray:
     map_x = smooth_noise() * (w - 1)
     map_y = smooth_noise() * (h - 1)
     return np.ascontiguousarray(cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+
+
+# ---------------------------------------------------------------- OpenPose's drawing
+
+# OpenPose's 18 body points (nose, neck, right shoulder, elbow, wrist, left shoulder, elbow, wrist, right hip,
+# knee, ankle, left hip, knee, ankle, right eye, left eye, right ear, left ear), the 17 limbs between them and
+# one colour each: the picture the openpose ControlNets were trained on, so these are fixed by that format.
+POSE_LIMBS = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
+POSE_COLOURS = ((255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0), (0, 255, 85), (0, 255, 170),
+                (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85))
+# COCO's 17 points (what ViTPose finds) in OpenPose's order; the neck, which COCO lacks, is between the shoulders.
+COCO_TO_OPENPOSE = (0, None, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
+
+
+def openpose_points(coco: np.ndarray) -> np.ndarray:
+    """One person's COCO points (17 rows of x, y, or NaN where not seen) as OpenPose's 18."""
+    points = np.full((18, 2), np.nan, np.float32)
+    for ours, theirs in enumerate(COCO_TO_OPENPOSE):
+        if theirs is not None:
+            points[ours] = coco[theirs]
+    points[1] = (coco[5] + coco[6]) / 2  # NaN unless both shoulders are seen
+    return points
+
+
+def draw_pose(people: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """OpenPose's picture of each person's 18 points: limbs as ellipses at 60% of their colour on black, then a dot per point."""
+    canvas = np.zeros((height, width, 3), np.uint8)
+    thick = max(1, round(4 * max(1.0, min(height, width) / 512)))  # 4 pixels at 512, as the ControlNets saw them
+    for points in people:
+        for (a, b), colour in zip(POSE_LIMBS, POSE_COLOURS):
+            if np.isnan(points[[a, b]]).any():
+                continue
+            (x0, y0), (x1, y1) = points[a], points[b]
+            length = float(np.hypot(x1 - x0, y1 - y0))
+            angle = float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
+            polygon = cv2.ellipse2Poly((int(round((x0 + x1) / 2)), int(round((y0 + y1) / 2))), (int(round(length / 2)), thick), int(round(angle)), 0, 360, 1)
+            cv2.fillConvexPoly(canvas, polygon, tuple(int(c * 0.6) for c in colour))
+        for point, colour in zip(points, POSE_COLOURS):
+            if not np.isnan(point).any():
+                cv2.circle(canvas, (int(round(point[0])), int(round(point[1]))), thick, colour, thickness=-1)
+    return canvas

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from ..errors import UsageError
 
-TYPES = ("canny", "scribble", "lineart", "softedge", "tile", "shuffle", "depth", "none")
-# depth's network is the user's own, named by --depth-model (scumble neither ships nor downloads one).
-WITH_A_MODEL = {"depth": "--depth-model"}
-# Accepted names whose preprocessor is a network scumble cannot run yet.
-NEEDS_A_MODEL = {"openpose": "a pose-estimation network (OpenPose or DWPose)"}
-ALL_TYPES = TYPES + tuple(NEEDS_A_MODEL)
+TYPES = ("canny", "scribble", "lineart", "softedge", "tile", "shuffle", "depth", "openpose", "none")
+# Preprocessors that are networks: the user's own, named by an option (scumble neither ships nor downloads one).
+WITH_A_MODEL = {"depth": "depth_model", "openpose": "pose_model"}  # the option naming each one's model
+MODEL_KINDS = {"depth": "a transformers depth-estimation model (Depth Anything, DPT, ZoeDepth)", "openpose": "a transformers ViTPose model"}
+NEEDS_A_MODEL: dict[str, str] = {}  # accepted names whose network scumble cannot run (none today)
+ALL_TYPES = TYPES
 # The A1111 ControlNet extension's module that does the same, for the `parameters` text it reads back.
-A1111_MODULES = {"canny": "canny", "scribble": "scribble_xdog", "lineart": "lineart_standard", "softedge": "softedge", "tile": "tile_resample", "shuffle": "shuffle", "depth": "depth_midas", "none": "none"}
+A1111_MODULES = {"canny": "canny", "scribble": "scribble_xdog", "lineart": "lineart_standard", "softedge": "softedge", "tile": "tile_resample", "shuffle": "shuffle", "depth": "depth_midas", "openpose": "openpose", "none": "none"}
+
+
+def model_flag(kind: str) -> str:
+    return "--" + WITH_A_MODEL[kind].replace("_", "-")
 
 
 def check_type(kind: str, flag: str = "--control-type") -> str:

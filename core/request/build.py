@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 from ..errors import UsageError
 from ..sampling import strength as strengths
 from ..sampling.settings import Sampling
+from ..images.control_types import MODEL_KINDS, WITH_A_MODEL, model_flag
 from .options import MAX_BATCH, Invalid, Option, UnknownChoice, any_task_takes, options_for
 from .types import ControlOptions, ControlUnit, Hires, ImageRequest, MaskOptions, ModelOptions, OutputOptions, RecordedControl, RecordedInput, Replay
 
@@ -212,8 +213,7 @@ def _control(task: str, values: Mapping[str, Any], replay: Replay | None) -> Con
     models = values["controlnet"]
     if not models:
         given = [flag for name, flag in PER_CONTROLNET.items() if values.get(name)] + (["--guess-mode"] if values["guess_mode"] else [])  # each task has its own subset
-        if task != "animate" and values["depth_model"] != "none":
-            given.append("--depth-model")
+        given += [model_flag(kind) for kind, option in WITH_A_MODEL.items() if values[option] != "none" and (task != "animate" or kind != "depth")]
         if given:
             raise UsageError(f"{given[0]} needs --controlnet MODEL")
         return None
@@ -241,12 +241,15 @@ def _control(task: str, values: Mapping[str, Any], replay: Replay | None) -> Con
         raise UsageError(f"--canny-low {values['canny_low']} must be at most --canny-high {values['canny_high']}")
     images = videos if task == "animate" else each("control_image", None)
     types = each("control_type", "none")
-    if "depth" in types and values["depth_model"] == "none":
-        raise UsageError("--control-type depth needs --depth-model MODEL, a transformers depth-estimation model (a folder, or a hub id in the local cache)")
-    if task != "animate" and "depth" not in types and values["depth_model"] != "none":
-        raise UsageError("--depth-model goes with --control-type depth")
+    for kind, option in WITH_A_MODEL.items():
+        name, flag = values[option], model_flag(kind)
+        if kind in types and name == "none":
+            raise UsageError(f"--control-type {kind} needs {flag} MODEL, {MODEL_KINDS[kind]} (a folder, or a hub id in the local cache)")
+        if kind not in types and name != "none" and (task != "animate" or kind != "depth"):  # animate: 3D's depth model too
+            raise UsageError(f"{flag} goes with --control-type {kind}")
+    networks = tuple((kind, values[option]) for kind, option in WITH_A_MODEL.items() if kind in types)
     units = tuple(ControlUnit(path, weight, config or None, image, module, start, end) for (path, weight), config, image, module, start, end in zip(models, each("controlnet_config", None), images, types, starts, ends))
-    return ControlOptions(units, values["guess_mode"], values["control_resize"], values["canny_low"], values["canny_high"], values["depth_model"] if "depth" in types else "none")
+    return ControlOptions(units, values["guess_mode"], values["control_resize"], values["canny_low"], values["canny_high"], networks)
 
 
 def animation_request(layers: Sequence[Layer]):
@@ -368,8 +371,9 @@ def _recorded_controlnets(record: dict, label: str) -> dict:
     for unit in units:
         if unit.get("kind") != "hub" and not Path(unit["model"]).exists():
             raise UsageError(f"{label}: its ControlNet {_shown(unit['model'])} is missing, so it cannot be replayed")
-    canny = next((u.get("settings") or {} for u in units if u.get("module") == "canny"), {})
-    depth = next((u.get("settings") or {} for u in units if u.get("module") == "depth"), {})
+    settings = [u.get("settings") if isinstance(u.get("settings"), dict) else {} for u in units]
+    canny = next((s for u, s in zip(units, settings) if u.get("module") == "canny"), {})
+    networks = {WITH_A_MODEL[u["module"]]: s.get("model") for u, s in zip(units, settings) if isinstance(u.get("module"), str) and u["module"] in WITH_A_MODEL}
     values = {
         "controlnet": [f"{u['model']}:{u.get('weight', 1.0)!r}" for u in units],
         "controlnet_config": [u.get("config") or "" for u in units],  # "": guessed again (and unused by folders)
@@ -378,7 +382,7 @@ def _recorded_controlnets(record: dict, label: str) -> dict:
         "control_end": [u.get("end", 1.0) for u in units],
         "guess_mode": record.get("guess_mode", False),
         "control_resize": units[0].get("resize", "crop"),
-        **({"depth_model": depth["model"]} if isinstance(depth, dict) and "model" in depth else {}),
+        **{option: model for option, model in networks.items() if model is not None},
     }
     return values | {key: canny[name] for key, name in (("canny_low", "low"), ("canny_high", "high")) if name in canny}
 

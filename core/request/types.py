@@ -82,7 +82,7 @@ class ControlOptions:
     resize: str = "crop"  # a control image whose shape differs from the picture's: just, crop or fill
     canny_low: int = 100
     canny_high: int = 200
-    depth_model: str = "none"  # --control-type depth's network
+    networks: tuple[tuple[str, str], ...] = ()  # (type, model) of each preprocessor that is a network: depth, openpose
 
 
 @dataclass(frozen=True)

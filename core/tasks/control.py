@@ -30,13 +30,13 @@ class Controls:
     def __init__(self, request: ImageRequest):
         self.options = request.control
         self.files: dict[str, MatchedFiles] = {}
-        self.depth = None
-        if any(unit.module == "depth" for unit in self.options.units):
-            from ..loading.depth import DepthEstimator
+        self.networks = {}
+        if self.options.networks:
+            from ..loading import annotators
             from ..loading.device import resolve_device
 
             # loaded with the run, not with its first image: a missing model is the run's error, not each image's
-            self.depth = DepthEstimator(self.options.depth_model, resolve_device(request.model.device))
+            self.networks = {kind: annotators.load(kind, name, resolve_device(request.model.device)) for kind, name in self.options.networks}
         if request.replay is not None:
             return  # a replay reads each image's recorded files, checked by hash
         for unit in self.options.units:
@@ -70,7 +70,7 @@ class Controls:
         from PIL import Image
 
         options = self.options
-        settings = control.Settings(options.canny_low, options.canny_high, seed=prep.item.seed, depth=self.depth)  # shuffle: the image's own seed
+        settings = control.Settings(options.canny_low, options.canny_high, seed=prep.item.seed, networks=self.networks)  # shuffle: the image's own seed
         return [Image.fromarray(control.preprocess(unit.module, fit(None if source is None else source[0]), settings)) for unit, source in zip(options.units, sources)]
 
 
@@ -93,7 +93,7 @@ def record_fields(engine: Engine, request: ImageRequest, controls: Controls | No
     options = request.control
     units = []
     for unit, found in zip(options.units, engine.controlnets.files):
-        settings = control.settings_record(unit.module, control.Settings(options.canny_low, options.canny_high, depth=controls.depth))
+        settings = control.settings_record(unit.module, control.Settings(options.canny_low, options.canny_high, networks=controls.networks))
         units.append({
             "model": found.location, "name": found.name, "kind": found.kind, "sha256": found.sha256, "short": found.short, "config": found.config,
             "weight": unit.weight, "start": unit.start, "end": unit.end, "module": unit.module, "settings": settings, "resize": options.resize,

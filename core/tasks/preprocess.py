@@ -12,22 +12,27 @@ from dataclasses import replace
 from ... import __version__
 from ..errors import UsageError
 from ..images import control, inputs
-from ..images.control_types import check_type
+from ..images.control_types import MODEL_KINDS, WITH_A_MODEL, check_type, model_flag
 from ..records import output
 from .files import Summary, each_image
 
 RECORD_KEY = "scumble_preprocess"  # the PNG text chunk: what made the control image, from which file
 
 
-def run(kind: str, arguments: list[str], destination: str | None, overwrite: bool = False, recursive: bool = False, settings: control.Settings = control.Settings(), depth_model: str = "none") -> Summary:
+def run(kind: str, arguments: list[str], destination: str | None, overwrite: bool = False, recursive: bool = False, settings: control.Settings = control.Settings(), models: dict[str, str] | None = None) -> Summary:
+    """`models`: the depth_model and pose_model options' values ("none" when not given)."""
     check_type(kind, "scumble preprocess")
-    if (kind == "depth") != (depth_model != "none"):
-        raise UsageError("scumble preprocess depth needs --depth-model MODEL, a transformers depth-estimation model" if kind == "depth" else "--depth-model goes with scumble preprocess depth")
-    if kind == "depth":
-        from ..loading.depth import DepthEstimator
+    for other, option in WITH_A_MODEL.items():
+        given = (models or {}).get(option, "none") != "none"
+        if other == kind and not given:
+            raise UsageError(f"scumble preprocess {kind} needs {model_flag(kind)} MODEL, {MODEL_KINDS[kind]}")
+        if other != kind and given:
+            raise UsageError(f"{model_flag(other)} goes with scumble preprocess {other}")
+    if kind in WITH_A_MODEL:
+        from ..loading import annotators
         from ..loading.device import resolve_device
 
-        settings = replace(settings, depth=DepthEstimator(depth_model, resolve_device("auto")))
+        settings = replace(settings, networks={kind: annotators.load(kind, models[WITH_A_MODEL[kind]], resolve_device("auto"))})
     return each_image(arguments, destination, lambda item, data: _one(kind, item, data, settings), overwrite, recursive, "preprocess")
 
 
