@@ -1,10 +1,11 @@
-"""What `scumble upscale` and the hires fix's network upscale cost: a random-weight ESRGAN (RRDBNet) at 512 -> 1024.
+"""What `scumble upscale` and the hires fix's network upscale cost: a random-weight ESRGAN x2 at 512 -> 1024.
 
-The network is ESRGAN's RRDBNet layout (23 residual-in-residual dense blocks, 64 features, growth 32) with
-random weights: its cost does not depend on its weights. It is written out here, not loaded through spandrel,
-because spandrel needs a torchvision built for this torch, which a CPU-only torch install lacks. The tiling,
-blending and resizing timed are scumble's own (core/images/upscale.py), against Lanczos and the whole
-picture in one piece, measured in the same run; peak memory of each is the process's RSS high-water mark.
+The network is spandrel's ESRGAN (23 residual-in-residual dense blocks, 64 features, as the published
+models have) with random weights, saved as a .safetensors file and loaded back the way `--upscaler FILE`
+loads one: its cost does not depend on its weights. The tiling, blending and resizing timed are
+scumble's own (core/images/upscale.py), against Lanczos and the whole picture in one piece, measured in
+the same run; peak memory of each is the process's RSS high-water mark. spandrel needs torchvision: run
+it in the upscaler environment of the README (torch 2.14.1 with torchvision 0.29.1).
 
     python benchmarks/bench_upscale.py [--size 512] [--blocks 23] [--tiles 0,512,256,128] [--repeat 2]
 """
@@ -17,50 +18,11 @@ import statistics
 import sys
 import time
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import torch
-from torch import nn
-
-
-class DenseBlock(nn.Module):
-    def __init__(self, nf: int = 64, gc: int = 32):
-        super().__init__()
-        self.convs = nn.ModuleList(nn.Conv2d(nf + i * gc, gc if i < 4 else nf, 3, padding=1) for i in range(5))
-        self.act = nn.LeakyReLU(0.2, inplace=True)
-
-    def forward(self, x):
-        features = [x]
-        for i, conv in enumerate(self.convs):
-            out = conv(torch.cat(features, 1))
-            if i < 4:
-                features.append(self.act(out))
-        return x + 0.2 * out
-
-
-class RRDB(nn.Module):
-    def __init__(self, nf: int = 64):
-        super().__init__()
-        self.blocks = nn.Sequential(DenseBlock(nf), DenseBlock(nf), DenseBlock(nf))
-
-    def forward(self, x):
-        return x + 0.2 * self.blocks(x)
-
-
-class RRDBNet(nn.Module):
-    """ESRGAN x2: two nearest-neighbour upsamplings halved to one, as the x2 models are used at 512 -> 1024."""
-
-    def __init__(self, blocks: int = 23, nf: int = 64):
-        super().__init__()
-        self.head = nn.Conv2d(3, nf, 3, padding=1)
-        self.body = nn.Sequential(*[RRDB(nf) for _ in range(blocks)], nn.Conv2d(nf, nf, 3, padding=1))
-        self.up = nn.Conv2d(nf, nf, 3, padding=1)
-        self.tail = nn.Sequential(nn.Conv2d(nf, nf, 3, padding=1), nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(nf, 3, 3, padding=1))
-
-    def forward(self, x):
-        feat = self.head(x)
-        feat = feat + self.body(feat)
-        feat = nn.functional.leaky_relu(self.up(nn.functional.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
-        return self.tail(feat)
 
 
 def peak_rss_mib() -> float:
@@ -78,10 +40,19 @@ def main() -> int:
     parser.add_argument("--tiles", default="0,512,256,128")
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
+    try:
+        from safetensors.torch import save_file
+        from spandrel.architectures.ESRGAN import ESRGAN
+    except Exception as exc:  # noqa: BLE001 - ImportError, or torchvision failing against this torch
+        print(f"spandrel does not load here ({type(exc).__name__}: {exc}); run this in the README's upscaler environment", file=sys.stderr)
+        return 2
     torch.manual_seed(0)
-    network = upscale.Network("RRDBNet x2 (random)", 2, RRDBNet(args.blocks).eval())
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "2x_random_esrgan.safetensors"
+        save_file(ESRGAN(num_filters=64, num_blocks=args.blocks, scale=2).state_dict(), path)
+        network = upscale.load_network(str(path))
     image = (np.random.default_rng(0).random((args.size, args.size, 3)) * 255).astype(np.uint8)
-    print(f"{args.size} -> {2 * args.size}, RRDBNet with {args.blocks} blocks, {torch.get_num_threads()} threads, median of {args.repeat}", flush=True)
+    print(f"{args.size} -> {2 * args.size}, {network.name} with {args.blocks} blocks, torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeat}", flush=True)
     rows = []
     started = time.perf_counter()
     Image.fromarray(image).resize((2 * args.size, 2 * args.size), Image.LANCZOS)
@@ -96,7 +67,7 @@ def main() -> int:
             times.append(time.perf_counter() - started)
         whole = out if tile == 0 else whole
         seam = "" if whole is None or tile == 0 else f", {np.abs(out.astype(int) - whole.astype(int)).mean():.2f} mean difference from whole"
-        rows.append((f"RRDBNet tile {tile or 'whole'}{seam}", statistics.median(times), peak_rss_mib()))
+        rows.append((f"ESRGAN tile {tile or 'whole'}{seam}", statistics.median(times), peak_rss_mib()))
         name, seconds, rss = rows[-1]
         print(f"{name:<60} {seconds:8.2f}s  {seconds / rows[1][1]:6.2f}x the first network row  peak RSS so far {rss:7.0f} MiB", flush=True)
     return 0

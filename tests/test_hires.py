@@ -82,8 +82,8 @@ def test_bad_values_are_one_line_and_write_nothing(run_cli, tiny_sd, tmp_path, f
 
 
 def test_an_upscaler_network_runs_between_the_passes(run_cli, tiny_sd, tmp_path, monkeypatch):
-    """spandrel needs a torchvision built for this torch, which CI's CPU torch lacks: its loader is the one stand-in,
-    a random pointwise network with the same interface; the tiling, resizing, second pass and record are real."""
+    """The loader is the one stand-in (a random pointwise network, so this runs beside the CPU torch, where spandrel
+    cannot load); the tiling, resizing, second pass and record are real. tests/test_spandrel.py loads a real file."""
     import torch
 
     from scumble.core.images import upscale
