@@ -258,8 +258,16 @@ class _Run:
         # checks format and numbers; writes nothing yet
         if (settings.interpolate > 1 or settings.deflicker) and not self.video_path:
             raise UsageError("--interpolate and --deflicker finish a video; write an .mp4, .webm or .gif (-o video.mp4)")
-        filters = finishing_filters(settings.fps, settings.frames, settings.interpolate, settings.deflicker)
-        self.writer = VideoWriter(self.video_path, settings.fps, settings.crf, settings.soundtrack, settings.soundtrack_offset, filters) if self.video_path else None
+        self.writer = None
+        if self.video_path and settings.interpolate_model:
+            from .interpolation import FrameInterpolator
+
+            network = FrameInterpolator(settings.interpolate_model, settings.allow_pickle, engine.runtime.device)
+            filters = finishing_filters(settings.fps, settings.frames, 1, settings.deflicker)
+            self.writer = VideoWriter(self.video_path, settings.fps * settings.interpolate, settings.crf, settings.soundtrack, settings.soundtrack_offset, filters, network.between, settings.interpolate)
+        elif self.video_path:
+            filters = finishing_filters(settings.fps, settings.frames, settings.interpolate, settings.deflicker)
+            self.writer = VideoWriter(self.video_path, settings.fps, settings.crf, settings.soundtrack, settings.soundtrack_offset, filters)
         self.record_path = self.folder / RECORD
         self.identity: dict = {}
         self.start_key, self.start_frame, self.reference, self.done = 0, None, None, 0

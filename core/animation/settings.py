@@ -20,7 +20,7 @@ ONLY_3D = ("translation_z", "rotation_3d_x", "rotation_3d_y", "rotation_3d_z", "
 ONLY_2D = ("zoom", "angle", "transform_center_x", "transform_center_y")
 HYBRID = ("hybrid_motion", "hybrid_flow_method", "hybrid_composite", "hybrid_comp_alpha")
 # Options that change how the result is stored or shown, not what it is: they may differ on --resume.
-NOT_SETTINGS = {"output", "keep_frames", "contact_sheet", "resume", "overwrite", "soundtrack", "soundtrack_offset", "interpolate", "deflicker", "save_depth"}
+NOT_SETTINGS = {"output", "keep_frames", "contact_sheet", "resume", "overwrite", "soundtrack", "soundtrack_offset", "interpolate", "interpolate_model", "allow_pickle", "deflicker", "save_depth"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,8 @@ class AnimationSettings:
     soundtrack: str | None = None
     soundtrack_offset: float = 0.0
     interpolate: int = 1
+    interpolate_model: str | None = None  # a FILM TorchScript file: in-betweens from it instead of minterpolate
+    allow_pickle: bool = False  # --interpolate-model's TorchScript (the model's own pickle rule is in ModelOptions)
     deflicker: bool = False
     control: Any = None  # request.types.ControlOptions (not imported: request builds animation): ControlNets, each following --control-video or the --video-input frames
 

@@ -19,7 +19,8 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
 def finishing_filters(fps: float, frames: int, interpolate: int = 1, deflicker: bool = False) -> list[str]:
     """ffmpeg filters applied as frames stream in: the frames on disk stay as made, so --resume re-streams the same video.
     deflicker evens out brightness over 5 frames; minterpolate makes interpolate-1 motion-compensated in-betweens
-    a frame (the duration stays, the frame rate grows). Both are ffmpeg's own (RIFE and FILM need weights).
+    a frame (the duration stays, the frame rate grows). Both are ffmpeg's own; with --interpolate-model the
+    in-betweens come from that network instead (VideoWriter's in_betweens), and minterpolate is left out.
     minterpolate stops short of the last input frame, so the last frame is held for the in-betweens it needs,
     and the video is cut at exactly frames x interpolate."""
     filters = ["deflicker=size=5:mode=am"] if deflicker else []
@@ -44,7 +45,9 @@ def _codec_params(suffix: str, crf: int, filters: list[str] = ()) -> tuple[str |
 class VideoWriter:
     """`with VideoWriter(path, fps) as video: video.add(frame)`; renamed into place only on a clean close."""
 
-    def __init__(self, path: Path, fps: float, crf: int = 18, soundtrack: str | None = None, soundtrack_offset: float = 0.0, filters: list[str] = ()):
+    def __init__(self, path: Path, fps: float, crf: int = 18, soundtrack: str | None = None, soundtrack_offset: float = 0.0, filters: list[str] = (), in_betweens=None, factor: int = 1):
+        """`in_betweens(a, b, n)`: n frames between two, from an interpolation network; each frame then takes
+        `factor` places (itself and factor-1 in-betweens), and the last is held for its in-betweens, as minterpolate's are."""
         self.path = Path(path)
         self.suffix = self.path.suffix.lower()
         if self.suffix not in VIDEO_SUFFIXES:
@@ -60,6 +63,7 @@ class VideoWriter:
         self._gen = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
+        self.in_betweens, self.factor, self.last = in_betweens, factor, None
 
     def _open(self, width: int, height: int) -> None:
         import imageio_ffmpeg
@@ -83,6 +87,13 @@ class VideoWriter:
         self.size = (width, height)
 
     def add(self, frame: np.ndarray) -> None:
+        if self.in_betweens is not None and self.last is not None:
+            for made in self.in_betweens(self.last, frame, self.factor - 1):
+                self._send(made)
+        self._send(frame)
+        self.last = frame if self.in_betweens is not None else None
+
+    def _send(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
         if self._gen is None:
             self._open(w, h)
@@ -100,6 +111,10 @@ class VideoWriter:
         """Finish the file and move it into place (also after Ctrl-C: what was made so far plays)."""
         if self._gen is None:
             return
+        if self.last is not None:
+            for _ in range(self.factor - 1):
+                self._send(self.last)
+            self.last = None
         gen, self._gen = self._gen, None
         try:
             gen.close()

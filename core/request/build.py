@@ -272,6 +272,8 @@ def _check_motion(values: Mapping[str, Any]) -> None:
         for name, off in (("depth_model", "none"), ("save_depth", False)):
             if values[name] != off and not (name == "depth_model" and depth_control):
                 raise UsageError(f"--{name.replace('_', '-')} goes with --animation-mode 3D" + (" or --control-type depth" if name == "depth_model" else ""))
+    if values["interpolate_model"] and values["interpolate"] < 2:
+        raise UsageError("--interpolate-model makes --interpolate's in-betweens; give --interpolate N (2 or more)")
     if values["save_depth"] and values["depth_model"] == "none":
         raise UsageError("--save-depth keeps the maps --depth-model makes; without one the depth is flat")
     if not values["video_input"]:
