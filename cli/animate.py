@@ -62,8 +62,10 @@ def animate(
         render_preview(settings, plans, quiet)
         return
     from ..core.animation.run import animate as run_animation
+    from ..core.animation.run import preflight
     from ..core.sampling.engine import Engine
 
+    preflight(settings)  # an output already there is refused without waiting for the model
     engine = Engine.from_options(model)
     with ConsoleReporter(quiet, False) as reporter:
         result = run_animation(engine, settings, reporter)

@@ -59,8 +59,8 @@ def run_images(request, quiet: bool, json_lines: bool) -> None:
 
     if json_lines and request.output.output == "-":
         raise UsageError("--json and -o - both want standard output; choose one")
-    engine = Engine.from_options(request.model)
     with ConsoleReporter(quiet, json_lines) as reporter:
-        summary = runner.run(engine, request, reporter)
+        planned = runner.plan(request, reporter)  # a run with nothing to make says so without loading the model
+        summary = planned.summary if planned.nothing_to_make else runner.run(Engine.from_options(request.model), request, reporter, planned)
     reporter.summary(summary)
     raise typer.Exit(summary.exit_code)

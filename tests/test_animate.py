@@ -155,6 +155,10 @@ def test_existing_output_is_not_overwritten(run_cli, tiny_sd, tmp_path):
     (tmp_path / "keep.mp4").write_bytes(b"mine")
     result = run_animate(run_cli, tiny_sd, "--frames", 2, "-o", "keep.mp4")
     assert result.exit_code == 1 and "--overwrite" in result.stderr and (tmp_path / "keep.mp4").read_bytes() == b"mine"
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\0" * 64)  # refused before the model loads: this one would fail to
+    result = run_animate(run_cli, broken, "--frames", 2, "-o", "keep.mp4")
+    assert result.exit_code == 1 and "keep.mp4: already exists (pass --overwrite" in result.stderr and (tmp_path / "keep.mp4").read_bytes() == b"mine"
 
 
 def test_resume_refuses_different_settings(run_cli, tiny_sd, tmp_path):

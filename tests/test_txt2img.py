@@ -98,6 +98,21 @@ def test_skip_existing_only_makes_what_is_missing(run_cli, tiny_sd, tmp_path):
     assert victim.exists() and (tmp_path / "s" / "00000-0-y.png").stat().st_mtime_ns == kept
 
 
+def test_a_run_with_nothing_to_make_never_loads_the_model(run_cli, tiny_sd, tmp_path):
+    assert run_cli("txt2img", "y", "--model", tiny_sd, "--steps", 1, "--seed", 0, "--count", 2, "-o", "s/").exit_code == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()}
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\0" * 64)  # loading this model would fail: these runs must not get that far
+    common = ("txt2img", "y", "--model", broken, "--steps", 1, "--seed", 0, "--count", 2, "-o", "s/")
+    skipped = run_cli(*common, "--skip-existing", "--json")
+    assert skipped.exit_code == 0, skipped.stderr
+    refused = run_cli(*common)
+    assert refused.exit_code == 1 and refused.stderr.count("already exists (pass --overwrite to replace it, or --skip-existing)") == 2
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()} == before
+    loads = run_cli(*common, "--overwrite")
+    assert loads.exit_code == 1 and "already exists" not in loads.stderr  # with something to make, the broken model is what fails
+
+
 def test_size_not_multiple_of_eight_names_nearest(run_cli, tiny_sd, tmp_path):
     result = run_cli("txt2img", "x", "--model", tiny_sd, "-W", 100)
     assert result.exit_code == 2

@@ -139,6 +139,20 @@ def _read_record(path: Path) -> dict:
     return record
 
 
+def preflight(settings: AnimationSettings) -> None:
+    """What is refused before the model loads: an output in the way, or one already there without --overwrite or --resume."""
+    folder, video = frames_folder(settings)
+    _check_destination(settings.output, folder, video)
+    if not settings.resume:
+        _check_not_there(settings, folder, video)
+
+
+def _check_not_there(settings: AnimationSettings, folder: Path, video: Path | None) -> None:
+    existing = [p for p in (video, folder) if p is not None and p.exists() and (p.is_file() or any(p.iterdir()))]
+    if existing and not settings.overwrite:
+        raise ScumbleError(f"{existing[0]}: already exists (pass --overwrite to start again, or --resume to continue)")
+
+
 def _check_destination(output_option: str, folder: Path, video: Path | None) -> None:
     """Refuse, before any work, an output that could not be written: a file where a folder must go, no permission."""
     if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
@@ -313,9 +327,7 @@ class _Run:
         self.done = self.start_key + 1 if keys else 0
 
     def _check_fresh(self) -> None:
-        existing = [p for p in (self.video_path, self.folder) if p is not None and p.exists() and (p.is_file() or any(p.iterdir()))]
-        if existing and not self.settings.overwrite:
-            raise ScumbleError(f"{existing[0]}: already exists (pass --overwrite to start again, or --resume to continue)")
+        _check_not_there(self.settings, self.folder, self.video_path)
         if self.record_path.exists() or self.record_path.is_symlink():
             try:
                 record = _read_record(self.record_path)

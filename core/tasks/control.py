@@ -30,13 +30,7 @@ class Controls:
     def __init__(self, request: ImageRequest):
         self.options = request.control
         self.files: dict[str, MatchedFiles] = {}
-        self.networks = {}
-        if self.options.networks:
-            from ..loading import annotators
-            from ..loading.device import resolve_device
-
-            # loaded with the run, not with its first image: a missing model is the run's error, not each image's
-            self.networks = {kind: annotators.load(kind, name, resolve_device(request.model.device)) for kind, name in self.options.networks}
+        self.networks: dict = {}
         if request.replay is not None:
             return  # a replay reads each image's recorded files, checked by hash
         for unit in self.options.units:
@@ -45,6 +39,12 @@ class Controls:
         folders = [spec for spec, found in self.files.items() if found.folder is not None]
         if request.task == "txt2img" and folders:
             raise UsageError(f"--control-image {folders[0]}: a folder is matched to input images by file stem, and txt2img has none; name one image (or use img2img)")
+
+    def load_networks(self, device) -> None:
+        """The depth and pose networks, loaded with the run, not with its first image: a missing model is the run's error, not each image's."""
+        from ..loading import annotators
+
+        self.networks = {kind: annotators.load(kind, name, device) for kind, name in self.options.networks}
 
     def sources(self, request: ImageRequest, item: Item) -> list[Source]:
         """Each ControlNet's control image for this item, in the order of the ControlNets."""

@@ -63,45 +63,73 @@ def base_record(engine: Engine, request: ImageRequest, share: str | None) -> dic
     }
 
 
-def run(engine: Engine, request: ImageRequest, reporter: Reporter | None = None) -> RunSummary:
+def plan(request: ImageRequest, reporter: Reporter | None = None) -> "Run":
+    """Everything that needs no model: the items, their output names, this share, and which are still to make.
+
+    Run first, so that a run with nothing to make (every output there, without --overwrite) says so
+    without loading a model, and a clash of names is refused before the wait.
+    """
+    planned = Run(request, reporter or SilentReporter())
+    planned.plan()
+    return planned
+
+
+def run(engine: Engine, request: ImageRequest, reporter: Reporter | None = None, planned: "Run | None" = None) -> RunSummary:
     """Make every image the request asks for; a bad input fails alone and the run goes on."""
-    return _Run(engine, request, reporter or SilentReporter()).run()
+    return (planned or plan(request, reporter)).run(engine)
 
 
-class _Run:
-    def __init__(self, engine: Engine, request: ImageRequest, reporter: Reporter):
-        self.engine, self.request, self.reporter = engine, request, reporter
+class Run:
+    """One run: planned without a model (`plan`), then made with one (`run`)."""
+
+    def __init__(self, request: ImageRequest, reporter: Reporter):
+        self.request, self.reporter = request, reporter
         self.task: Task = TASKS[request.task]()
         self.summary = RunSummary()
         self.record0: dict = {}
+        self.mine: list[Item] = []
+        self.share: str | None = None
+        self.pending: list[Item] | None = None
+        self.engine: Engine | None = None
+
+    @property
+    def nothing_to_make(self) -> bool:
+        return not self.pending
 
     def fail(self, label: str, message: str) -> None:
         self.summary.failed.append((label, message))
         self.reporter.image_failed(label, message)
 
-    def run(self) -> RunSummary:
-        started = time.perf_counter()
+    def plan(self) -> None:
         request = self.request
-        if request.replay is not None:
-            check_replay_model(request.replay.record, self.engine, Path(request.replay.path))
-            self.engine.load_recorded_adapters(request.replay.record, f"--replay {request.replay.path}")
-        check_size(self.engine, request)
         items, problems = self.task.items(request)
         for label, problem in problems:
             self.fail(label, problem)
         if not items:
-            return self.summary
+            return
         self.task.assign_targets(request, items)
-        mine, share = (items, None) if request.replay else my_share(items, request.output.shard)
-        self.record0 = base_record(self.engine, request, share) | self.task.record_fields(request) | control.record_fields(self.engine, request, self.task.controls)
-        pending = self.pending(mine)
-        if pending is not None:
-            self.reporter.start(sum(item.write for item in pending), request.denoise.steps_run if request.denoise else request.sampling.steps)
-            self.make(pending)
+        self.mine, self.share = (items, None) if request.replay else my_share(items, request.output.shard)
+        self.pending = self.still_to_make(self.mine)
+
+    def run(self, engine: Engine) -> RunSummary:
+        started = time.perf_counter()
+        request, self.engine = self.request, engine
+        if self.nothing_to_make:
+            return self.summary
+        if request.replay is not None:
+            check_replay_model(request.replay.record, engine, Path(request.replay.path))
+            engine.load_recorded_adapters(request.replay.record, f"--replay {request.replay.path}")
+        check_size(engine, request)
+        if self.task.controls is not None:
+            self.task.controls.load_networks(engine.runtime.device)
+        self.record0 = base_record(engine, request, self.share) | self.task.record_fields(request) | control.record_fields(engine, request, self.task.controls)
+        pending = self.pending
+        self.reporter.start(sum(item.write for item in pending), request.denoise.steps_run if request.denoise else request.sampling.steps)
+        self.make(pending)
         self.summary.seconds = time.perf_counter() - started
         return self.summary
 
-    def pending(self, items: list[Item]) -> list[Item] | None:
+    def still_to_make(self, items: list[Item]) -> list[Item] | None:
         """The items still to make: --skip-existing leaves out what exists, and nothing is replaced without --overwrite."""
         request, pending = self.request, []
         for item in items:
