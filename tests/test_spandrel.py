@@ -21,7 +21,7 @@ try:
 except Exception as exc:  # noqa: BLE001 - ImportError, or torchvision failing against this torch
     pytest.skip(f"spandrel does not load here ({type(exc).__name__}); see the README's upscaler test command", allow_module_level=True)
 
-pytestmark = pytest.mark.spandrel
+pytestmark = pytest.mark.torchvision
 
 
 def esrgan(path, scale: int = 2, pickle: bool = False):

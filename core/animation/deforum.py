@@ -77,8 +77,8 @@ RENAMED_VALUES = {
     "optical_flow_redo_generation": _FLOW,
 }
 REMOVED_KEYS = {"histogram_matching"}
-# Deforum's choices -> ours. RAFT needs torchvision and its weights, which scumble does not fetch: DIS stands in, with a warning.
-FLOW_METHODS = {"DIS Medium": "dis", "DIS Fine": "dis", "Farneback": "farneback", "RAFT": "dis"}
+# Deforum's choices -> ours. RAFT is RAFT where torchvision and its weights are here (scumble fetches neither); else DIS stands in, with a warning.
+FLOW_METHODS = {"DIS Medium": "dis", "DIS Fine": "dis", "Farneback": "farneback", "RAFT": "raft"}
 HYBRID_MOTIONS = {"None": "none", "Optical Flow": "optical-flow", "Perspective": "perspective", "Affine": "affine"}
 HYBRID_COMPOSITES = {"None": "none", "Normal": "normal", "Before Motion": "before-motion", "After Generation": "after-generation"}
 # Deforum's depth algorithms that transformers has a port of: a hint for --depth-model, never fetched.
@@ -213,7 +213,19 @@ def apply_renames(data: dict) -> dict:
 _3D_IGNORED = {"aspect_ratio_schedule": 1.0, "aspect_ratio_use_old_formula": False, "sampling_mode": "bicubic"}
 _HYBRID_IGNORED = {"hybrid_motion_use_prev_img": False, "hybrid_flow_consistency": False, "hybrid_flow_factor_schedule": 1.0, "hybrid_use_init_image": False,
                    "hybrid_use_first_frame_as_init_image": True, "hybrid_comp_mask_type": "None", "hybrid_generate_human_masks": "None"}
-_NO_RAFT = "runs as DIS (RAFT needs torchvision and its weights)"
+
+
+def _no_raft() -> str | None:
+    """Why a file's RAFT runs as DIS here, or None where RAFT runs."""
+    from ..images.raft import unavailable
+
+    reason = unavailable()
+    return f"runs as DIS ({reason})" if reason else None
+
+
+def _flow_method(name) -> str:
+    ours = FLOW_METHODS.get(name, "dis")
+    return "dis" if ours == "raft" and _no_raft() else ours
 
 
 def _animation_mode(data: dict) -> str | None:
@@ -266,8 +278,8 @@ def _hybrid(data: dict) -> str | None:
     if not data.get("video_init_path"):
         return f"hybrid video: {', '.join(on)} ignored (no video_init_path)"
     notes = [f"{key} {_shown(data[key])} unknown" for key, known in (("hybrid_motion", HYBRID_MOTIONS), ("hybrid_composite", HYBRID_COMPOSITES)) if key in data and not _off(data[key]) and data[key] not in known]
-    if data.get("hybrid_motion") == "Optical Flow" and data.get("hybrid_flow_method", "RAFT") not in ("DIS Medium", "DIS Fine", "Farneback"):
-        notes.append(f"hybrid_flow_method {_shown(data.get('hybrid_flow_method', 'RAFT'))} {_NO_RAFT}")
+    if data.get("hybrid_motion") == "Optical Flow" and data.get("hybrid_flow_method", "RAFT") not in ("DIS Medium", "DIS Fine", "Farneback") and (why := _no_raft()):
+        notes.append(f"hybrid_flow_method {_shown(data.get('hybrid_flow_method', 'RAFT'))} {why}")
     ignored = _changed(data, _HYBRID_IGNORED)
     if ignored:
         notes.append("ignored: " + ", ".join(ignored))
@@ -404,8 +416,8 @@ def _flow(data: dict) -> str | None:
     if not _off(method) and _number(data.get("diffusion_cadence", 1), 1) > 1:
         if method not in FLOW_METHODS:
             notes.append(f"optical_flow_cadence {_shown(method)} unknown (cadence frames are cross-faded)")
-        elif method == "RAFT":
-            notes.append(f"optical_flow_cadence 'RAFT' {_NO_RAFT}")
+        elif method == "RAFT" and (why := _no_raft()):
+            notes.append(f"optical_flow_cadence 'RAFT' {why}")
         notes += [f"{change} ignored" for change in _changed(data, {"cadence_flow_factor_schedule": 1.0})]
     redo = []
     if not _off(data.get("optical_flow_redo_generation")):
@@ -552,11 +564,11 @@ def _motion_values(data: dict) -> dict:
         if data.get("padding_mode") in PADDING_MODES:
             values["border"] = PADDING_MODES[data["padding_mode"]]
     if data.get("optical_flow_cadence") in FLOW_METHODS:
-        values["optical_flow_cadence"] = FLOW_METHODS[data["optical_flow_cadence"]]
+        values["optical_flow_cadence"] = _flow_method(data["optical_flow_cadence"])
     motion, composite = HYBRID_MOTIONS.get(data.get("hybrid_motion"), "none"), HYBRID_COMPOSITES.get(data.get("hybrid_composite"), "none")
     if _hybrid_on(data) and (motion, composite) != ("none", "none"):
         values |= {"video_input": data["video_init_path"], "hybrid_motion": motion, "hybrid_composite": composite}
-        values["hybrid_flow_method"] = FLOW_METHODS.get(data.get("hybrid_flow_method", "RAFT"), "dis")
+        values["hybrid_flow_method"] = _flow_method(data.get("hybrid_flow_method", "RAFT"))
     return values
 
 

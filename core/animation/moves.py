@@ -66,6 +66,14 @@ class Mover:
 
             self.estimator = DepthEstimator(self.settings.depth_model, self.device)
 
+    def load_flow(self) -> None:
+        """Load RAFT now when the run uses it: one that cannot run here fails before anything is written."""
+        s = self.settings
+        if s.optical_flow_cadence == "raft" or (s.hybrid and s.hybrid_motion != "none" and s.hybrid_flow_method == "raft"):
+            from ..images import raft
+
+            raft.load(self.device)
+
     def depth(self, frame: np.ndarray, index: int) -> np.ndarray | None:
         """The depth the camera moves `frame` through: None (flat) in 2D or without a model."""
         if self.settings.animation_mode != "3D" or self.settings.depth_model == "none":
@@ -104,9 +112,9 @@ class Mover:
     def _video_motion(self, frame: np.ndarray, index: int) -> np.ndarray:
         s = self.settings
         if s.hybrid_motion == "optical-flow":  # the flow back from this video frame to the last one says where each pixel came from
-            return flow.warp(frame, flow.optical_flow(self.video(index), self.video(index - 1), s.hybrid_flow_method), s.border)
+            return flow.warp(frame, flow.optical_flow(self.video(index), self.video(index - 1), s.hybrid_flow_method, self.device), s.border)
         if s.hybrid_motion in flow.MATCH_KINDS:
-            return motion.warp(frame, flow.camera_matrix(self.video(index - 1), self.video(index), s.hybrid_motion, s.hybrid_flow_method), s.border)
+            return motion.warp(frame, flow.camera_matrix(self.video(index - 1), self.video(index), s.hybrid_motion, s.hybrid_flow_method, self.device), s.border)
         return frame
 
     def in_betweens(self, first: np.ndarray, chain: list[np.ndarray], made: np.ndarray, prev_key: int):
@@ -114,7 +122,7 @@ class Mover:
         span = len(chain)
         method = self.settings.optical_flow_cadence
         if method != "none" and span > 1:
-            forward, backward = flow.optical_flow(first, made, method), flow.optical_flow(made, first, method)
+            forward, backward = flow.optical_flow(first, made, method, self.device), flow.optical_flow(made, first, method, self.device)
             for offset in range(1, span):
                 yield prev_key + offset, flow.in_between(first, made, offset / span, forward, backward, self.settings.border)
             return

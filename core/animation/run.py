@@ -188,6 +188,7 @@ def _make_folder(folder: Path) -> list[Path]:
 def _check_sources(animator: Animator, settings: AnimationSettings, from_frame_0: bool) -> None:
     """Read the sources now: a bad --video-input or --init-image must fail before anything on disk changes."""
     animator.mover.load_depth()
+    animator.mover.load_flow()
     if settings.video_input:
         animator._video_frame(0)
     elif settings.init_image and from_frame_0:

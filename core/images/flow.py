@@ -2,8 +2,8 @@
 
 A flow from `a` to `b` is an HxWx2 array F with a(p) ~ b(p + F(p)): where each pixel of `a` went.
 Warping samples backwards, `warp(image, G)(p) = image(p + G(p))`, so moving `a` onto `b` takes the
-flow from `b` to `a`. Both estimators (OpenCV's DIS and Farneback) are deterministic, which a resumed
-run relies on to come out byte-identical.
+flow from `b` to `a`. The estimators (OpenCV's DIS and Farneback; RAFT through torchvision, images/raft.py)
+are deterministic, which a resumed run relies on to come out byte-identical.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import UsageError
 from .motion import BORDERS
 
-FLOW_METHODS = ("dis", "farneback")
+FLOW_METHODS = ("dis", "farneback", "raft")
 MATCH_KINDS = ("affine", "perspective")
 _MIN_MATCHES = 8
 
@@ -23,8 +23,12 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
 
 
-def optical_flow(a: np.ndarray, b: np.ndarray, method: str = "dis") -> np.ndarray:
-    """Where each pixel of `a` went in `b` (DIS at Deforum's "DIS Fine" settings, or Farneback at its "normal" ones)."""
+def optical_flow(a: np.ndarray, b: np.ndarray, method: str = "dis", device="cpu") -> np.ndarray:
+    """Where each pixel of `a` went in `b` (DIS at Deforum's "DIS Fine" settings, Farneback at its "normal" ones, or RAFT)."""
+    if method == "raft":
+        from . import raft
+
+        return raft.optical_flow(a, b, device)
     first, second = _grey(a), _grey(b)
     if method == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -97,7 +101,7 @@ def _fit(source: np.ndarray, target: np.ndarray, kind: str) -> np.ndarray | None
     return None if matrix is None else np.vstack([matrix, [0, 0, 1]])
 
 
-def camera_matrix(a: np.ndarray, b: np.ndarray, kind: str, method: str = "dis") -> np.ndarray:
+def camera_matrix(a: np.ndarray, b: np.ndarray, kind: str, method: str = "dis", device="cpu") -> np.ndarray:
     """The 3x3 matrix carrying `a` onto `b`: a rotation, scale and shift ("affine", as Deforum's rigid fit) or a homography.
 
     Fitted with RANSAC to ORB feature matches; a frame with too few features (flat, small, blurred)
@@ -108,5 +112,5 @@ def camera_matrix(a: np.ndarray, b: np.ndarray, kind: str, method: str = "dis") 
     points = _matched_points(a, b)
     matrix = _fit(*points, kind) if points is not None else None
     if matrix is None:
-        matrix = _fit(*_flow_points(optical_flow(a, b, method)), kind)
+        matrix = _fit(*_flow_points(optical_flow(a, b, method, device)), kind)
     return np.eye(3) if matrix is None or not np.isfinite(matrix).all() else matrix
