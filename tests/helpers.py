@@ -6,6 +6,7 @@ They run the exact loading and sampling code a real checkpoint runs, in millisec
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 
 def _tokenizer(folder: Path):
@@ -178,3 +179,17 @@ def build_pose_model(folder: Path) -> Path:
     model.save_pretrained(folder)
     VitPoseImageProcessorPil(size={"height": 32, "width": 24}).save_pretrained(folder)
     return folder
+
+
+def resumes_byte_identical(run, args, folder: Path, full: str, drop: Sequence[int], suffix: str = ".mp4") -> None:
+    """Render `cut` like `full`, delete frames `drop` and the video, resume: the video must equal `full`'s byte for byte.
+
+    `run(*args, "-o", name, ...)` runs animate; `full` (a video name in `folder`) is already made.
+    """
+    assert run(*args, "-o", f"cut{suffix}").exit_code == 0
+    for i in drop:
+        (folder / "cut.frames" / f"{i:09}.png").unlink()
+    (folder / f"cut{suffix}").unlink()
+    resumed = run(*args, "-o", f"cut{suffix}", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert (folder / f"cut{suffix}").read_bytes() == (folder / full).read_bytes()
