@@ -28,6 +28,16 @@ def colour_fraction(pixels: np.ndarray, name: str, mask: np.ndarray | None = Non
     return float(close[mask].mean() if mask is not None else close.mean())
 
 
+def test_the_shipped_text_encoder_is_laid_out_as_every_transformers_reads_it():
+    from safetensors import safe_open
+
+    from scumble.core.loading.sources import BUILTIN_MODELS, DEFAULT_MODEL
+
+    with safe_open(BUILTIN_MODELS[DEFAULT_MODEL] / "text_encoder" / "model.safetensors", "pt") as f:
+        keys = list(f.keys())
+    assert keys and all(k.startswith("text_model.") for k in keys)  # transformers 4 would load another layout as random weights
+
+
 def test_txt2img_draws_the_prompt(run_cli, tmp_path):
     result = run_cli("txt2img", "a red circle on a blue background", "--seed", 1, "-o", "circle.png")
     assert result.exit_code == 0, result.output

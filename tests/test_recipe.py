@@ -36,6 +36,8 @@ def test_smoke_recipe_exports_a_loadable_model_and_resumes_exactly(tmp_path):
     for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "vae/diffusion_pytorch_model.safetensors", "vae_tiny/diffusion_pytorch_model.safetensors"):
         a, b = load_file(tmp_path / "a" / part), load_file(tmp_path / "b" / part)
         assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4) for k in a), part  # fp16 export: 1 ulp
+    # transformers 4 reads only `text_model.*` keys, and silently starts a random encoder otherwise; 5 reads both
+    assert all(k.startswith("text_model.") for k in load_file(tmp_path / "a" / "text_encoder" / "model.safetensors"))
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "a", safety_checker=None)
     image = pipe("a red circle", num_inference_steps=2, height=64, width=64, output_type="np").images[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()

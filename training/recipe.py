@@ -602,6 +602,18 @@ def ema_copies(unet, text_encoder, ema_unet, ema_text):
     return te, u
 
 
+def portable_text_encoder(path: Path) -> None:
+    """Write the text encoder's keys as `text_model.*`, the layout every transformers reads.
+
+    transformers 5 saves CLIPTextModel without that prefix, and transformers 4 then loads the file
+    without a word as a freshly initialised (random) text encoder; 5 reads the prefixed keys too.
+    """
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(path)
+    save_file({k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in state.items()}, path, metadata={"format": "pt"})
+
+
 def export(pipe, r: Recipe, out: Path, history: list, work: Path, tiny=None) -> None:
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -609,6 +621,7 @@ def export(pipe, r: Recipe, out: Path, history: list, work: Path, tiny=None) -> 
     pipe.unet.to(torch.float16)
     pipe.vae.to(torch.float16)  # diffusers upcasts on load; halves the package size
     pipe.save_pretrained(tmp, safe_serialization=True)
+    portable_text_encoder(tmp / "text_encoder" / "model.safetensors")
     if tiny is not None:  # not a pipeline component: from_pretrained ignores it, --vae tiny finds it
         tiny.to("cpu", torch.float16).save_pretrained(tmp / "vae_tiny", safe_serialization=True)
     pipe.unet.to(torch.float32)
