@@ -602,16 +602,27 @@ def ema_copies(unet, text_encoder, ema_unet, ema_text):
     return te, u
 
 
-def portable_text_encoder(path: Path) -> None:
-    """Write the text encoder's keys as `text_model.*`, the layout every transformers reads.
+def portable(folder: Path) -> None:
+    """Make an exported model read the same under transformers 4 as under 5, which wrote it.
 
-    transformers 5 saves CLIPTextModel without that prefix, and transformers 4 then loads the file
-    without a word as a freshly initialised (random) text encoder; 5 reads the prefixed keys too.
+    transformers 5 saves CLIPTextModel's keys without `text_model.`, and 4 then loads the file without
+    a word as a freshly initialised (random) encoder; 5 reads the prefixed keys too. And 5 writes the
+    tokenizer as tokenizer.json alone, where 4's CLIPTokenizer (the slow one) needs vocab.json and
+    merges.txt: both are the same BPE, written out from tokenizer.json.
     """
     from safetensors.torch import load_file, save_file
 
-    state = load_file(path)
-    save_file({k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in state.items()}, path, metadata={"format": "pt"})
+    encoder = folder / "text_encoder" / "model.safetensors"
+    state = load_file(encoder)
+    save_file({k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in state.items()}, encoder, metadata={"format": "pt"})
+    bpe = json.loads((folder / "tokenizer" / "tokenizer.json").read_text())["model"]
+    (folder / "tokenizer" / "vocab.json").write_text(json.dumps(bpe["vocab"], ensure_ascii=False))
+    merges = [pair if isinstance(pair, str) else " ".join(pair) for pair in bpe["merges"]]
+    (folder / "tokenizer" / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{m}\n" for m in merges))
+    # 4's slow BPE splits some rare characters differently from tokenizer.json's; the fast class (5's CLIPTokenizer) is the same everywhere
+    index = json.loads((folder / "model_index.json").read_text())
+    index["tokenizer"] = ["transformers", "CLIPTokenizerFast"]
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
 def export(pipe, r: Recipe, out: Path, history: list, work: Path, tiny=None) -> None:
@@ -621,7 +632,7 @@ def export(pipe, r: Recipe, out: Path, history: list, work: Path, tiny=None) -> 
     pipe.unet.to(torch.float16)
     pipe.vae.to(torch.float16)  # diffusers upcasts on load; halves the package size
     pipe.save_pretrained(tmp, safe_serialization=True)
-    portable_text_encoder(tmp / "text_encoder" / "model.safetensors")
+    portable(tmp)
     if tiny is not None:  # not a pipeline component: from_pretrained ignores it, --vae tiny finds it
         tiny.to("cpu", torch.float16).save_pretrained(tmp / "vae_tiny", safe_serialization=True)
     pipe.unet.to(torch.float32)

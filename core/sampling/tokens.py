@@ -10,12 +10,12 @@ from ..loading import sources
 
 def tokenizer_for(model: str):
     """The model's first CLIP tokenizer: its folder's, else the SD 1.x vocabulary scumble ships (SDXL's first encoder shares it)."""
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizerFast  # transformers 5's CLIPTokenizer; under 4 the slow one splits rare characters otherwise
 
     source = sources.resolve(model)
     folder = Path(source.location) / "tokenizer" if source.kind in ("builtin", "folder") else sources.CONFIGS_ROOT / "sd15" / "tokenizer"
     try:
-        return CLIPTokenizer.from_pretrained(folder, local_files_only=True)
+        return CLIPTokenizerFast.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ModelError(f"--model {model}: cannot read its tokenizer ({str(exc).splitlines()[0][:160]})") from None
 
