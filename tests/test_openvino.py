@@ -25,9 +25,9 @@ def run_cli(tmp_path):
     """scumble in a process of its own: OpenVINO's thread pool beside torch's in the test process crashed later,
     unrelated tests (a segfault in LoRA training, after these had passed), so OpenVINO never loads in pytest's."""
 
-    def invoke(*args):
+    def invoke(*args, env=None):
         done = subprocess.run([sys.executable, "-m", "scumble", *map(str, args)], capture_output=True, text=True, cwd=tmp_path, timeout=600,
-                              env=os.environ | {"XDG_CACHE_HOME": str(tmp_path / ".cache"), "XDG_CONFIG_HOME": str(tmp_path / ".config")})
+                              env=os.environ | {"XDG_CACHE_HOME": str(tmp_path / ".cache"), "XDG_CONFIG_HOME": str(tmp_path / ".config")} | (env or {}))
         return SimpleNamespace(exit_code=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
     return invoke
@@ -167,3 +167,29 @@ def test_openvino_takes_the_default_step_cache(run_cli, tiny_sd, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert json.loads(Image.open(tmp_path / "d.png").text["scumble"])["step_cache"] == 2
     assert len(converted(tmp_path)) == 2
+
+
+def test_the_cache_keeps_under_its_size_dropping_what_was_used_longest_ago(tmp_path):
+    from scumble.core.sampling.openvino_unet import prune
+
+    root = tmp_path / "cache"
+    for age, name in enumerate(("newest", "middle", "oldest", "in-use")):
+        (root / name).mkdir(parents=True)
+        (root / name / "unet.bin").write_bytes(b"x" * 1000)
+        os.utime(root / name, (1e9 - age * 100, 1e9 - age * 100))
+    (root / "half.partial").mkdir()
+    assert prune(root, {"in-use"}, 0) == []  # 0: no limit
+    assert prune(root, {"in-use"}, 2500) == ["oldest", "middle"]  # in-use is older still, but this process needs it
+    assert sorted(p.name for p in root.iterdir()) == ["half.partial", "in-use", "newest"]
+
+
+def test_a_new_conversion_makes_room_by_dropping_the_entry_used_longest_ago(run_cli, tiny_sd, tmp_path):
+    small = {"SCUMBLE_OPENVINO_CACHE_GB": "0.000001"}  # a kilobyte: room for none but the entries in use
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "a.png", env=small).exit_code == 0
+    first = converted(tmp_path)
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "--tiling", "-o", "b.png", env=small).exit_code == 0
+    second = converted(tmp_path)
+    assert len(first) == len(second) == 1 and first != second  # the tiled model's entry replaced the plain one
+    bad = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "c.png", env={"SCUMBLE_OPENVINO_CACHE_GB": "lots"})
+    assert bad.exit_code == 2 and bad.stderr.strip() == "error: SCUMBLE_OPENVINO_CACHE_GB='lots': must be a number of gigabytes (0: no limit)"
+    assert not (tmp_path / "c.png").exists() and converted(tmp_path) == second

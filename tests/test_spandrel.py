@@ -2,7 +2,7 @@
 
 spandrel imports torchvision, and no torchvision loads beside the CPU torch 2.13 of the main test
 environment; `.ci/run` runs this file again in an environment of its own (torch 2.14.1 with
-torchvision 0.29.1, as the README's upscaler test command sets up), where nothing here is skipped.
+torchvision 0.29.1, as the README's torchvision test command sets up), where nothing here is skipped.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ try:
     import spandrel
     from spandrel.architectures.ESRGAN import ESRGAN
 except Exception as exc:  # noqa: BLE001 - ImportError, or torchvision failing against this torch
-    pytest.skip(f"spandrel does not load here ({type(exc).__name__}); see the README's upscaler test command", allow_module_level=True)
+    pytest.skip(f"spandrel does not load here ({type(exc).__name__}); see the README's torchvision test command", allow_module_level=True)
 
 pytestmark = pytest.mark.torchvision
 

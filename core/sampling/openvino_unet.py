@@ -12,6 +12,10 @@ so a model is converted once per LoRA set, not once per run. With a step cache (
 step_cache.py counts it in torch) a second graph, the UNet's shallow path, is converted beside the whole one,
 and the whole one also returns the deep feature the shallow calls reuse. Each input shape is compiled on its
 own (static shapes are faster in OpenVINO than dynamic ones) when a run first meets it.
+
+An SD 1.5 entry is 1.7 GB and a LoRA weight is part of its key, so the cache is kept under a size
+(SCUMBLE_OPENVINO_CACHE_GB, 20 by default): after each conversion the entries used longest ago go,
+never one this process uses. It holds nothing but conversions it can make again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelError
+from ..errors import ModelError, UsageError
 from .step_cache import reused_feature, shallow_forward, up_block_input
 
 FORMAT = 2  # bump when the converted graph's inputs or outputs change: old cache entries are then ignored
@@ -32,6 +36,43 @@ FORMAT = 2  # bump when the converted graph's inputs or outputs change: old cach
 
 def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scumble" / "openvino"
+
+
+def cache_limit() -> int:
+    """Bytes the cache may hold: SCUMBLE_OPENVINO_CACHE_GB (a number, 0 for no limit), else 20 GB."""
+    text = os.environ.get("SCUMBLE_OPENVINO_CACHE_GB", "20")
+    try:
+        gigabytes = float(text)
+    except ValueError:
+        raise UsageError(f"SCUMBLE_OPENVINO_CACHE_GB={text[:40]!r}: must be a number of gigabytes (0: no limit)") from None
+    if not gigabytes >= 0:
+        raise UsageError(f"SCUMBLE_OPENVINO_CACHE_GB={text[:40]!r}: must be a number of gigabytes (0: no limit)")
+    return int(gigabytes * 1e9)
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
+def prune(root: Path, keep: set[str], limit: int) -> list[str]:
+    """Remove the entries used longest ago (their folder's modification time, touched on each use) until the
+    cache fits `limit` bytes; never one named in `keep`. Returns the names removed."""
+    import shutil
+
+    if limit <= 0 or not root.is_dir():
+        return []
+    entries = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial")), key=lambda p: p.stat().st_mtime)
+    total = sum(_size(p) for p in entries)
+    removed = []
+    for entry in entries:
+        if total <= limit:
+            break
+        if entry.name in keep:
+            continue
+        total -= _size(entry)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
 
 
 class _Whole(torch.nn.Module):
@@ -78,6 +119,7 @@ class OpenVINOUNet(torch.nn.Module):
         self.torch_unet = unet
         self.precision = precision
         self.identity = identity  # the model's location and weights hash: part of every cache key
+        self.limit = cache_limit()  # read now: a bad value is refused before a conversion, not after
         self.variant: tuple = ()  # what the engine has changed in the torch UNet: LoRAs acting, tiling
         self._text_time = getattr(unet.config, "addition_embed_type", None) == "text_time"
         self._compiled: dict[tuple, object] = {}  # (cache key, input shapes) -> compiled model
@@ -189,6 +231,8 @@ class OpenVINOUNet(torch.nn.Module):
         folder = cache_root() / key
         if not (folder / "unet.xml").exists():
             self._convert(GRAPHS[graph], folder, inputs)
+            prune(cache_root(), set(self._keys.values()), self.limit)
+        os.utime(folder)  # used now: the last to go when the cache is pruned
         return openvino.Core().read_model(folder / "unet.xml")
 
     def _convert(self, graph, folder: Path, inputs: dict) -> None:
