@@ -1,6 +1,11 @@
 """Domain errors. The library raises these; the CLI boundary turns each into one line and an exit code."""
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """A library's exception as one line for our message: its first non-blank line (or its type), at most `limit` characters."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:limit]
+
+
 class ScumbleError(Exception):
     """A failure at run time: exit code 1."""
 

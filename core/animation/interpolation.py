@@ -13,13 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
+from ..errors import ModelError, UsageError, first_line
 
 ALIGN = 64  # FILM's feature pyramid halves the picture six times: pad to a multiple of 64, then crop back
-
-
-def _first_line(exc: Exception) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 class FrameInterpolator:
@@ -36,7 +32,7 @@ class FrameInterpolator:
         try:
             model = torch.jit.load(str(file), map_location="cpu").eval()
         except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, ValueError or zipfile errors on a file that is not TorchScript
-            raise ModelError(f"--interpolate-model {path}: not a TorchScript file ({_first_line(exc)})") from None
+            raise ModelError(f"--interpolate-model {path}: not a TorchScript file ({first_line(exc)})") from None
         self.device = torch.device(device)
         self.dtype = torch.float32 if self.device.type == "cpu" else next((p.dtype for p in model.parameters()), torch.float32)
         self.model = model.to(device=self.device, dtype=self.dtype)
@@ -63,7 +59,7 @@ class FrameInterpolator:
                 with torch.inference_mode():
                     out = self.model(x0, x1, t)
             except Exception as exc:  # noqa: BLE001 - a TorchScript network raises whatever its code raises
-                raise ModelError(f"--interpolate-model {self.name}: failed on a {width}x{height} pair: {_first_line(exc)}") from None
+                raise ModelError(f"--interpolate-model {self.name}: failed on a {width}x{height} pair: {first_line(exc)}") from None
             if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(x0.shape):
                 raise ModelError(f"--interpolate-model {self.name}: gave {tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__} for two frames of {tuple(x0.shape)}; it must give one frame of the same shape")
             frame = out[0, :, :height, :width].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()

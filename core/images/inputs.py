@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -272,11 +272,6 @@ def text_limit_message(label: str) -> str:
     limit = PngImagePlugin.MAX_TEXT_CHUNK
     shown = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit:,} bytes"
     return f"{label}: a PNG text chunk inflates past Pillow's limit of {shown} (PngImagePlugin.MAX_TEXT_CHUNK); refused as a possible decompression bomb"
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def decode_rgb(data: bytes, label: str) -> np.ndarray:

@@ -5,14 +5,13 @@ Like --depth-model, a pose model is never downloaded: it is a folder, or a hub i
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
+from .sources import HUB_ID
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 POSE_THRESHOLD = 0.3  # a point scored lower is not drawn (OpenPose's own threshold for body parts)
 
 
@@ -23,10 +22,6 @@ def load(kind: str, name: str, device="cpu"):
 
         return DepthEstimator(name, device)
     return PoseEstimator(name, device)
-
-
-def _first_line(exc: Exception) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 class PoseEstimator:
@@ -46,7 +41,7 @@ class PoseEstimator:
         path = Path(name).expanduser()
         if path.exists() and not (path / "config.json").is_file():
             raise ModelError(f"--pose-model {name}: " + ("the folder has no config.json" if path.is_dir() else "not a folder") + " (give a transformers ViTPose model folder or a hub id)")
-        if not path.exists() and not _HUB_ID.match(name):
+        if not path.exists() and not HUB_ID.match(name):
             raise ModelError(f"--pose-model {name}: no such folder")
         location = str(path.resolve()) if path.is_dir() else name
         try:
@@ -59,7 +54,7 @@ class PoseEstimator:
             raise
         except Exception as exc:  # noqa: BLE001 - transformers raises anything from OSError to its own types on a bad folder
             where = "the folder" if path.is_dir() else "the local Hugging Face cache (pose models are never downloaded)"
-            raise ModelError(f"--pose-model {name}: could not load a ViTPose model from {where}: {_first_line(exc)}") from None
+            raise ModelError(f"--pose-model {name}: could not load a ViTPose model from {where}: {first_line(exc)}") from None
         if self.model.config.num_labels < 17:
             raise ModelError(f"--pose-model {name}: finds {self.model.config.num_labels} points; the openpose map needs COCO's 17 body points")
         self.name, self.location, self.device = name, location, device
@@ -77,7 +72,7 @@ class PoseEstimator:
                 outputs = self.model(**inputs, **extra)
             found = self.processor.post_process_pose_estimation(outputs, boxes=boxes)[0][0]
         except Exception as exc:  # noqa: BLE001 - a model that loads can still refuse its inputs
-            raise ModelError(f"--pose-model {self.name}: failed on a {width}x{height} picture: {_first_line(exc)}") from None
+            raise ModelError(f"--pose-model {self.name}: failed on a {width}x{height} picture: {first_line(exc)}") from None
         points = found["keypoints"].float().cpu().numpy().reshape(-1, 2)[:17]
         scores = found["scores"].float().cpu().numpy().reshape(-1)[:17]
         points[scores < POSE_THRESHOLD] = np.nan

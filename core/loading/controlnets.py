@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelError, UsageError
+from ..errors import ModelError, UsageError, first_line
 from . import device as devices
 from . import sources
 from .loaders import cache_then_hub, dtype_kwarg, quiet_libraries
@@ -43,10 +43,6 @@ class ControlNets:
 
     module: object
     files: list[ControlNetFile]
-
-
-def _first_line(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:200]
 
 
 def a1111_hash(path: Path) -> str:
@@ -93,7 +89,7 @@ def _load(spec: str, config: str | None, unet_config: dict, family: str, runtime
     except (ModelError, UsageError):
         raise
     except Exception as exc:  # noqa: BLE001 - diffusers raises anything from OSError to KeyError on a bad file
-        raise ModelError(f"{label}: could not load it ({_first_line(exc)})") from exc
+        raise ModelError(f"{label}: could not load it ({first_line(exc)})") from exc
 
 
 def _described(spec: str, kind: str, name: str, weights: Path, config: str | None) -> ControlNetFile:
@@ -105,7 +101,7 @@ def _read_config(file: Path, label: str) -> dict:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
-        raise ModelError(f"{label}: unreadable {file.name} ({_first_line(exc)})") from None
+        raise ModelError(f"{label}: unreadable {file.name} ({first_line(exc)})") from None
     if not isinstance(data, dict) or data.get("_class_name") != "ControlNetModel":
         named = data.get("_class_name") if isinstance(data, dict) else None
         raise ModelError(f"{label}: {file} describes {named or 'no model'}, not a ControlNetModel")

@@ -6,18 +6,13 @@ one fails before its first frame, in one line, when it is not there.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
+from .sources import HUB_ID
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def _first_line(exc: Exception) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _location(name: str) -> str:
@@ -28,7 +23,7 @@ def _location(name: str) -> str:
         return str(path)
     if path.exists():
         raise ModelError(f"--depth-model {name}: not a folder (give a transformers depth-estimation model folder or a hub id)")
-    if not _HUB_ID.match(name):
+    if not HUB_ID.match(name):
         raise ModelError(f"--depth-model {name}: no such folder")
     return name
 
@@ -54,7 +49,7 @@ class DepthEstimator:
             self.model = AutoModelForDepthEstimation.from_pretrained(location, local_files_only=True, dtype=torch.float32).to(device).eval()
         except Exception as exc:  # noqa: BLE001 - transformers and safetensors raise anything from OSError to their own types on a bad folder
             where = "the folder" if Path(location).is_dir() else "the local Hugging Face cache (depth models are never downloaded)"
-            raise ModelError(f"--depth-model {name}: could not load a depth-estimation model from {where}: {_first_line(exc)}") from None
+            raise ModelError(f"--depth-model {name}: could not load a depth-estimation model from {where}: {first_line(exc)}") from None
         self.name, self.device, self.metric = name, device, _is_metric(self.model.config)
         self.location = str(Path(location).resolve()) if Path(location).is_dir() else location
 
@@ -74,7 +69,7 @@ class DepthEstimator:
             with torch.inference_mode():
                 predicted = self.model(**inputs).predicted_depth
         except Exception as exc:  # noqa: BLE001 - a model that loads can still refuse its inputs (a processor for another model)
-            raise ModelError(f"--depth-model {self.name}: failed on a {width}x{height} frame: {_first_line(exc)}") from None
+            raise ModelError(f"--depth-model {self.name}: failed on a {width}x{height} frame: {first_line(exc)}") from None
         resized = torch.nn.functional.interpolate(predicted.reshape(1, 1, *predicted.shape[-2:]).float(), size=(height, width), mode="bicubic", align_corners=False)
         return resized[0, 0].cpu().numpy()
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from ..errors import ModelError, UsageError
+from ..errors import ModelError, UsageError, first_line
 from . import device as devices
 from . import sources
 from .sources import ModelSource
@@ -171,13 +171,8 @@ def cache_then_hub(load: Callable[[bool], object], failure: str):
         except (ModelError, UsageError):
             raise
         except Exception as exc:  # noqa: BLE001 - hub and file errors come in many types
-            tried.append(("the local cache" if local_only else "downloading") + f" ({_first_line(exc)})")
+            tried.append(("the local cache" if local_only else "downloading") + f" ({first_line(exc, 160)})")
     raise ModelError(f"{failure}; tried " + "; ".join(tried))
-
-
-def _first_line(exc: Exception) -> str:
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-    return text[:160]
 
 
 TINY_AUTOENCODERS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}  # the AutoencoderTiny diffusers documents per family
@@ -219,4 +214,4 @@ def load_vae(spec: str, source: ModelSource, family: str, runtime: devices.Runti
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"--vae {spec}: could not load {location}: {_first_line(exc)}") from exc
+        raise ModelError(f"--vae {spec}: could not load {location}: {first_line(exc, 160)}") from exc

@@ -21,7 +21,7 @@ CONFIGS_ROOT = Path(__file__).resolve().parent / "configs"
 SHIPPED_CONFIGS = ("sd15", "sd15-inpaint", "sd2-base", "sd2-v", "sdxl")
 SAFE_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def resolve(model: str) -> ModelSource:
         raise ModelError(f"--model {model}: not a model file (expected .safetensors, or {', '.join(PICKLE_SUFFIXES)} with --allow-pickle)")
     if path.suffix.lower() in SAFE_SUFFIXES + PICKLE_SUFFIXES or model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1):
         raise ModelError(f"--model {model}: no such file or folder")
-    if _HUB_ID.match(model):
+    if HUB_ID.match(model):
         return ModelSource("hub", model, model)
     raise ModelError(f"--model {model}: not a built-in model ({', '.join(BUILTIN_MODELS)}), a folder, a .safetensors file or a hub id")
 

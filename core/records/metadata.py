@@ -8,7 +8,7 @@ import re
 import warnings
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..images import inputs
 from ..images.control_types import A1111_MODULES
 
@@ -240,7 +240,7 @@ def read_image_metadata(path: Path) -> dict:
     except Exception as exc:  # any of Pillow's parsers can fail on a hostile file; it is this file's problem
         if inputs.is_text_limit(exc):
             raise InputError(inputs.text_limit_message(label)) from exc
-        raise InputError(f"{label}: not a readable image ({inputs.first_line(exc)})") from exc
+        raise InputError(f"{label}: not a readable image ({first_line(exc)})") from exc
     record, problem = (None, None)
     if RECORD_KEY in texts:
         record, problem = parse_record(texts[RECORD_KEY])
