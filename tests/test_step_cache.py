@@ -115,19 +115,30 @@ def test_guidance_cut_off_mid_run_keeps_the_conditional_half_of_the_features(tin
     assert len(cut) == 2 and cut[0].size == (32, 32)
 
 
-def test_step_cache_2_is_the_default_1_is_off_and_both_are_recorded_and_replay(run_cli, tiny_sd, tmp_path):
-    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "-o", "default.png").exit_code == 0
-    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--step-cache", 1, "-o", "one.png").exit_code == 0
-    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--step-cache", 2, "-o", "two.png")
-    assert result.exit_code == 0, result.stderr
-    default, one, two = (pixels(tmp_path / n) for n in ("default.png", "one.png", "two.png"))
-    assert np.array_equal(default, two)
+@pytest.mark.parametrize("steps,same_as", [(16, 2), (15, 2), (14, 1), (6, 1)])
+def test_the_default_caches_every_2nd_step_from_15_steps_and_none_below(run_cli, tiny_sd, tmp_path, steps, same_as):
+    args = ("txt2img", "a red circle", "--model", tiny_sd, "--steps", steps, "--seed", 3, "-W", 32, "-H", 32)
+    assert run_cli(*args, "-o", "default.png").exit_code == 0
+    for every in (1, 2):
+        assert run_cli(*args, "--step-cache", every, "-o", f"{every}.png").exit_code == 0
+    default, one, two = (pixels(tmp_path / n) for n in ("default.png", "1.png", "2.png"))
     assert not np.array_equal(one, two)
-    assert json.loads(Image.open(tmp_path / "one.png").text["scumble"])["step_cache"] == 1
-    assert json.loads(Image.open(tmp_path / "two.png").text["scumble"])["step_cache"] == 2
-    replay = run_cli("txt2img", "--replay", "two.png", "--model", tiny_sd, "-o", "again.png")
+    assert np.array_equal(default, two if same_as == 2 else one)
+    assert [json.loads(Image.open(tmp_path / n).text["scumble"])["step_cache"] for n in ("default.png", "1.png", "2.png")] == [0, 1, 2]
+    replay = run_cli("txt2img", "--replay", "default.png", "--model", tiny_sd, "-o", "again.png")
     assert replay.exit_code == 0, replay.stderr
-    assert np.array_equal(two, pixels(tmp_path / "again.png"))
+    assert np.array_equal(default, pixels(tmp_path / "again.png"))
+
+
+def test_the_default_counts_the_steps_img2img_runs_not_those_asked_for(tiny_sd, tmp_path):
+    from scumble.core.sampling.step_cache import interval
+
+    assert [interval(0, n) for n in (1, 14, 15, 40)] == [1, 1, 2, 2] and interval(3, 4) == 3 and interval(1, 40) == 1
+    from scumble.core.request.build import FLAGS, Layer, image_request
+
+    _sketch(tmp_path / "in.png")
+    request = image_request("img2img", [Layer(FLAGS, {"steps": 20, "strength": 0.35, "prompt": "x"})], inputs=[str(tmp_path / "in.png")])
+    assert request.sampling.step_cache == 0 and interval(request.sampling.step_cache, request.denoise.steps_run) == 1  # 7 of 20 steps run
 
 
 def _sketch(path):
@@ -182,7 +193,7 @@ def test_animate_takes_the_step_cache_and_records_it(run_cli, tiny_sd, tmp_path)
 
 
 @pytest.mark.parametrize("args,message", [
-    (("--step-cache", 0), "--step-cache 0: must be at least 1"),
+    (("--step-cache", -1), "--step-cache -1: must be at least 0"),
     (("--step-cache", 2, "--compile"), "--step-cache 2 and --compile: choose one"),
 ])
 def test_bad_step_cache_is_one_line_and_exit_2(run_cli, tiny_sd, args, message):
@@ -260,4 +271,4 @@ def test_compile_alone_turns_the_default_step_cache_off(tiny_sd):
 
     request = image_request("txt2img", [Layer(FLAGS, {"compile_unet": True})], prompts=["x"])
     assert request.sampling.step_cache == 1
-    assert image_request("txt2img", [Layer(FLAGS, {})], prompts=["x"]).sampling.step_cache == 2
+    assert image_request("txt2img", [Layer(FLAGS, {})], prompts=["x"]).sampling.step_cache == 0

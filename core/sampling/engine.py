@@ -256,7 +256,9 @@ class Engine:
         if self.adapters is not None:
             self.adapters.activate(prompts.extract_loras(jobs[0].prompt)[1])  # the runner batches only images with the same LoRAs
         conditioning = Conditioner(PromptEncoder(pipe, sampling.clip_skip), jobs, steps)
-        self._start_step_cache(pipe, sampling.step_cache)
+        from .step_cache import interval
+
+        self._start_step_cache(pipe, interval(sampling.step_cache, steps))
         self._start_token_merging(pipe, sampling.tome)
         if task == "txt2img" and (sampling.subseed_strength > 0 or sampling.ensd):
             task_args["latents"] = variation_noise(pipe, jobs, sampling.subseed_strength, width, height)

@@ -29,7 +29,7 @@ class Sampling:
     eta: float = 0.0
     ensd: int = 0  # A1111: the noise drawn during sampling comes from seed + ensd, the starting noise from seed
     tome: float = 0.0  # token merging: the fraction of tokens merged before the top-level self-attention
-    step_cache: int = 1  # run the whole UNet every this many calls, only its shallow path in between (1: always whole)
+    step_cache: int = 1  # run the whole UNet every this many calls, only its shallow path in between (1: always whole; 0: step_cache.interval decides)
 
     def __post_init__(self):
         # Parsed once, here: the engine, the scheduler factory and the record all read the parsed spec.

@@ -19,6 +19,18 @@ from diffusers.utils.peft_utils import apply_lora_scale
 
 from ..errors import UsageError
 
+# --step-cache 0 (the default) caches only sampling calls of at least this many steps. At 20 steps the
+# built-in model's adherence stayed within 2 points; img2img running 3-4 steps (animate at Deforum's
+# strengths) flickered three to nine times as much (benchmarks/README.md, bench_flicker.py).
+AUTO_MIN_STEPS = 15
+
+
+def interval(setting: int, steps_run: int) -> int:
+    """The step cache a sampling call of `steps_run` steps uses: the setting, or for 0 (auto) 2 when enough steps run."""
+    if setting:
+        return setting
+    return 2 if steps_run >= AUTO_MIN_STEPS else 1
+
 
 class StepCache:
     """Installed once on a UNet; `start(every)` before each sampling call (1: every call runs in full)."""
