@@ -163,10 +163,10 @@ def test_the_step_cache_runs_in_openvino_as_in_torch(run_cli, tiny_sd, tmp_path,
 def test_openvino_takes_the_default_step_cache(run_cli, tiny_sd, tmp_path):
     from PIL import Image
 
-    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, "--steps", 16, "-W", 32, "-H", 32, "--seed", 3, "--backend", "openvino", "-o", "d.png")
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, "--steps", 20, "-W", 32, "-H", 32, "--seed", 3, "--backend", "openvino", "-o", "d.png")
     assert result.exit_code == 0, result.stderr
     assert json.loads(Image.open(tmp_path / "d.png").text["scumble"])["step_cache"] == 0
-    assert len(converted(tmp_path)) == 2  # 16 steps: the default caches, so the shallow graph was converted too
+    assert len(converted(tmp_path)) == 2  # 20 steps: the default caches, so the shallow graph was converted too
 
 
 def test_the_cache_keeps_under_its_size_dropping_what_was_used_longest_ago(tmp_path):

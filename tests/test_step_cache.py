@@ -115,8 +115,8 @@ def test_guidance_cut_off_mid_run_keeps_the_conditional_half_of_the_features(tin
     assert len(cut) == 2 and cut[0].size == (32, 32)
 
 
-@pytest.mark.parametrize("steps,same_as", [(16, 2), (15, 2), (14, 1), (6, 1)])
-def test_the_default_caches_every_2nd_step_from_15_steps_and_none_below(run_cli, tiny_sd, tmp_path, steps, same_as):
+@pytest.mark.parametrize("steps,same_as", [(21, 2), (20, 2), (19, 1), (6, 1)])
+def test_the_default_caches_every_2nd_step_from_20_steps_and_none_below(run_cli, tiny_sd, tmp_path, steps, same_as):
     args = ("txt2img", "a red circle", "--model", tiny_sd, "--steps", steps, "--seed", 3, "-W", 32, "-H", 32)
     assert run_cli(*args, "-o", "default.png").exit_code == 0
     for every in (1, 2):
@@ -133,7 +133,7 @@ def test_the_default_caches_every_2nd_step_from_15_steps_and_none_below(run_cli,
 def test_the_default_counts_the_steps_img2img_runs_not_those_asked_for(tiny_sd, tmp_path):
     from scumble.core.sampling.step_cache import interval
 
-    assert [interval(0, n) for n in (1, 14, 15, 40)] == [1, 1, 2, 2] and interval(3, 4) == 3 and interval(1, 40) == 1
+    assert [interval(0, n) for n in (1, 19, 20, 40)] == [1, 1, 2, 2] and interval(3, 4) == 3 and interval(1, 40) == 1
     from scumble.core.request.build import FLAGS, Layer, image_request
 
     _sketch(tmp_path / "in.png")

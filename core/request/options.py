@@ -530,7 +530,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("cfg_cutoff", Float(0.0, 1.0, hi_open=True), 0.0, ("--cfg-cutoff",), "Skip guidance on this last fraction of the steps (0.2: the last 20%), halving their cost.", SAMPLING, IMAGE_TASKS),
     Option("tome", Float(0.0, 0.75), 0.0, ("--tome",), "Token merging: merge this fraction of the tokens before each self-attention at the UNet's finest level (0.5: half; 0: off). Pays at 768 pixels and up.", SAMPLING, ALL_TASKS),
     # On by default at 2: measured within 2 points of the plain run's adherence (benchmarks/README.md, bench_flags.py), at about 0.6x the time.
-    Option("step_cache", Int(0, 50), 0, ("--step-cache",), "Run the whole UNet every N steps and only its shallow blocks in between, on the deep features kept from the last whole step (DeepCache; 1: every step whole, as other tools do). 0: 2 when a sampling call runs at least 15 steps, else 1 (with few steps a kept feature is too stale).", SAMPLING, ALL_TASKS),
+    Option("step_cache", Int(0, 50), 0, ("--step-cache",), "Run the whole UNet every N steps and only its shallow blocks in between, on the deep features kept from the last whole step (DeepCache; 1: every step whole, as other tools do). 0: 2 when a sampling call runs at least 20 steps, else 1 (with fewer, a kept feature is too stale).", SAMPLING, ALL_TASKS),
     Option("batch_size", Int(1, MAX_BATCH), 1, ("--batch-size", "-b"), "Images per forward pass.", SAMPLING, IMAGE_TASKS),
     # output
     Option("output", OptionalPath(), None, ("--output", "-o"), "A .png file, a folder (names from --name), or - for standard output. Default: outputs/.", OUTPUT, IMAGE_TASKS),

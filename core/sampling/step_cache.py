@@ -19,10 +19,10 @@ from diffusers.utils.peft_utils import apply_lora_scale
 
 from ..errors import UsageError
 
-# --step-cache 0 (the default) caches only sampling calls of at least this many steps. At 20 steps the
-# built-in model's adherence stayed within 2 points; img2img running 3-4 steps (animate at Deforum's
-# strengths) flickered three to nine times as much (benchmarks/README.md, bench_flicker.py).
-AUTO_MIN_STEPS = 15
+# --step-cache 0 (the default) caches only sampling calls of at least this many steps. On the built-in
+# model's adherence (bench_flags.py, 100 prompts) it cost 1 point at 20 steps, 3 at 15, 23 at 10 and 55 at
+# 6; img2img running 3-4 steps (animate at Deforum's strengths) flickered 3 to 9 times as much.
+AUTO_MIN_STEPS = 20
 
 
 def interval(setting: int, steps_run: int) -> int:
