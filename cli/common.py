@@ -8,8 +8,9 @@ import typer
 
 from ..core.errors import ScumbleError, UsageError
 
-# With --replay the settings come from the image; only where and on what it runs may be chosen.
-REPLAY_FLAGS = {"model", "config", "allow_pickle", "device", "dtype", "offload", "vae", "vae_tiling", "attention_slicing", "channels_last", "compile_unet", "backend", "lora_dir", "embedding_dir", "output", "overwrite", "quality"}
+# With --replay the settings come from the image; only where and on what it runs may be chosen (and where its
+# models are now, each still checked: a moved checkpoint or depth model is named again, not re-described).
+REPLAY_FLAGS = {"model", "depth_model", "pose_model", "config", "allow_pickle", "device", "dtype", "offload", "vae", "vae_tiling", "attention_slicing", "channels_last", "compile_unet", "backend", "lora_dir", "embedding_dir", "output", "overwrite", "quality"}
 
 
 def layers(task: str, preset: str | None, flags: dict, settings: list = ()) -> list:

@@ -534,6 +534,10 @@ def test_txt2img_follows_a_depth_map_records_it_as_a1111_does_and_replays(run_cl
     again = run_cli("txt2img", "--replay", tmp_path / "depth.png", "--model", tiny_sd, "-o", "again.png")
     assert again.exit_code == 0, again.stderr
     assert np.array_equal(pixels(tmp_path / "depth.png"), pixels(tmp_path / "again.png"))
+    moved = shutil.copytree(depth_model, tmp_path / "moved-depth")  # the depth model named where it is now
+    elsewhere = run_cli("txt2img", "--replay", tmp_path / "depth.png", "--model", tiny_sd, "--depth-model", moved, "-o", "moved.png")
+    assert elsewhere.exit_code == 0, elsewhere.stderr
+    assert np.array_equal(pixels(tmp_path / "depth.png"), pixels(tmp_path / "moved.png"))
 
 
 @pytest.mark.parametrize("args,code,message", [
