@@ -595,6 +595,11 @@ def test_preprocess_openpose_and_txt2img_follow_a_pose_model_and_replay(run_cli,
     assert result.exit_code == 0, result.stderr
     drawn = pixels(tmp_path / "pose.png")
     assert drawn.shape == (32, 32, 3) and drawn.any()
+    from scumble.core.loading.annotators import PoseEstimator
+
+    found = PoseEstimator(str(pose_model)).points(pixels(a))
+    seen = found[~np.isnan(found).any(axis=1)]
+    assert found.shape == (17, 2) and len(seen) and ((seen >= 0) & (seen <= 31)).all()  # inside the picture, or not seen
     assert json.loads(Image.open(tmp_path / "pose.png").text["scumble_preprocess"])["settings"]["model_type"] == "vitpose"
     base = ("txt2img", "a red circle", "--model", tiny_sd, *STEPS, "--controlnet", cnets / "first")
     result = run_cli(*base, "--control-image", a, "--control-type", "openpose", "--pose-model", pose_model, "-o", "posed.png")

@@ -60,7 +60,8 @@ class PoseEstimator:
         self.name, self.location, self.device = name, location, device
 
     def points(self, frame: np.ndarray) -> np.ndarray:
-        """17 rows of (x, y) in the frame's pixels, NaN where the point scored below POSE_THRESHOLD."""
+        """17 rows of (x, y) in the frame's pixels, NaN where the point scored below POSE_THRESHOLD or fell outside the frame
+        (the box is the whole frame, so a point outside it is a miss, not a limb out of view)."""
         import torch
 
         height, width = frame.shape[:2]
@@ -75,7 +76,8 @@ class PoseEstimator:
             raise ModelError(f"--pose-model {self.name}: failed on a {width}x{height} picture: {first_line(exc)}") from None
         points = found["keypoints"].float().cpu().numpy().reshape(-1, 2)[:17]
         scores = found["scores"].float().cpu().numpy().reshape(-1)[:17]
-        points[scores < POSE_THRESHOLD] = np.nan
+        outside = (points[:, 0] < 0) | (points[:, 0] > width - 1) | (points[:, 1] < 0) | (points[:, 1] > height - 1)
+        points[(scores < POSE_THRESHOLD) | outside] = np.nan
         return points
 
     def control_map(self, frame: np.ndarray) -> np.ndarray:
