@@ -10,9 +10,9 @@ from . import options as opt
 
 
 def _complete_type(incomplete: str) -> list[str]:
-    from ..core.images.control_types import ALL_TYPES
+    from ..core.images.control_types import TYPES
 
-    return [name for name in ALL_TYPES if name.startswith(incomplete)]
+    return [name for name in TYPES if name.startswith(incomplete)]
 
 
 @opt.command("preprocess")

@@ -321,14 +321,11 @@ def _cn_number(data: dict, key: str, default: float, unit: int, warnings: list[s
 
 def _cn_module(module, unit: int, warnings: list[str]) -> str | None:
     """Our preprocessor for the extension's; None (the unit is left out) for one that needs a network scumble does not run."""
-    from ..images.control_types import NEEDS_A_MODEL, WITH_A_MODEL, model_flag
+    from ..images.control_types import WITH_A_MODEL, model_flag
 
     text = str(module).strip().lower()
     for prefix, ours in CN_MODULE_FAMILIES:
         if text.startswith(prefix):
-            if ours in NEEDS_A_MODEL:
-                warnings.append(f"ControlNet unit {unit}: preprocessor {_shown(module)} needs {NEEDS_A_MODEL[ours]}, which scumble does not run; the unit is not applied")
-                return None
             if ours in WITH_A_MODEL:  # the file names the extension's annotator, never a model scumble could load
                 warnings.append(f"ControlNet unit {unit}: preprocessor {_shown(module)} runs a network the file does not name; the unit is not applied (give --controlnet with --control-type {ours} {model_flag(ours)} MODEL)")
                 return None

@@ -187,7 +187,7 @@ def openpose_points(coco: np.ndarray) -> np.ndarray:
 def draw_pose(people: list[np.ndarray], height: int, width: int) -> np.ndarray:
     """OpenPose's picture of each person's 18 points: limbs as ellipses at 60% of their colour on black, then a dot per point."""
     canvas = np.zeros((height, width, 3), np.uint8)
-    thick = max(1, round(4 * max(1.0, min(height, width) / 512)))  # 4 pixels at 512, as the ControlNets saw them
+    thick = max(1, round(4 * _scale(canvas)))  # 4 pixels at 512, as the ControlNets saw them
     for points in people:
         for (a, b), colour in zip(POSE_LIMBS, POSE_COLOURS):
             if np.isnan(points[[a, b]]).any():

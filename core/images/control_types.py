@@ -8,8 +8,6 @@ TYPES = ("canny", "scribble", "lineart", "softedge", "tile", "shuffle", "depth",
 # Preprocessors that are networks: the user's own, named by an option (scumble neither ships nor downloads one).
 WITH_A_MODEL = {"depth": "depth_model", "openpose": "pose_model"}  # the option naming each one's model
 MODEL_KINDS = {"depth": "a transformers depth-estimation model (Depth Anything, DPT, ZoeDepth)", "openpose": "a transformers ViTPose model"}
-NEEDS_A_MODEL: dict[str, str] = {}  # accepted names whose network scumble cannot run (none today)
-ALL_TYPES = TYPES
 # The A1111 ControlNet extension's module that does the same, for the `parameters` text it reads back.
 A1111_MODULES = {"canny": "canny", "scribble": "scribble_xdog", "lineart": "lineart_standard", "softedge": "softedge", "tile": "tile_resample", "shuffle": "shuffle", "depth": "depth_midas", "openpose": "openpose", "none": "none"}
 
@@ -19,9 +17,7 @@ def model_flag(kind: str) -> str:
 
 
 def check_type(kind: str, flag: str = "--control-type") -> str:
-    """Refuse, before any work, an unknown preprocessor or one that would need a network we do not have."""
-    if kind in NEEDS_A_MODEL:
-        raise UsageError(f"{flag} {kind}: needs {NEEDS_A_MODEL[kind]}, which scumble does not ship or download; make the {kind} map with another tool and pass it with --control-image and --control-type none")
+    """Refuse, before any work, an unknown preprocessor."""
     if kind not in TYPES:
-        raise UsageError(f"{flag}: unknown type {kind[:60]!r}; choose from {', '.join(ALL_TYPES)}")
+        raise UsageError(f"{flag}: unknown type {kind[:60]!r}; choose from {', '.join(TYPES)}")
     return kind
