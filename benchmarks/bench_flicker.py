@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,7 @@ def render(video: str, folder: Path, args, strength: float, extra: list[str], se
     cmd = scumble("animate", "-p", "0: a street at night, neon lights", "--video-input", video, "--extract-nth-frame", str(args.nth),
                   "--frames", str(args.frames), "-W", str(args.size), "-H", str(args.size), "--steps", f"0: ({args.steps})",
                   "--strength", f"0: ({strength})", "--hybrid-comp-alpha", f"0: ({args.alpha})", "--zoom", "0: (1)",
-                  "--seed", str(seed), "-o", str(folder), "--json", "-q", *(["--step-cache", str(args.step_cache)] if args.step_cache else []), *extra)
+                  "--seed", str(seed), "-o", str(folder), "--json", "-q", *(["--step-cache", str(args.step_cache)] if args.step_cache else []), *shlex.split(args.animate_args), *extra)
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["seconds"]
 
 
@@ -79,6 +80,7 @@ def main() -> int:
     parser.add_argument("--nth", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--step-cache", type=int, default=0, help="passed to animate (0: animate's own default)")
+    parser.add_argument("--animate-args", default="", help="more animate options for every arm, e.g. '--seed-behavior fixed'")
     args = parser.parse_args()
 
     from scumble.core.animation.animator import read_video_frames
@@ -86,7 +88,7 @@ def main() -> int:
 
     video = read_video_frames(Path(args.video), args.nth, args.size, args.size, args.frames)  # the frames exactly as a run sees them
     back_flows = [None] + [flow.optical_flow(video[i], video[i - 1], "farneback") for i in range(1, len(video))]
-    print(f"{Path(args.video).name}: {args.frames} frames (every {args.nth}th), {args.size}x{args.size}, built-in model, {args.steps} steps, seeds {' '.join(map(str, args.seeds))} (iter), alpha {args.alpha}, step cache {args.step_cache or 'default'}")
+    print(f"{Path(args.video).name}: {args.frames} frames (every {args.nth}th), {args.size}x{args.size}, built-in model, {args.steps} steps, seeds {' '.join(map(str, args.seeds))} (iter), alpha {args.alpha}, step cache {args.step_cache or 'default'}{', ' + args.animate_args if args.animate_args else ''}")
     print(f"{'the input video itself':<34} flicker {flicker(video, back_flows):6.2f}")
     met = True
     for strength in args.strength:

@@ -193,3 +193,38 @@ def resumes_byte_identical(run, args, folder: Path, full: str, drop: Sequence[in
     resumed = run(*args, "-o", f"cut{suffix}", "--resume")
     assert resumed.exit_code == 0, resumed.stderr
     assert (folder / f"cut{suffix}").read_bytes() == (folder / full).read_bytes()
+
+
+def rife_flownet(encoder: str = "head", widths: Sequence[int] = (24, 16, 16, 8), features: int = 4, hands_on: int = 8, depth: int = 2) -> dict:
+    """A RIFE 4.x flownet.pkl's state dict, written out by hand in the published key layout (zeros, `module.` prefixed).
+
+    encoder: "none" (4.5/4.6), "pair" (4.7-4.9: encode.0, encode.1), "head" (4.17 on: encode.cnn0..cnn3).
+    hands_on: channels a block hands to the next beyond flow and mask (8 in 4.25/4.26; 0 gives 4.6's unused sixth).
+    The real files have blocks 192, 128, 96, 64 (and 32) wide with 8 residual convs; the loader reads sizes from the file.
+    """
+    import torch
+
+    state: dict = {}
+
+    def put(key: str, *shape: int) -> None:
+        state[f"module.{key}"] = torch.zeros(shape)
+
+    if encoder == "none":
+        features = 0
+    elif encoder == "pair":
+        put("encode.0.weight", 8, 3, 3, 3), put("encode.0.bias", 8)
+        put("encode.1.weight", 8, features, 4, 4), put("encode.1.bias", features)
+    else:
+        for i in range(3):
+            put(f"encode.cnn{i}.weight", 8, 3 if i == 0 else 8, 3, 3), put(f"encode.cnn{i}.bias", 8)
+        put("encode.cnn3.weight", 8, features, 4, 4), put("encode.cnn3.bias", features)
+    out = 5 + (hands_on or 1)
+    for i, c in enumerate(widths):
+        cin = 7 + 2 * features if i == 0 else 12 + 2 * features + hands_on
+        put(f"block{i}.conv0.0.0.weight", c // 2, cin, 3, 3), put(f"block{i}.conv0.0.0.bias", c // 2)
+        put(f"block{i}.conv0.1.0.weight", c, c // 2, 3, 3), put(f"block{i}.conv0.1.0.bias", c)
+        for j in range(depth):
+            put(f"block{i}.convblock.{j}.conv.weight", c, c, 3, 3), put(f"block{i}.convblock.{j}.conv.bias", c)
+            state[f"module.block{i}.convblock.{j}.beta"] = torch.ones(1, c, 1, 1)
+        put(f"block{i}.lastconv.0.weight", c, 4 * out, 4, 4), put(f"block{i}.lastconv.0.bias", 4 * out)
+    return state

@@ -489,7 +489,7 @@ def _output(data: dict) -> str | None:
     if _on(data.get("r_upscale_video")):
         on.append(f"r_upscale_video ({data.get('r_upscale_model')}, {data.get('r_upscale_factor')})")
     if not _off(data.get("frame_interpolation_engine")):
-        on.append(f"frame_interpolation_engine {_shown(data['frame_interpolation_engine'])} is done with ffmpeg's minterpolate (x{data.get('frame_interpolation_x_amount')}), not the model (give FILM's TorchScript file with --interpolate-model)")
+        on.append(f"frame_interpolation_engine {_shown(data['frame_interpolation_engine'])} is done with ffmpeg's minterpolate (x{data.get('frame_interpolation_x_amount')}), not the model (give RIFE's flownet.pkl or FILM's TorchScript file with --interpolate-model)")
     if _on(data.get("make_gif")):
         on.append("make_gif (pass -o NAME.gif)")
     return f"video: {', '.join(on)} not supported" if on else None

@@ -637,7 +637,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("soundtrack", OptionalPath(), None, ("--soundtrack",), "Mux this audio file into the .mp4 or .webm, cut to the video's length.", VIDEO, ANIMATE),
     Option("soundtrack_offset", Float(0.0, 86400.0), 0.0, ("--soundtrack-offset",), "Start the soundtrack this many seconds into the file.", VIDEO, ANIMATE),
     Option("interpolate", Int(1, 8), 1, ("--interpolate",), "Make N-1 motion-interpolated frames between frames (ffmpeg's minterpolate, or --interpolate-model); the video's frame rate grows N times.", VIDEO, ANIMATE),
-    Option("interpolate_model", OptionalPath(), None, ("--interpolate-model",), "--interpolate's in-betweens from a frame-interpolation network: FILM's TorchScript file (film_net_fp32.pt); needs --allow-pickle.", VIDEO, ANIMATE),
+    Option("interpolate_model", OptionalPath(), None, ("--interpolate-model",), "--interpolate's in-betweens from a frame-interpolation network: FILM's TorchScript file (film_net_fp32.pt) or RIFE 4.5+'s flownet.pkl (both need --allow-pickle) or flownet .safetensors.", VIDEO, ANIMATE),
     Option("deflicker", Bool(), False, ("--deflicker/--no-deflicker",), "Even out brightness flicker across frames (ffmpeg's deflicker).", VIDEO, ANIMATE),
     Option("keep_frames", Bool(), True, ("--keep-frames/--no-keep-frames",), "Keep the numbered PNG frames and settings beside the video.", VIDEO, ANIMATE),
     Option("contact_sheet", Int(0, MAX_FRAMES), 0, ("--contact-sheet",), "Also write a contact sheet of every Nth frame (0: none).", VIDEO, ANIMATE),
