@@ -74,9 +74,11 @@ EXTRA_ROWS = ["sdcpp:f32", "sdcpp:bf16", "openvino:f32"]  # run only when --only
 # match for the installed scumble to know the flag (None: always there). One line per flag.
 # {taesd} is the random TAESD this script makes: `--vae tiny` would fetch TAESD from the hub for an SD 1.5 file.
 SCUMBLE_FLAGS = [
-    # --dtype auto (bf16 on a CPU with fast bf16, else fp32), and the step cache the default gives a 20-step
-    # picture: --step-cache 0 turns it off below 20 steps, so the 4- and 8-step runs of the per-step figure ask for it.
+    # --dtype auto (bf16 on a CPU with fast bf16, else fp32), --backend auto (OpenVINO for SD 1.5 where it is
+    # installed), and the step cache the default gives a 20-step picture: --step-cache 0 turns it off below 20
+    # steps, so the 4- and 8-step runs of the per-step figure ask for it.
     ("default", ["--step-cache", "2"], r"--step-cache"),
+    ("torch", ["--backend", "torch", "--step-cache", "2"], r"--backend"),  # the default before --backend auto
     ("no-step-cache", ["--step-cache", "1"], r"--step-cache"),  # the defaults with every UNet call whole: the 4-vs-8 difference is a plain step
     ("step-cache-3", ["--step-cache", "3"], r"--step-cache"),
     ("fp32", ["--dtype", "fp32"], None),
@@ -87,8 +89,8 @@ SCUMBLE_FLAGS = [
     ("vae-tiny", ["--vae", "{taesd}"], r"--vae\b"),
     ("ays", ["--noise-schedule", "ays"], r"\bays\b"),  # Align Your Steps: same cost a step, fewer steps needed
     ("tome-0.5", ["--tome", "0.5"], r"--tome\b"),
-    # The UNet in OpenVINO, with the default step cache, and without. Convert once before timing (any run
-    # with the same flags): a first run's conversion would land in its generation time.
+    # The UNet in OpenVINO, with the default step cache, and without. A warm-up run converts before timing
+    # (needs_warm_up): a first run's conversion would land in its generation time.
     ("openvino", ["--backend", "openvino", "--step-cache", "2"], r"--backend"),
     ("openvino-no-step-cache", ["--backend", "openvino", "--step-cache", "1"], r"--backend"),
     ("openvino-fp32", ["--backend", "openvino", "--dtype", "fp32"], r"--backend"),
@@ -533,9 +535,11 @@ def scumble_rows(python: str, env: dict) -> tuple[list[str], dict[str, str]]:
 
 
 def needs_warm_up(row: str) -> bool:
-    """Rows whose first process fills an on-disk cache that later ones reuse (torch.compile's inductor cache)."""
+    """Rows whose first process fills an on-disk cache that later ones reuse: torch.compile's inductor cache, or
+    the OpenVINO conversion that --backend openvino, and --backend auto for SD 1.5, make on a first run."""
     engine, _, config = row.partition(":")
-    return engine == "scumble" and any("--compile" in extra for name, extra, _ in SCUMBLE_FLAGS if name == config)
+    extra = next((extra for name, extra, _ in SCUMBLE_FLAGS if name == config), [])
+    return engine == "scumble" and ("--compile" in extra or not ({"torch", "--tome"} & set(extra)))
 
 
 def wanted(row: str, only: list[str]) -> bool:

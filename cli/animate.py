@@ -66,9 +66,8 @@ def animate(
     from ..core.sampling.engine import Engine
 
     preflight(settings)  # an output already there is refused without waiting for the model
-    engine = Engine.from_options(model)
     with ConsoleReporter(quiet, False) as reporter:
-        result = run_animation(engine, settings, reporter)
+        result = run_animation(Engine.from_options(model, reporter.notice), settings, reporter)
     render_result(result, quiet, json_out, settings.seed)
 
 

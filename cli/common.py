@@ -62,6 +62,6 @@ def run_images(request, quiet: bool, json_lines: bool) -> None:
         raise UsageError("--json and -o - both want standard output; choose one")
     with ConsoleReporter(quiet, json_lines) as reporter:
         planned = runner.plan(request, reporter)  # a run with nothing to make says so without loading the model
-        summary = planned.summary if planned.nothing_to_make else runner.run(Engine.from_options(request.model), request, reporter, planned)
+        summary = planned.summary if planned.nothing_to_make else runner.run(Engine.from_options(request.model, reporter.notice), request, reporter, planned)
     reporter.summary(summary)
     raise typer.Exit(summary.exit_code)

@@ -49,9 +49,8 @@ def grid(
     from .render import ConsoleReporter
 
     plan = grids.plan(prompt, {"x": x, "y": y, "z": z}, layers("txt2img", preset, flags), output)
-    engine = Engine.from_options(plan.base.model)
     with ConsoleReporter(quiet or json_out, False) as reporter:
-        result = grids.run(engine, plan, reporter)
+        result = grids.run(Engine.from_options(plan.base.model, reporter.notice), plan, reporter)
     render(result, quiet, json_out)
 
 

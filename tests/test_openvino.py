@@ -193,3 +193,39 @@ def test_a_new_conversion_makes_room_by_dropping_the_entry_used_longest_ago(run_
     bad = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "c.png", env={"SCUMBLE_OPENVINO_CACHE_GB": "lots"})
     assert bad.exit_code == 2 and bad.stderr.strip() == "error: SCUMBLE_OPENVINO_CACHE_GB='lots': must be a number of gigabytes (0: no limit)"
     assert not (tmp_path / "c.png").exists() and converted(tmp_path) == second
+
+
+AUTO = """
+import sys
+from scumble.core.sampling import openvino_unet
+openvino_unet.AUTO_MIN_PARAMETERS, openvino_unet.CONVERSION_PEAK = int(sys.argv[1]), float(sys.argv[2])
+from scumble.cli.app import app
+sys.argv = ["scumble", *sys.argv[3:]]
+app()
+"""
+
+
+def test_backend_auto_runs_an_sd_sized_unet_in_openvino_and_keeps_a_small_one_in_torch(run_cli, tiny_sd, tmp_path):
+    def auto(threshold: int, peak: float, *args):
+        """--backend auto (the default) with the size that counts as SD-sized, and the memory a conversion needs, set."""
+        done = subprocess.run([sys.executable, "-c", AUTO, str(threshold), str(peak), *map(str, args)], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                              env=os.environ | {"XDG_CACHE_HOME": str(tmp_path / ".cache"), "XDG_CONFIG_HOME": str(tmp_path / ".config")})
+        return SimpleNamespace(exit_code=done.returncode, stderr=done.stderr)
+
+    common = ("txt2img", "a red circle", "--model", tiny_sd, *ARGS)
+    assert run_cli(*common, "--backend", "torch", "-o", "torch.png").exit_code == 0
+    small = run_cli(*common, "-o", "auto.png")  # the real threshold: a tiny UNet stays in torch
+    assert small.exit_code == 0 and "OpenVINO" not in small.stderr and converted(tmp_path) == []
+    assert np.array_equal(pixels(tmp_path / "auto.png"), pixels(tmp_path / "torch.png"))
+    short = auto(0, 1e9, *common, "-o", "short.png")  # SD-sized, but the conversion would not fit in memory
+    assert short.exit_code == 0 and converted(tmp_path) == [] and np.array_equal(pixels(tmp_path / "short.png"), pixels(tmp_path / "torch.png"))
+    merged = auto(0, 0, *common, "--tome", 0.5, "-o", "tome.png")  # token merging works inside the torch UNet: auto gives way
+    assert merged.exit_code == 0 and converted(tmp_path) == [], merged.stderr
+    assert run_cli(*common, "--backend", "openvino", "-o", "ov.png").exit_code == 0
+    picked = auto(0, 0, *common, "-o", "picked.png")
+    assert picked.exit_code == 0, picked.stderr
+    assert "--backend auto: the UNet runs in OpenVINO" in picked.stderr
+    assert np.array_equal(pixels(tmp_path / "picked.png"), pixels(tmp_path / "ov.png"))
+    assert len(converted(tmp_path)) == 1  # --backend openvino's conversion, found in the cache
+    tiled = auto(0, 0, *common, "--tiling", "-o", "tiled.png")  # a new conversion says so before the wait
+    assert tiled.exit_code == 0 and "converting the UNet for OpenVINO" in tiled.stderr and len(converted(tmp_path)) == 2, tiled.stderr

@@ -12,7 +12,7 @@ from ..errors import UsageError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OFFLOAD_MODES = ("none", "model", "sequential")
-BACKENDS = ("torch", "openvino")
+BACKENDS = ("auto", "torch", "openvino")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Runtime:
     attention_slicing: bool = False
     channels_last: bool = False
     compile: bool = False
-    backend: str = "torch"  # or "openvino": the UNet runs in OpenVINO (sampling/openvino_unet.py)
+    backend: str = "torch"  # "openvino": the UNet runs in OpenVINO (sampling/openvino_unet.py); "auto": the engine decides once the UNet is loaded
 
     @property
     def dtype_name(self) -> str:
@@ -85,7 +85,7 @@ def wants_channels_last(device: torch.device, dtype: torch.dtype) -> bool:
     return CPU_BF16_CHANNELS_LAST and device.type == "cpu" and dtype == torch.bfloat16
 
 
-def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none", vae_tiling: bool = False, attention_slicing: bool = False, channels_last: bool = False, compile: bool = False, backend: str = "torch") -> Runtime:
+def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none", vae_tiling: bool = False, attention_slicing: bool = False, channels_last: bool = False, compile: bool = False, backend: str = "auto") -> Runtime:
     dev = resolve_device(device)
     if backend not in BACKENDS:
         raise UsageError(f"--backend: unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -98,6 +98,11 @@ def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none
             raise UsageError("--backend openvino and --compile: choose one (OpenVINO compiles the UNet itself)")
         if importlib.util.find_spec("openvino") is None:
             raise UsageError("--backend openvino needs OpenVINO: pip install 'scumble[openvino]'")
+    if backend == "auto":
+        import importlib.util
+
+        if dev.type != "cpu" or compile or importlib.util.find_spec("openvino") is None:
+            backend = "torch"
     if offload not in OFFLOAD_MODES:
         raise UsageError(f"--offload: unknown mode {offload!r}; choose from {', '.join(OFFLOAD_MODES)}")
     if offload != "none" and dev.type != "cuda":

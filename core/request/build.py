@@ -124,11 +124,14 @@ def model_options(values: Mapping[str, Any]) -> ModelOptions:
 
 def _resolve_unet_options(values: dict[str, Any], origin: Mapping[str, str]) -> None:
     """--compile takes the whole UNet: a step cache the user did not ask for gives way, an asked-for one is refused.
-    --backend openvino runs its own step cache, but not what reaches inside the torch UNet (token merging, ControlNet)."""
+    --backend openvino runs its own step cache, but not what reaches inside the torch UNet (token merging, ControlNet):
+    --backend auto gives way to them, an asked-for openvino is refused."""
     if values["step_cache"] != 1 and values["compile_unet"]:
         if values["step_cache"] > 1 and origin.get("step_cache", "default") != "default":
             raise UsageError(f"--step-cache {values['step_cache']} and --compile: choose one (the compiled UNet would retrace at every cached step)")
         values["step_cache"] = 1
+    if values.get("backend") == "auto" and (values.get("tome") or values.get("controlnet")):
+        values["backend"] = "torch"
     if values.get("backend") == "openvino":
         if values.get("tome"):
             raise UsageError(f"--tome {values['tome']:g} and --backend openvino: choose one (token merging works inside the torch UNet)")

@@ -500,7 +500,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("attention_slicing", Bool(), False, ("--attention-slicing",), "Compute attention in slices to save memory.", MODEL),
     Option("channels_last", Bool(), False, ("--channels-last",), "Channels-last memory layout for the UNet and VAE (always on for bf16 on the CPU, where it is faster).", MODEL),
     Option("compile_unet", Bool(), False, ("--compile",), "torch.compile the UNet (slow first call; recompiles when the size changes).", MODEL),
-    Option("backend", Text(20, ("torch", "openvino"), "backend"), "torch", ("--backend",), "torch, or openvino: the UNet converted once (cached) and run by OpenVINO on the CPU; pip install 'scumble[openvino]'.", MODEL),
+    Option("backend", Text(20, ("auto", "torch", "openvino"), "backend"), "auto", ("--backend",), "openvino: the UNet converted once (cached) and run by OpenVINO on the CPU (pip install 'scumble[openvino]'); auto: openvino for an SD-sized UNet where it is installed and the conversion fits in memory, else torch.", MODEL),
     Option("lora", WeightedPaths(), (), ("--lora",), "A LoRA file (.safetensors; kohya/A1111 or diffusers/PEFT keys) and its weight; repeat for several.", MODEL),
     Option("lora_dir", PathList(), (), ("--lora-dir",), "Where <lora:NAME:WEIGHT> in a prompt finds NAME; repeat for several folders.", MODEL, extra={"envvar": "SCUMBLE_LORA_DIR"}),
     Option("fuse_lora", Bool(), False, ("--fuse-lora",), "Fuse the --lora weights into the model once: faster on long batches.", MODEL),

@@ -21,7 +21,7 @@ class ModelOptions:
     attention_slicing: bool = False
     channels_last: bool = False
     compile_unet: bool = False
-    backend: str = "torch"
+    backend: str = "auto"
     lora: tuple[tuple[str, float], ...] = ()
     lora_dir: tuple[str, ...] = ()
     fuse_lora: bool = False

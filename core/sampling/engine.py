@@ -9,6 +9,7 @@ residual plumbing, guess mode and start/end windows that a hand-written loop wou
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Callable
 
@@ -41,7 +42,7 @@ _CONTROL_PIPELINES = {
 class Engine:
     """One model, loaded once, serving every task."""
 
-    def __init__(self, pipe, source: ModelSource, runtime: devices.Runtime, vae_name: str = ""):
+    def __init__(self, pipe, source: ModelSource, runtime: devices.Runtime, vae_name: str = "", notify=None):
         self.source = source
         self.runtime = runtime
         self._pipes = {"txt2img": devices.place(pipe, runtime)}
@@ -55,15 +56,24 @@ class Engine:
         self.controlnets = None  # loading.controlnets.ControlNets, when the run names any
         self._step_cache = None  # installed on the UNet the first time a run asks for --step-cache
         self._token_merging = None  # likewise, for --tome
-        self._openvino = None  # sampling.openvino_unet.OpenVINOUNet, for --backend openvino
+        self._openvino = None  # sampling.openvino_unet.OpenVINOUNet, for --backend openvino (or auto's choice of it)
+        if runtime.backend == "auto":
+            from .openvino_unet import auto_declines
+
+            reason = auto_declines(pipe.unet)
+            self.runtime = runtime = dataclasses.replace(runtime, backend="torch" if reason else "openvino")
+            if notify is not None and not reason:
+                notify("--backend auto: the UNet runs in OpenVINO (--backend torch to keep it in torch)")
         if runtime.backend == "openvino":
             from .openvino_unet import OpenVINOUNet
 
             self._openvino = OpenVINOUNet(pipe.unet, runtime.dtype, f"{source.location}|{self.model_hash}")
+            if notify is not None:
+                self._openvino.notify = notify
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
-    def load(cls, model: str, runtime: devices.Runtime, config: str | None = None, allow_pickle: bool = False, vae: str = "") -> "Engine":
+    def load(cls, model: str, runtime: devices.Runtime, config: str | None = None, allow_pickle: bool = False, vae: str = "", notify=None) -> "Engine":
         source = sources.resolve(model)
         pipe = load_pipeline(source, runtime, config, allow_pickle)
         family = "sdxl" if "XL" in type(pipe).__name__ else "sd"
@@ -73,13 +83,13 @@ class Engine:
             if autoencoder.config.latent_channels != pipe.unet.config.out_channels:
                 raise ModelError(f"--vae {vae}: it makes {autoencoder.config.latent_channels}-channel latents but the model's UNet works on {pipe.unet.config.out_channels}")
             pipe.vae = autoencoder
-        return cls(pipe, source, runtime, vae)
+        return cls(pipe, source, runtime, vae, notify)
 
     @classmethod
-    def from_options(cls, options) -> "Engine":
-        """The one engine of a run, from its request's ModelOptions."""
+    def from_options(cls, options, notify=None) -> "Engine":
+        """The one engine of a run, from its request's ModelOptions; `notify(message)` hears what the user should know."""
         runtime = devices.make_runtime(options.device, options.dtype, options.offload, options.vae_tiling, options.attention_slicing, options.channels_last, options.compile_unet, options.backend)
-        engine = cls.load(options.model, runtime, config=options.config, allow_pickle=options.allow_pickle, vae=options.vae)
+        engine = cls.load(options.model, runtime, config=options.config, allow_pickle=options.allow_pickle, vae=options.vae, notify=notify)
         if options.lora or options.lora_dir or options.embedding or options.embedding_dir:
             from ..loading.adapters import Adapters
 
