@@ -126,7 +126,7 @@ def load_model(job: Job):
     source = sources.resolve(job.model)
     if source.family == "sdxl":
         raise UsageError(f"--model {job.model}: an SDXL model; train-lora trains SD 1.x and 2.x models")
-    runtime = devices.make_runtime(job.device, "fp32")
+    runtime = devices.make_runtime(job.device, "fp32", backend="torch")  # training runs the torch UNet itself
     pipe = loaders.load_pipeline(source, runtime, job.config, job.allow_pickle)
     if "XL" in type(pipe).__name__:
         raise UsageError(f"--model {job.model}: an SDXL model; train-lora trains SD 1.x and 2.x models")
