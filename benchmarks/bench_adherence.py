@@ -57,7 +57,7 @@ def evaluate(engine, sampling, count: int, offset: int = 0) -> tuple[dict[str, f
 
 
 def judge_more(engine, sampling, count: int, offset: int) -> dict[str, float]:
-    """training/adherence.judge's measures through this engine: pairs, scenes, non-square sizes (and shapes again)."""
+    """training/adherence's measures past evaluate()'s one-object prompts, through this engine: pairs, scenes, non-square sizes."""
     from dataclasses import replace
 
     from scumble.core.sampling.engine import ImageJob
@@ -67,7 +67,7 @@ def judge_more(engine, sampling, count: int, offset: int) -> dict[str, float]:
         jobs = [ImageJob(p, "", s, i) for i, (p, s) in enumerate(zip(prompts, seeds))]
         return [np.asarray(engine.txt2img([job], replace(sampling, width=width, height=height))[0].convert("RGB")) for job in jobs]
 
-    return adherence.judge(generate, count, offset=offset, size=engine.native_size)
+    return adherence.judge_beyond_one_object(generate, count, offset=offset, size=engine.native_size)
 
 
 def main() -> int:
@@ -98,7 +98,7 @@ def main() -> int:
     sampling = Sampling(steps=args.steps, cfg=args.cfg, scheduler=args.scheduler)
     scores, images, seconds = evaluate(engine, sampling, args.count, offset)
     if args.all:
-        scores |= {k: v for k, v in judge_more(engine, sampling, args.count, offset).items() if k not in scores}
+        scores |= judge_more(engine, sampling, args.count, offset)
     bare = json.loads(subprocess.run([sys.executable, "-c", BARE, str(folder), str(args.steps), "5"], check=True, capture_output=True, text=True).stdout)
     ours = float(np.median(seconds))
     theirs = float(np.median(bare))

@@ -246,13 +246,17 @@ def judge(generate, count: int, offset: int = 0, size: int = world.SIZE, sizes=w
     """Every adherence score of one model, in percent. generate(prompts, seeds, height, width) returns uint8
     pictures. One-object shapes at `size`, two objects (count // 2), scenes (count // 2), and one-object shapes
     at the non-square `sizes` (count // 2); seeds are seed_base + offset + i, so a run is repeatable."""
-    out: dict[str, float] = {}
     targets = held_out_targets(count, offset=offset)
     results = []
     for i, chunk in _chunks(targets):
         for t, img in zip(chunk, generate([t.prompt for t in chunk], [seed_base + offset + i + j for j in range(len(chunk))], size, size)):
             results.append(score(t, read_picture(img)))
-    out.update(summarize(results))
+    return summarize(results) | judge_beyond_one_object(generate, count, offset, size, sizes, seed_base)
+
+
+def judge_beyond_one_object(generate, count: int, offset: int = 0, size: int = world.SIZE, sizes=world.BUCKETS, seed_base: int = 1000) -> dict[str, float]:
+    """judge()'s measures past the one-object prompts: two objects, scenes, one object at non-square sizes."""
+    out: dict[str, float] = {}
     pairs = held_out_pairs(max(count // 2, 1), offset=offset)
     both = []
     for i, chunk in _chunks(pairs):

@@ -66,11 +66,11 @@ def _load(file: Path, path: str, allow_pickle: bool):
     """("FILM", a TorchScript module) or ("RIFE", rife.IFNet); a .safetensors file needs no --allow-pickle."""
     import torch
 
+    from . import rife
+
     if file.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
-
-        from . import rife
 
         try:
             state = load_file(str(file))
@@ -89,6 +89,4 @@ def _load(file: Path, path: str, allow_pickle: bool):
         raise ModelError(f"--interpolate-model {path}: neither a TorchScript file ({script_error}) nor a weights-only RIFE flownet") from None
     if not isinstance(state, dict):
         raise ModelError(f"--interpolate-model {path}: holds a {type(state).__name__}, not TorchScript or a RIFE flownet's weights")
-    from . import rife
-
     return "RIFE", rife.from_state_dict(state, file.name)

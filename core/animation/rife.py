@@ -19,10 +19,6 @@ from torch import nn
 from ..errors import ModelError
 
 
-def _act() -> nn.Module:
-    return nn.LeakyReLU(0.2)
-
-
 class ResConv(nn.Module):
     def __init__(self, c: int):
         super().__init__()
@@ -38,7 +34,7 @@ class Block(nn.Module):
 
     def __init__(self, cin: int, mid: int, c: int, depth: int, out: int):
         super().__init__()
-        self.conv0 = nn.Sequential(nn.Sequential(nn.Conv2d(cin, mid, 3, 2, 1), _act()), nn.Sequential(nn.Conv2d(mid, c, 3, 2, 1), _act()))
+        self.conv0 = nn.Sequential(nn.Sequential(nn.Conv2d(cin, mid, 3, 2, 1), nn.LeakyReLU(0.2)), nn.Sequential(nn.Conv2d(mid, c, 3, 2, 1), nn.LeakyReLU(0.2)))
         self.convblock = nn.Sequential(*(ResConv(c) for _ in range(depth)))
         self.lastconv = nn.Sequential(nn.ConvTranspose2d(c, 4 * out, 4, 2, 1), nn.PixelShuffle(2))
 
@@ -52,7 +48,7 @@ class Block(nn.Module):
 
 
 class Head(nn.Module):
-    """The frame encoder of 4.10 on: three convs and a transposed one, features at the frame's size."""
+    """The frame encoder of 4.10 on (cnn0..cnn3; 4.10-4.12 files are renamed to it): three convs and a transposed one."""
 
     def __init__(self, mid: int, out: int):
         super().__init__()
@@ -122,6 +118,8 @@ def _shape(state: dict, key: str, name: str) -> tuple[int, ...]:
 def from_state_dict(state: dict, name: str) -> IFNet:
     """An IFNet sized from a flownet.pkl's tensors; refuses one whose layout is not RIFE 4.5 or later."""
     state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if "encode.6.weight" in state:  # 4.10-4.12 hold Head's four layers in a Sequential (ReLUs between): the same network
+        state = {re.sub(r"^encode\.([0246])\.", lambda m: f"encode.cnn{int(m.group(1)) // 2}.", k): v for k, v in state.items()}
     count = len({m.group(1) for k in state if (m := re.match(r"block(\d+)\.", k))})
     if count < 2:
         raise ModelError(f"--interpolate-model {name}: not a RIFE 4.x flownet (no block0, block1 ... weights)")
@@ -133,10 +131,6 @@ def from_state_dict(state: dict, name: str) -> IFNet:
         mid = _shape(state, "encode.cnn0.weight", name)[0]
         features = _shape(state, "encode.cnn3.weight", name)[1]
         encode = Head(mid, features)
-    elif "encode.6.weight" in state:  # 4.10-4.12: Head's layers in a Sequential
-        mid = _shape(state, "encode.0.weight", name)[0]
-        features = _shape(state, "encode.6.weight", name)[1]
-        encode = nn.Sequential(nn.Conv2d(3, mid, 3, 2, 1), _act(), nn.Conv2d(mid, mid, 3, 1, 1), _act(), nn.Conv2d(mid, mid, 3, 1, 1), _act(), nn.ConvTranspose2d(mid, features, 4, 2, 1))
     elif "encode.0.weight" in state:  # 4.7-4.9: one conv down, one transposed conv up, nothing between
         mid = _shape(state, "encode.0.weight", name)[0]
         features = _shape(state, "encode.1.weight", name)[1]

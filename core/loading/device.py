@@ -89,20 +89,18 @@ def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none
     dev = resolve_device(device)
     if backend not in BACKENDS:
         raise UsageError(f"--backend: unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if backend == "openvino":
+    if backend != "torch":
         import importlib.util
 
-        if dev.type != "cpu":
+        installed = importlib.util.find_spec("openvino") is not None
+        if backend == "auto" and (dev.type != "cpu" or compile or not installed):
+            backend = "torch"  # auto gives way to what OpenVINO cannot do; an asked-for openvino is refused below
+        elif backend == "openvino" and dev.type != "cpu":
             raise UsageError(f"--backend openvino runs on the CPU; it cannot use --device {dev.type}")
-        if compile:
+        elif backend == "openvino" and compile:
             raise UsageError("--backend openvino and --compile: choose one (OpenVINO compiles the UNet itself)")
-        if importlib.util.find_spec("openvino") is None:
+        elif backend == "openvino" and not installed:
             raise UsageError("--backend openvino needs OpenVINO: pip install 'scumble[openvino]'")
-    if backend == "auto":
-        import importlib.util
-
-        if dev.type != "cpu" or compile or importlib.util.find_spec("openvino") is None:
-            backend = "torch"
     if offload not in OFFLOAD_MODES:
         raise UsageError(f"--offload: unknown mode {offload!r}; choose from {', '.join(OFFLOAD_MODES)}")
     if offload != "none" and dev.type != "cuda":

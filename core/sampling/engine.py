@@ -42,7 +42,7 @@ _CONTROL_PIPELINES = {
 class Engine:
     """One model, loaded once, serving every task."""
 
-    def __init__(self, pipe, source: ModelSource, runtime: devices.Runtime, vae_name: str = "", notify=None):
+    def __init__(self, pipe, source: ModelSource, runtime: devices.Runtime, vae_name: str = "", notify: Callable[[str], None] = lambda message: None):
         self.source = source
         self.runtime = runtime
         self._pipes = {"txt2img": devices.place(pipe, runtime)}
@@ -62,18 +62,16 @@ class Engine:
 
             reason = auto_declines(pipe.unet)
             self.runtime = runtime = dataclasses.replace(runtime, backend="torch" if reason else "openvino")
-            if notify is not None and not reason:
+            if not reason:
                 notify("--backend auto: the UNet runs in OpenVINO (--backend torch to keep it in torch)")
         if runtime.backend == "openvino":
             from .openvino_unet import OpenVINOUNet
 
-            self._openvino = OpenVINOUNet(pipe.unet, runtime.dtype, f"{source.location}|{self.model_hash}")
-            if notify is not None:
-                self._openvino.notify = notify
+            self._openvino = OpenVINOUNet(pipe.unet, runtime.dtype, f"{source.location}|{self.model_hash}", notify)
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod
-    def load(cls, model: str, runtime: devices.Runtime, config: str | None = None, allow_pickle: bool = False, vae: str = "", notify=None) -> "Engine":
+    def load(cls, model: str, runtime: devices.Runtime, config: str | None = None, allow_pickle: bool = False, vae: str = "", notify: Callable[[str], None] = lambda message: None) -> "Engine":
         source = sources.resolve(model)
         pipe = load_pipeline(source, runtime, config, allow_pickle)
         family = "sdxl" if "XL" in type(pipe).__name__ else "sd"
@@ -86,7 +84,7 @@ class Engine:
         return cls(pipe, source, runtime, vae, notify)
 
     @classmethod
-    def from_options(cls, options, notify=None) -> "Engine":
+    def from_options(cls, options, notify: Callable[[str], None] = lambda message: None) -> "Engine":
         """The one engine of a run, from its request's ModelOptions; `notify(message)` hears what the user should know."""
         runtime = devices.make_runtime(options.device, options.dtype, options.offload, options.vae_tiling, options.attention_slicing, options.channels_last, options.compile_unet, options.backend)
         engine = cls.load(options.model, runtime, config=options.config, allow_pickle=options.allow_pickle, vae=options.vae, notify=notify)

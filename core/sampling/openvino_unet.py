@@ -133,7 +133,7 @@ GRAPHS = {"whole": _Whole, "shallow": _Shallow}
 class OpenVINOUNet(torch.nn.Module):
     """Called as diffusers calls a UNet2DConditionModel; runs the OpenVINO model converted for the active LoRAs."""
 
-    def __init__(self, unet, precision: torch.dtype, identity: str):
+    def __init__(self, unet, precision: torch.dtype, identity: str, notify=lambda message: None):
         super().__init__()
         if getattr(unet.config, "time_cond_proj_dim", None):
             raise ModelError("--backend openvino: this UNet takes a guidance embedding (an LCM-distilled model); use --backend torch")
@@ -146,7 +146,7 @@ class OpenVINOUNet(torch.nn.Module):
         self._compiled: dict[tuple, object] = {}  # (cache key, input shapes) -> compiled model
         self._keys: dict[tuple, str] = {}  # (graph, variant) -> cache key, so a UNet call does not hash the config
         self.every, self.calls, self._deep = 1, 0, None  # the step cache, as StepCache keeps it
-        self.notify = lambda message: None  # told before a conversion, which takes minutes for SD 1.5
+        self.notify = notify  # told before a conversion, which takes minutes for SD 1.5
 
     # the pipelines read these from the UNet
     @property
