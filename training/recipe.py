@@ -59,6 +59,11 @@ class Recipe:
     unet_steps: int = 7000  # the learning-rate schedule's horizon (warm-up, then cosine decay to 10%)
     unet_stop: int = 0  # stop here (0: at unet_steps), to shorten a run without changing its schedule
     object_weight: float = 0.0  # extra loss weight on latent cells an object covers (0: plain loss)
+    # A second stage after the main schedule: its own warm-up and cosine decay, from tune_lr times the
+    # base rates, with lone objects' captions naming no position in a tune_unplaced share (0.1 before).
+    tune_steps: int = 0
+    tune_lr: float = 0.2
+    tune_unplaced: float = 0.5
     batch: int = 64
     unet_lr: float = 1e-3
     text_lr: float = 3e-4
@@ -89,6 +94,14 @@ class Recipe:
     @property
     def mix(self) -> world.Mix:
         return world.Mix(landscape=self.landscape_rate, two_objects=self.two_object_rate)
+
+    def mix_at(self, step: int) -> world.Mix:
+        return replace(self.mix, unplaced=self.tune_unplaced) if step >= self.unet_steps else self.mix
+
+    def lr_at(self, step: int) -> float:
+        if step < self.unet_steps:
+            return lr_factor(step, self.unet_steps, self.warmup)
+        return self.tune_lr * lr_factor(step - self.unet_steps, self.tune_steps, min(50, self.tune_steps))
 
     @property
     def buckets(self) -> list[tuple[int, int]]:
@@ -468,7 +481,7 @@ def partial_tiny_crops(r: Recipe, step: int) -> np.ndarray:
 def caption_for(seed: int, variant: int, mix: world.Mix = world.Mix()) -> str:
     """A fresh wording of sample `seed`'s scene: the picture stays, the sentence varies per epoch."""
     scene, _ = world.draw_scene(seed, mix)
-    return world.caption(scene, random.Random(seed * 7919 + variant))
+    return world.caption(scene, random.Random(seed * 7919 + variant), mix)
 
 
 def build_pipeline(tokenizer, text_encoder, unet, vae, scale: float):
@@ -548,7 +561,7 @@ def train_unet(r: Recipe, work: Path, vae, data: dict, scale: float, stop_at: in
     budget = Budget(r, "unet_steps", start)
     t0 = time.time()
     step = start
-    while step < (end := min(budget.total(step, work), r.unet_stop or (1 << 62))):
+    while step < (end := min(budget.total(step, work) + r.tune_steps, r.unet_stop or (1 << 62))):
         unet.train()
         text_encoder.train()
         gen = torch.Generator().manual_seed(r.seed * 1_000_003 + step)
@@ -557,7 +570,7 @@ def train_unet(r: Recipe, work: Path, vae, data: dict, scale: float, stop_at: in
         idx = torch.randint(0, len(seeds), (r.batch,), generator=gen)
         x0 = latents[idx.to(DEVICE)]
         drop = torch.rand(r.batch, generator=gen) < r.uncond_rate
-        captions = ["" if d else caption_for(seeds[i], step, r.mix) for i, d in zip(idx.tolist(), drop.tolist())]
+        captions = ["" if d else caption_for(seeds[i], step, r.mix_at(step)) for i, d in zip(idx.tolist(), drop.tolist())]
         ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, TRAIN_TIMESTEPS, (r.batch,), generator=gen)
@@ -570,7 +583,7 @@ def train_unet(r: Recipe, work: Path, vae, data: dict, scale: float, stop_at: in
         weight = (torch.clamp(snr[t], max=r.min_snr_gamma) / snr[t]).to(DEVICE)  # min-SNR: stop easy low-noise steps dominating
         loss = (weight * per_sample).mean()
         for g in opt.param_groups:
-            g["lr"] = g["base"] * lr_factor(step, r.unet_steps, r.warmup)
+            g["lr"] = g["base"] * r.lr_at(step)
         descend(opt, loss, list(unet.parameters()) + list(text_encoder.parameters()))
         ema_unet.step(unet.parameters())
         ema_text.step(text_encoder.parameters())

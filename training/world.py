@@ -273,10 +273,11 @@ def _object_phrase(obj: ShapeObject, rnd: random.Random, with_size: bool, with_p
     return phrase
 
 
-def caption_shapes(scene: ShapeScene, rnd: random.Random, full: bool = False) -> str:
-    """A plain-English caption; unless `full`, size and position are sometimes left unsaid."""
+def caption_shapes(scene: ShapeScene, rnd: random.Random, full: bool = False, unplaced: float = 0.1) -> str:
+    """A plain-English caption; unless `full`, size is sometimes left unsaid, and a lone object's
+    position is left unsaid in an `unplaced` share of captions."""
     say_size = full or rnd.random() < 0.8
-    say_position = full or len(scene.objects) > 1 or rnd.random() < 0.9
+    say_position = full or len(scene.objects) > 1 or rnd.random() < 1 - unplaced
     objects = " and ".join(_object_phrase(o, rnd, say_size, say_position) for o in scene.objects)
     bg = scene.background
     if full:
@@ -348,6 +349,7 @@ class Mix:
     landscape: float = 0.25
     two_objects: float = 0.3
     held_out_landscapes: bool = False
+    unplaced: float = 0.1  # share of lone objects whose caption names no position
 
 
 FIRST_MODEL_MIX = Mix(landscape=0.2, two_objects=0.15, held_out_landscapes=True)
@@ -365,14 +367,14 @@ def render(scene: ShapeScene | Landscape, rng: np.random.Generator | None, size:
     return render_landscape(scene, rng, size) if isinstance(scene, Landscape) else render_shapes(scene, rng, size)
 
 
-def caption(scene: ShapeScene | Landscape, rnd: random.Random) -> str:
-    return caption_landscape(scene, rnd) if isinstance(scene, Landscape) else caption_shapes(scene, rnd)
+def caption(scene: ShapeScene | Landscape, rnd: random.Random, mix: Mix = Mix()) -> str:
+    return caption_landscape(scene, rnd) if isinstance(scene, Landscape) else caption_shapes(scene, rnd, unplaced=mix.unplaced)
 
 
 def make_sample(seed: int, size: int | tuple[int, int] = SIZE, mix: Mix = Mix()) -> Sample:
     """The training sample for `seed`: the same seed gives the same picture and caption everywhere."""
     scene, rnd = draw_scene(seed, mix)
-    return Sample(render(scene, np.random.default_rng(seed), size), caption(scene, rnd), scene)
+    return Sample(render(scene, np.random.default_rng(seed), size), caption(scene, rnd, mix), scene)
 
 
 def caption_corpus(count: int = 20000, seed: int = 0) -> list[str]:
