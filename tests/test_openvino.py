@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -118,6 +119,16 @@ def test_a_lora_is_converted_with_the_unet_and_gets_its_own_cache_entry(run_cli,
     assert len(converted(tmp_path)) == 2
     assert not np.array_equal(pixels(tmp_path / "lora-ov.png"), pixels(tmp_path / "plain.png"))
     assert np.abs(pixels(tmp_path / "lora-ov.png").astype(int) - pixels(tmp_path / "lora-torch.png").astype(int)).max() <= 2
+    # The torch UNet's weights are parked (mapped from one file in the cache); fusing a LoRA into them changes the
+    # run's copy, never the file, and reuses the LoRA's conversion.
+    [parked] = (tmp_path / ".cache" / "scumble" / "openvino").glob("*/unet.pt")
+    before = hashlib.sha256(parked.read_bytes()).hexdigest()
+    result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "--lora", lora, "--fuse-lora", "-o", "fused-ov.png")
+    assert result.exit_code == 0, result.stderr
+    assert len(converted(tmp_path)) == 2 and hashlib.sha256(parked.read_bytes()).hexdigest() == before
+    assert np.abs(pixels(tmp_path / "fused-ov.png").astype(int) - pixels(tmp_path / "lora-torch.png").astype(int)).max() <= 2
+    assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "plain-again.png").exit_code == 0
+    assert np.array_equal(pixels(tmp_path / "plain-again.png"), pixels(tmp_path / "plain.png"))
 
 
 @pytest.mark.parametrize("args,message", [

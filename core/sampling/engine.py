@@ -68,6 +68,7 @@ class Engine:
             from .openvino_unet import OpenVINOUNet
 
             self._openvino = OpenVINOUNet(pipe.unet, runtime.dtype, f"{source.location}|{self.model_hash}", notify)
+            self._openvino.park()
         pipe.set_progress_bar_config(disable=True)
 
     @classmethod

@@ -13,6 +13,9 @@ step_cache.py counts it in torch) a second graph, the UNet's shallow path, is co
 and the whole one also returns the deep feature the shallow calls reuse. Each input shape is compiled on its
 own (static shapes are faster in OpenVINO than dynamic ones) when a run first meets it.
 
+The torch UNet is kept for conversions and LoRAs only, so its weights are parked (`park`): saved once beside the
+conversions and mapped back from that file, so pages nothing reads cost no memory (1.7 GB less at SD 1.5's peak).
+
 An SD 1.5 entry is 1.7 GB and a LoRA weight is part of its key, so the cache is kept under a size
 (SCUMBLE_OPENVINO_CACHE_GB, 20 by default): after each conversion the entries used longest ago go,
 never one this process uses. It holds nothing but conversions it can make again.
@@ -192,6 +195,27 @@ class OpenVINOUNet(torch.nn.Module):
         key = self._keys[(graph, self.variant)] = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:24]
         return key
 
+    def park(self) -> None:
+        """Map the torch UNet's weights from a file in the cache instead of holding them: a run reads them only to
+        convert or to take a LoRA, and a mapped page is read back when touched and written only to memory (the
+        mapping is private), so the UNet works exactly as before, in a quarter of the memory at SD 1.5's peak."""
+        key = self.cache_key("torch")
+        path = cache_root() / key / "unet.pt"
+        if not path.exists():
+            import shutil
+
+            partial = path.parent.with_name(key + ".partial")
+            try:
+                partial.mkdir(parents=True, exist_ok=True)
+                torch.save(self.torch_unet.state_dict(), partial / "unet.pt")
+                os.replace(partial, path.parent)
+            except OSError:  # a full or read-only cache: the weights stay in memory, as they were
+                shutil.rmtree(partial, ignore_errors=True)
+                return
+            prune(cache_root(), set(self._keys.values()), self.limit)
+        os.utime(path.parent)
+        self.torch_unet.load_state_dict(torch.load(path, mmap=True, weights_only=True), assign=True)
+
     def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None, cross_attention_kwargs=None, added_cond_kwargs=None, down_block_additional_residuals=None, mid_block_additional_residual=None, return_dict=True, **unused):
         if down_block_additional_residuals is not None or mid_block_additional_residual is not None:
             raise ModelError("--backend openvino runs the UNet without ControlNet residuals; use --backend torch with --controlnet")
@@ -265,13 +289,13 @@ class OpenVINOUNet(torch.nn.Module):
         import openvino
 
         unet = self.torch_unet
-        dtype = unet.dtype
+        # Traced in fp32 (the converter's bf16 graph would take bf16 inputs, which numpy cannot hold); the UNet gets
+        # its own tensors back afterwards, so parked weights stay mapped from their file.
+        kept = {name: t.data for name, t in [*unet.named_parameters(), *unet.named_buffers()]}
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         try:
-            # Traced in fp32: the converter's bf16 graph would take bf16 inputs, which numpy cannot hold.
-            # bf16 -> fp32 -> bf16 is exact, so the torch UNet comes back as it was.
             unet.float()
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the tracer's TracerWarnings on diffusers' shape checks
@@ -283,7 +307,8 @@ class OpenVINOUNet(torch.nn.Module):
             openvino.save_model(model, partial / "unet.xml", compress_to_fp16=self.precision != torch.float32)
             os.replace(partial, folder)
         finally:
-            unet.to(dtype)
+            for name, t in [*unet.named_parameters(), *unet.named_buffers()]:
+                t.data = kept[name]
             shutil.rmtree(partial, ignore_errors=True)
 
 
