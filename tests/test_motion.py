@@ -179,6 +179,49 @@ def test_hybrid_optical_flow_moves_the_generated_frame_with_the_video():
     assert np.array_equal(Mover(blended, plan_frames(blended), lambda i: video[i]).span(generated, 0, 1)[0], video[1])
 
 
+def test_latent_noise_moves_by_whole_cells_and_is_fresh_where_it_came_from_outside():
+    rng = np.random.default_rng(0)
+    noise, fresh = rng.standard_normal((4, 6, 8)).astype(np.float32), rng.standard_normal((4, 6, 8)).astype(np.float32)
+    still = flow.flow_positions(np.zeros((48, 64, 2), np.float32))
+    assert np.array_equal(flow.warp_noise(noise, [still], fresh), noise)
+    right = flow.flow_positions(np.full((48, 64, 2), (-16.0, 0.0), np.float32))  # each pixel came from 16 to its left: two cells
+    moved = flow.warp_noise(noise, [right], fresh)
+    assert np.array_equal(moved[:, :, 2:], noise[:, :, :-2]) and np.array_equal(moved[:, :, :2], fresh[:, :, :2])
+    zoom = flow.matrix_positions(motion.motion_matrix(64, 48, 2.0, 0, 0, 0, 0.5, 0.5), 64, 48)
+    zoomed = flow.warp_noise(noise, [zoom], fresh)
+    assert set(np.unique(zoomed)) <= set(np.unique(noise)) and zoomed.dtype == np.float32  # cells moved, never mixed
+    twice = flow.warp_noise(noise, [right, right], fresh)  # traced back through two frames: fresh once, not copied along
+    assert np.array_equal(twice[:, :, 4:], noise[:, :, :-4]) and np.array_equal(twice[:, :, :4], fresh[:, :, :4])
+
+
+@pytest.mark.parametrize("motion", ["affine", "optical-flow"])
+def test_warped_noise_follows_the_video_and_fresh_noise_is_the_seeds(tiny_sd, motion):
+    from scumble.core.animation.animator import Animator
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine
+
+    scene = textured(160, 64, seed=4)
+    video = [np.ascontiguousarray(scene[:, 4 * i : 4 * i + 64]) for i in range(5)]  # the camera pans right 4 pixels a frame
+    s = settings_of(frames=5, video_input="v.mp4", hybrid_motion=motion, zoom="0: (1)", width=64, height=64, cadence=2)
+    animator = Animator(Engine.load(str(tiny_sd), make_runtime("cpu", "fp32")), s, plan_frames(s))
+    animator.mover.video = lambda i: video[i]
+    first = animator.key_noise(None, 0, 0)
+    assert first.shape[0] == 4 and np.array_equal(first, animator.fresh_noise(animator.plans[0]))
+    cells = 16 * first.shape[2] // 64  # by frame 4 the picture has moved 16 pixels left
+    carried = animator.key_noise(first, 0, 4)
+    fresh = animator.fresh_noise(animator.plans[4])
+    if motion == "affine":  # a fitted translation: exact
+        assert np.array_equal(carried[:, :, :-cells], first[:, :, cells:]) and np.array_equal(carried[:, :, -cells:], fresh[:, :, -cells:])
+    else:  # a measured flow, within a pixel or so of the truth, and these cells are 2 pixels wide: some take a neighbour's noise
+        inner = (slice(None), slice(2, -2), slice(1, -cells - 1))
+        near = [carried[inner] == np.roll(first, -cells - d, axis=2)[inner] for d in (-1, 0, 1)]
+        assert np.mean(near[1]) > 0.5 and np.mean(near[0] | near[1] | near[2]) > 0.9
+        assert np.array_equal(carried[:, 2:-2, -cells // 2 :], fresh[:, 2:-2, -cells // 2 :])
+    off = settings_of(frames=5, video_input="v.mp4", hybrid_motion=motion, hybrid_noise="fresh", width=64, height=64)
+    assert Animator(animator.engine, off, plan_frames(off)).key_noise(first, 0, 4) is None
+    assert "hybrid_noise" in s.identity() and "hybrid_noise" not in off.identity()
+
+
 def test_hybrid_settings_identity_and_plan_columns():
     plain = settings_of(frames=2)
     assert not {"animation_mode", "translation_z", "optical_flow_cadence", "hybrid_motion", "hybrid_comp_alpha", "depth_model"} & set(plain.identity())

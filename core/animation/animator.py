@@ -34,7 +34,22 @@ class Animator:
     def sampling(self, plan: FramePlan, steps: int) -> Sampling:
         return Sampling(steps, plan.values["cfg"], self.width, self.height, self.settings.scheduler, self.settings.noise_schedule, self.settings.timestep_spacing, step_cache=self.settings.step_cache, tome=self.settings.tome)
 
-    def diffuse(self, start: np.ndarray | None, plan: FramePlan, on_step=None) -> np.ndarray:
+    def fresh_noise(self, plan: FramePlan) -> np.ndarray:
+        """The latent noise the frame's seed draws (on the CPU, as every seed's noise is drawn)."""
+        import torch
+
+        from ..loading import device as devices
+
+        return torch.randn(self.engine.latent_shape(self.width, self.height), generator=devices.generator(plan.seed)).numpy()
+
+    def key_noise(self, noise: np.ndarray | None, prev_key: int, key: int) -> np.ndarray | None:
+        """With warped noise, the noise key frame `key` starts from; None leaves the draw to the seed."""
+        if not self.settings.warped_noise:
+            return None
+        fresh = self.fresh_noise(self.plans[key])
+        return fresh if noise is None else self.mover.moved_noise(noise, prev_key, key, fresh)
+
+    def diffuse(self, start: np.ndarray | None, plan: FramePlan, on_step=None, noise: np.ndarray | None = None) -> np.ndarray:
         from PIL import Image
 
         job = ImageJob(plan.prompt, plan.negative_prompt, plan.seed, plan.index)
@@ -42,7 +57,7 @@ class Animator:
         if start is None:
             images = self.engine.txt2img([job], self.sampling(plan, int(round(plan.values["steps"]))), on_step, control=control, size=(self.width, self.height))
         else:
-            images = self.engine.img2img([job], [Image.fromarray(start)], self.sampling(plan, int(round(plan.values["steps"]))), plan.denoise, on_step, control=control)
+            images = self.engine.img2img([job], [Image.fromarray(start)], self.sampling(plan, int(round(plan.values["steps"]))), plan.denoise, on_step, control=control, noise=None if noise is None else noise[None])
         return np.asarray(images[0].convert("RGB"))
 
     def control_call(self, plan: FramePlan) -> ControlCall | None:
@@ -87,10 +102,10 @@ class Animator:
             frame = motion.add_noise(frame, v["noise"], motion.noise_image(self.height, self.width, plan.seed, s.noise_type, s.perlin_octaves, s.perlin_persistence))
         return frame
 
-    def first_frame(self, on_step=None) -> np.ndarray:
+    def first_frame(self, on_step=None, noise: np.ndarray | None = None) -> np.ndarray:
         s, plan = self.settings, self.plans[0]
         if s.video_input:
-            return self.diffuse(self._video_frame(0), plan, on_step)
+            return self.diffuse(self._video_frame(0), plan, on_step, noise)
         if s.init_image:
             data = inputs.InputItem(s.init_image, Path(s.init_image), Path(s.init_image).name).read_bytes()
             init = imaging.resize(inputs.decode_rgb(data, f"--init-image {s.init_image}"), self.width, self.height, "crop")
@@ -106,23 +121,26 @@ class Animator:
         """Yield (index, frame) from `start_key` on; resuming passes that key frame and frame 0 back in."""
         keys = [p.index for p in self.plans if p.key]
         self.mover.on_depth = on_depth
+        noise = self.key_noise(None, 0, 0)
         if start_key == 0:
-            previous = self.first_frame(on_step)
+            previous = self.first_frame(on_step, noise)
             self.reference = motion.ColorReference(previous)
             yield 0, previous
         else:
             previous, self.reference = start_frame, motion.ColorReference(reference)
         for prev_key, key in zip(keys, keys[1:]):
-            if key <= start_key:
+            if key <= start_key:  # a resumed run carries the noise on through the frames it already has
+                noise = self.key_noise(noise, prev_key, key)
                 continue
             chain = self.mover.span(previous, prev_key, key)
-            made = self.key_frame(chain[-1], self.plans[key], on_step)
+            noise = self.key_noise(noise, prev_key, key)
+            made = self.key_frame(chain[-1], self.plans[key], on_step, noise)
             yield from self.mover.in_betweens(previous, chain, made, prev_key)
             previous = made
             yield key, made
 
-    def key_frame(self, start: np.ndarray, plan: FramePlan, on_step=None) -> np.ndarray:
-        made = self.diffuse(self.prepare(start, plan), plan, on_step)
+    def key_frame(self, start: np.ndarray, plan: FramePlan, on_step=None, noise: np.ndarray | None = None) -> np.ndarray:
+        made = self.diffuse(self.prepare(start, plan), plan, on_step, noise)
         if self.settings.hybrid and self.settings.hybrid_composite == "after-generation":
             made = self.mover.composite(made, plan.index)
         return motion.match_colors(made, self.reference, self.settings.color_coherence)

@@ -58,6 +58,7 @@ class Mover:
         self.settings, self.plans, self.video, self.device = settings, plans, video, device
         self.estimator = None
         self.on_depth: DepthCallback | None = None
+        self._video_moves: dict[int, np.ndarray] = {}  # this span's video motions (a flow or a matrix), by frame
 
     def load_depth(self) -> None:
         """Load --depth-model now (3D's, a depth ControlNet's, or both: one model): a missing one fails before anything is written."""
@@ -86,6 +87,7 @@ class Mover:
 
     def span(self, previous: np.ndarray, prev_key: int, key: int) -> list[np.ndarray]:
         """Frames prev_key+1 .. key as moved from `previous`; the last is what the key frame is drawn from."""
+        self._video_moves.clear()
         if self.settings.video_input and not self.settings.hybrid:
             return [self.video(index) for index in range(prev_key + 1, key + 1)]
         chain, frame, depth = [], previous, self.depth(previous, prev_key)
@@ -109,13 +111,33 @@ class Mover:
     def composite(self, frame: np.ndarray, index: int) -> np.ndarray:
         return flow.blend(frame, self.video(index), self.plans[index].values["hybrid_comp_alpha"])
 
+    def _video_move(self, index: int) -> np.ndarray:
+        """The video's motion into frame `index`: the flow back to the frame before, or the matrix from it."""
+        s = self.settings
+        if index not in self._video_moves:
+            if s.hybrid_motion == "optical-flow":  # the flow back from this video frame to the last one says where each pixel came from
+                self._video_moves[index] = flow.optical_flow(self.video(index), self.video(index - 1), s.hybrid_flow_method, self.device)
+            else:
+                self._video_moves[index] = flow.camera_matrix(self.video(index - 1), self.video(index), s.hybrid_motion, s.hybrid_flow_method, self.device)
+        return self._video_moves[index]
+
     def _video_motion(self, frame: np.ndarray, index: int) -> np.ndarray:
         s = self.settings
-        if s.hybrid_motion == "optical-flow":  # the flow back from this video frame to the last one says where each pixel came from
-            return flow.warp(frame, flow.optical_flow(self.video(index), self.video(index - 1), s.hybrid_flow_method, self.device), s.border)
+        if s.hybrid_motion == "optical-flow":
+            return flow.warp(frame, self._video_move(index), s.border)
         if s.hybrid_motion in flow.MATCH_KINDS:
-            return motion.warp(frame, flow.camera_matrix(self.video(index - 1), self.video(index), s.hybrid_motion, s.hybrid_flow_method, self.device), s.border)
+            return motion.warp(frame, self._video_move(index), s.border)
         return frame
+
+    def moved_noise(self, noise: np.ndarray, prev_key: int, key: int, fresh: np.ndarray) -> np.ndarray:
+        """Key frame `prev_key`'s latent noise carried to `key` as the video moves (--hybrid-noise warped); `fresh`
+        fills what came from outside the frame. The camera's own moves leave the noise in place."""
+        steps = []
+        for index in range(key, prev_key, -1):
+            move = self._video_move(index)
+            height, width = self.video(index).shape[:2]
+            steps.append(flow.flow_positions(move) if self.settings.hybrid_motion == "optical-flow" else flow.matrix_positions(move, width, height))
+        return flow.warp_noise(noise, steps, fresh)
 
     def in_betweens(self, first: np.ndarray, chain: list[np.ndarray], made: np.ndarray, prev_key: int):
         """Yield (index, frame) for the frames between two key frames: moved along the optical flow between them, or cross-faded."""

@@ -85,6 +85,7 @@ class AnimationSettings:
     hybrid_flow_method: str
     hybrid_composite: str  # none | normal | before-motion | after-generation
     hybrid_comp_alpha: ParsedSchedule
+    hybrid_noise: str  # warped | fresh: whether a key frame's starting noise moves with the video (hybrid motion only)
     output: str
     crf: int
     keep_frames: bool
@@ -108,6 +109,11 @@ class AnimationSettings:
         """Video frames steer generated ones (Deforum's hybrid video) instead of being redrawn one by one."""
         return bool(self.video_input) and (self.hybrid_motion != "none" or self.hybrid_composite != "none")
 
+    @property
+    def warped_noise(self) -> bool:
+        """Key frames start from the last key frame's noise moved as the video moves (--hybrid-noise warped)."""
+        return self.hybrid and self.hybrid_motion != "none" and self.hybrid_noise == "warped"
+
     def identity(self) -> dict:
         """What decides the frames. A feature switched off is left out, so a run recorded before it existed still resumes."""
         left_out = set(NOT_SETTINGS)
@@ -119,6 +125,8 @@ class AnimationSettings:
             left_out.add("optical_flow_cadence")
         if not self.hybrid:
             left_out |= set(HYBRID)
+        if not self.warped_noise:
+            left_out.add("hybrid_noise")  # fresh noise, as every run was before the choice existed
         left_out |= {name for name, off in (("step_cache", 1), ("tome", 0.0), ("control", None)) if getattr(self, name) == off}
         identity = {k: v for k, v in self.as_dict().items() if k not in left_out}
         if "control" in identity and not identity["control"]["networks"]:

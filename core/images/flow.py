@@ -55,6 +55,42 @@ def warp(image: np.ndarray, flow: np.ndarray, border: str = "replicate") -> np.n
     return cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=BORDERS[border])
 
 
+def matrix_positions(matrix: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """For a 3x3 matrix carrying one frame onto the next: where each pixel of the next came from."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    source = np.linalg.inv(matrix) @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    return (source[0] / source[2]).reshape(height, width).astype(np.float32), (source[1] / source[2]).reshape(height, width).astype(np.float32)
+
+
+def flow_positions(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a backward flow (from a frame to the one before): where each pixel came from."""
+    return _positions(flow)
+
+
+def warp_noise(noise: np.ndarray, steps: list[tuple[np.ndarray, np.ndarray]], fresh: np.ndarray) -> np.ndarray:
+    """Latent noise (C x h x w) carried through frames' moves: each cell takes the cell its centre pixel came from.
+
+    `steps` holds each frame's positions (where each of its pixels came from in the frame before), the last frame
+    first. A cell's centre is traced back through all of them, and a cell that left the frame on the way takes
+    `fresh` noise, once: fresh cells carried frame by frame would be copied beside themselves. Nearest cells, not
+    interpolated ones: a mix of Gaussian cells is no longer unit-variance noise, and the sampler would read the
+    lost variance as a blurred picture.
+    """
+    channels, h, w = noise.shape
+    height, width = steps[0][0].shape
+    scale_y, scale_x = height / h, width / w
+    ys, xs = np.meshgrid((np.arange(h) + 0.5) * scale_y, (np.arange(w) + 0.5) * scale_x, indexing="ij")
+    inside = np.ones((h, w), bool)
+    for step_x, step_y in steps:  # positions are read between pixels (a pixel's position is its centre's)
+        at_x, at_y = (xs - 0.5).astype(np.float32), (ys - 0.5).astype(np.float32)
+        xs = cv2.remap(step_x, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) + 0.5
+        ys = cv2.remap(step_y, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) + 0.5
+        inside &= (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    source_y = np.clip(np.floor(ys / scale_y).astype(int), 0, h - 1)
+    source_x = np.clip(np.floor(xs / scale_x).astype(int), 0, w - 1)
+    return np.where(inside[None], noise[:, source_y, source_x], fresh).astype(noise.dtype)
+
+
 def blend(a: np.ndarray, b: np.ndarray, amount: float) -> np.ndarray:
     """a * (1 - amount) + b * amount, rounded back to 8 bits."""
     mixed = a.astype(np.float32) * (1 - amount) + b.astype(np.float32) * amount

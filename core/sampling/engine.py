@@ -23,7 +23,7 @@ from ..loading.sources import ModelSource
 from . import schedulers
 from . import prompts
 from .conditioning import Conditioner, PromptEncoder
-from .noise import circular_padding, variation_noise
+from .noise import circular_padding, given_noise, variation_noise
 from .settings import ControlCall, ImageJob, Sampling
 from .strength import Denoise
 
@@ -256,6 +256,7 @@ class Engine:
         """Every task's call: one forward batch with per-image prompts and seeds, on the run's scheduler."""
         pipe = self.pipeline(task, control is not None)
         self.use_scheduler(sampling)
+        start_noise = task_args.pop("start_noise", None)
         width, height = size
         task_args |= self.schedule_args(sampling, num_inference_steps, width, height)
         if self.runtime.compile:
@@ -279,7 +280,7 @@ class Engine:
             if sampling.cfg_cutoff > 0 and not control.guess_mode:  # guess mode never doubles the control images
                 control_key = "image" if task == "txt2img" else "control_image"
         tensor_inputs = ("latents", "prompt_embeds", "add_text_embeds", "add_time_ids", "mask", "masked_image_latents", control_key)
-        with torch.inference_mode(), circular_padding(pipe, sampling.tiling), self._backend(pipe, jobs[0].prompt, sampling.tiling):
+        with torch.inference_mode(), circular_padding(pipe, sampling.tiling), self._backend(pipe, jobs[0].prompt, sampling.tiling), given_noise(pipe.scheduler, start_noise):
             return pipe(
                 guidance_scale=sampling.cfg,
                 generator=[devices.generator(j.seed + sampling.ensd if task == "txt2img" else j.seed) for j in jobs],
@@ -347,11 +348,17 @@ class Engine:
         sized = {"width": size[0], "height": size[1]} if "width" in self._call_parameters("img2img", control is not None) else {}
         return self._run("img2img", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, size, control, image=latents, strength=denoise.strength, **sized)
 
-    def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None, control: ControlCall | None = None):
-        """Noise each image to the plan's strength and denoise it from there (one forward batch, one size)."""
+    def img2img(self, jobs: list[ImageJob], images: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None, control: ControlCall | None = None, noise=None):
+        """Noise each image to the plan's strength and denoise it from there (one forward batch, one size).
+
+        `noise` (batch x latent_shape, numpy or torch) is the noise to start from instead of the seeds' draw."""
         width, height = images[0].size
         sized = {"width": width, "height": height} if "width" in self._call_parameters("img2img", control is not None) else {}
-        return self._run("img2img", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), control, image=images, strength=denoise.strength, **sized)
+        return self._run("img2img", jobs, sampling, denoise.steps_run, on_step, denoise.num_inference_steps, (width, height), control, image=images, strength=denoise.strength, start_noise=noise, **sized)
+
+    def latent_shape(self, width: int, height: int) -> tuple[int, int, int]:
+        pipe = self._pipes["txt2img"]
+        return (pipe.vae.config.latent_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
 
     def inpaint(self, jobs: list[ImageJob], images: list, masks: list, sampling: Sampling, denoise: Denoise, on_step: StepCallback | None = None, control: ControlCall | None = None):
         """Repaint where the masks are white; 4-channel and 9-channel (inpainting) UNets alike."""

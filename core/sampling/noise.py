@@ -1,4 +1,4 @@
-"""The noise a sampling call starts from, and how its convolutions pad: A1111's variation seeds and tiling."""
+"""The noise a sampling call starts from, and how its convolutions pad: A1111's variation seeds, given noise and tiling."""
 
 from __future__ import annotations
 
@@ -51,4 +51,29 @@ class circular_padding:
     def __exit__(self, *exc):
         for conv, mode in zip(self.convs, self.saved):
             conv.padding_mode = mode
+        return False
+
+
+class given_noise:
+    """img2img's start from given noise: the pipelines noise the picture's latents with scheduler.add_noise(latents,
+    drawn, t), so for the call the scheduler adds `noise` in place of the drawn noise (None: the draw, untouched)."""
+
+    def __init__(self, scheduler, noise):
+        self.scheduler, self.noise = scheduler, None if noise is None else torch.as_tensor(noise)
+
+    def __enter__(self):
+        if self.noise is None:
+            return
+        add, noise = self.scheduler.add_noise, self.noise
+
+        def add_noise(original, drawn, timesteps):
+            if tuple(drawn.shape) != tuple(noise.shape):
+                raise ValueError(f"given noise of shape {tuple(noise.shape)} for latents of shape {tuple(drawn.shape)}")
+            return add(original, noise.to(drawn.device, drawn.dtype), timesteps)
+
+        self.scheduler.add_noise = add_noise  # on the instance, for this call only
+
+    def __exit__(self, *exc):
+        if self.noise is not None:
+            del self.scheduler.add_noise
         return False
