@@ -95,15 +95,20 @@ def test_bf16_single_file_gives_the_folders_pixels(run_cli, tiny_sd, single_file
         (False, "auto", torch.float32, False),
     ],
 )
-def test_cpu_policy_runs_bf16_channels_last(monkeypatch, fast_bf16, dtype, expected, channels_last):
+def test_cpu_policy_runs_bf16_channels_last_for_sd_sized_models(monkeypatch, fast_bf16, dtype, expected, channels_last):
     monkeypatch.setattr(devices, "bf16_supported", lambda: fast_bf16)
     runtime = devices.make_runtime("cpu", dtype)
-    assert (runtime.dtype, runtime.channels_last) == (expected, channels_last)
-    assert devices.make_runtime("cpu", dtype, channels_last=True).channels_last  # the flag still forces it
+    assert runtime.dtype == expected
+    assert devices.wants_channels_last(runtime, {"sample_size": 64}) == channels_last  # SD 1.x's 64x64 latents
+    assert devices.wants_channels_last(runtime, {"sample_size": 128}) == channels_last  # SDXL's
+    assert not devices.wants_channels_last(runtime, {"sample_size": 16})  # the built-in model's: slower channels-last
+    assert devices.wants_channels_last(devices.make_runtime("cpu", dtype, channels_last=True), {"sample_size": 16})  # the flag still forces it
 
 
-def test_place_puts_the_unet_and_autoencoder_channels_last(tiny_sd):
+@pytest.mark.parametrize("side", [16, 64])
+def test_place_puts_an_sd_sized_unet_and_autoencoder_channels_last(tiny_sd, side):
     pipe = loaders.load_pipeline(ModelSource("folder", str(tiny_sd), "tiny", "sd"), devices.make_runtime("cpu", "bf16"))
+    pipe.unet.register_to_config(sample_size=side)  # the tiny model's convolutions, as if its latents were SD's
     devices.place(pipe, devices.make_runtime("cpu", "bf16"))
     for conv in (pipe.unet.conv_in, pipe.vae.decoder.conv_in, pipe.vae.decoder.conv_out):
-        assert conv.weight.dtype == torch.bfloat16 and conv.weight.is_contiguous(memory_format=torch.channels_last)
+        assert conv.weight.dtype == torch.bfloat16 and conv.weight.is_contiguous(memory_format=torch.channels_last) == (side == 64)

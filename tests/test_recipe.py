@@ -48,6 +48,18 @@ def test_smoke_recipe_exports_a_loadable_model_and_resumes_exactly(tmp_path):
     assert Image.open(tmp_path / "t.png").size == (64, 64)
 
 
+def test_the_tune_stage_follows_the_main_schedule_with_its_own_rate_and_captions():
+    r = recipe_module.Recipe(unet_steps=100, warmup=10, tune_steps=100, tune_lr=0.2, tune_unplaced=1.0)
+    assert r.lr_at(99) == pytest.approx(0.1, abs=1e-3)  # the main schedule ends at a tenth
+    assert r.lr_at(100) == pytest.approx(0.02) and r.lr_at(109) == pytest.approx(0.2) and r.lr_at(199) == pytest.approx(0.02, abs=1e-3)
+    assert r.mix_at(99) == r.mix and r.mix.unplaced == 0.1 and r.mix_at(100).unplaced == 1.0
+    phrases = [p for options in world._POSITION_PHRASES.values() for p in options]
+    lone = [seed for seed in range(200) if isinstance(scene := world.draw_scene(seed, r.mix)[0], world.ShapeScene) and len(scene.objects) == 1]
+    assert not any(p in recipe_module.caption_for(seed, 7, r.mix_at(100)) for seed in lone for p in phrases)
+    placed = [recipe_module.caption_for(seed, 7, r.mix_at(0)) for seed in lone]
+    assert 0.8 < np.mean([any(p in c for p in phrases) for c in placed]) < 1.0
+
+
 def test_world_samples_are_deterministic_and_captions_vary():
     a, b = world.make_sample(123), world.make_sample(123)
     assert np.array_equal(a.image, b.image) and a.caption == b.caption

@@ -101,7 +101,7 @@ class Recipe:
     def lr_at(self, step: int) -> float:
         if step < self.unet_steps:
             return lr_factor(step, self.unet_steps, self.warmup)
-        return self.tune_lr * lr_factor(step - self.unet_steps, self.tune_steps, min(50, self.tune_steps))
+        return self.tune_lr * lr_factor(step - self.unet_steps, self.tune_steps, min(50, max(1, self.tune_steps // 10)))
 
     @property
     def buckets(self) -> list[tuple[int, int]]:

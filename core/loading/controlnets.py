@@ -64,7 +64,7 @@ def load_all(specs: list[tuple[str, str | None]], unet_config: dict, family: str
     models = [loaded[key][0] for key in specs]
     module = models[0] if len(models) == 1 else MultiControlNetModel(models)
     module.to(runtime.device, runtime.dtype)
-    if runtime.channels_last:
+    if devices.wants_channels_last(runtime, unet_config):  # as the UNet it feeds
         import torch
 
         module.to(memory_format=torch.channels_last)

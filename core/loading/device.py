@@ -22,7 +22,7 @@ class Runtime:
     offload: str = "none"
     vae_tiling: bool = False
     attention_slicing: bool = False
-    channels_last: bool = False
+    channels_last: bool = False  # --channels-last; wants_channels_last adds the policy, which needs the model
     compile: bool = False
     backend: str = "torch"  # "openvino": the UNet runs in OpenVINO (sampling/openvino_unet.py); "auto": the engine decides once the UNet is loaded
 
@@ -76,13 +76,19 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 # Measured on SD 1.5 at 512x512 (benchmarks/README.md, "Loading and decoding"): on the CPU in bf16,
 # channels-last makes the VAE decode 0.72-0.77x and a UNet CFG step 0.87-0.88x of contiguous bf16, and
 # lowers the decode's peak memory; oneDNN's bf16 convolutions work in NHWC and reorder NCHW tensors at every call. fp32 is left
-# as diffusers runs it, so `--dtype fp32` stays pixel-identical to a bare diffusers script.
+# as diffusers runs it, so `--dtype fp32` stays pixel-identical to a bare diffusers script. On small latents it loses:
+# the built-in model (16x16 latents, 2 channels to a norm group) took 1.07x the time a picture channels-last, as
+# torch's channels-last bf16 group_norm is 10-20x slower than contiguous below about 32x32 (benchmarks/README.md).
 CPU_BF16_CHANNELS_LAST = True
+CHANNELS_LAST_MIN_LATENT = 64  # a model's native latent side (its UNet's sample_size): SD 1.x and 2.x are 64, SDXL 128
 
 
-def wants_channels_last(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether models run channels-last without being asked: bf16 on the CPU."""
-    return CPU_BF16_CHANNELS_LAST and device.type == "cpu" and dtype == torch.bfloat16
+def wants_channels_last(runtime: Runtime, unet_config) -> bool:
+    """Whether a model's networks run channels-last: asked for, or bf16 on the CPU for a model of SD's size or larger."""
+    side = unet_config.get("sample_size") or 0
+    side = min(side) if isinstance(side, (list, tuple)) else side
+    policy = CPU_BF16_CHANNELS_LAST and runtime.device.type == "cpu" and runtime.dtype == torch.bfloat16 and side >= CHANNELS_LAST_MIN_LATENT
+    return runtime.channels_last or policy
 
 
 def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none", vae_tiling: bool = False, attention_slicing: bool = False, channels_last: bool = False, compile: bool = False, backend: str = "auto") -> Runtime:
@@ -106,7 +112,7 @@ def make_runtime(device: str = "auto", dtype: str = "auto", offload: str = "none
     if offload != "none" and dev.type != "cuda":
         raise UsageError(f"--offload {offload}: offloading moves weights between CPU and a CUDA GPU; it needs --device cuda")
     precision = resolve_dtype(dtype, dev)
-    return Runtime(dev, precision, offload, vae_tiling, attention_slicing, channels_last or wants_channels_last(dev, precision), compile, backend)
+    return Runtime(dev, precision, offload, vae_tiling, attention_slicing, channels_last, compile, backend)
 
 
 def place(pipe, runtime: Runtime):
@@ -121,7 +127,7 @@ def place(pipe, runtime: Runtime):
         pipe.vae.enable_tiling()
     if runtime.attention_slicing:
         pipe.enable_attention_slicing()
-    if runtime.channels_last:
+    if wants_channels_last(runtime, pipe.unet.config):
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
     if runtime.compile:
