@@ -137,6 +137,7 @@ class Mover:
             move = self._video_move(index)
             height, width = self.video(index).shape[:2]
             steps.append(flow.flow_positions(move) if self.settings.hybrid_motion == "optical-flow" else flow.matrix_positions(move, width, height))
+        self._video_moves.clear()  # a resumed run carries the noise through every span it skips: keep one span's flows at most
         return flow.warp_noise(noise, steps, fresh)
 
     def in_betweens(self, first: np.ndarray, chain: list[np.ndarray], made: np.ndarray, prev_key: int):
