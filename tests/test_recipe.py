@@ -53,6 +53,11 @@ def test_the_tune_stage_follows_the_main_schedule_with_its_own_rate_and_captions
     assert r.lr_at(99) == pytest.approx(0.1, abs=1e-3)  # the main schedule ends at a tenth
     assert r.lr_at(100) == pytest.approx(0.02) and r.lr_at(109) == pytest.approx(0.2) and r.lr_at(199) == pytest.approx(0.02, abs=1e-3)
     assert r.mix_at(99) == r.mix and r.mix.unplaced == 0.1 and r.mix_at(100).unplaced == 1.0
+    assert r.object_weight_at(100) == r.object_weight  # -1: as the main stage
+    other = replace(r, object_weight=3.0, tune_object_weight=0.0)
+    assert (other.object_weight_at(99), other.object_weight_at(100)) == (3.0, 0.0)
+    # The tune stage rewords captions; it never draws other scenes than the pictures that were encoded.
+    assert all(world.draw_scene(seed, r.mix_at(100))[0] == world.draw_scene(seed, r.mix)[0] for seed in range(50))
     phrases = [p for options in world._POSITION_PHRASES.values() for p in options]
     lone = [seed for seed in range(200) if isinstance(scene := world.draw_scene(seed, r.mix)[0], world.ShapeScene) and len(scene.objects) == 1]
     assert not any(p in recipe_module.caption_for(seed, 7, r.mix_at(100)) for seed in lone for p in phrases)

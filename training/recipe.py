@@ -64,6 +64,7 @@ class Recipe:
     tune_steps: int = 0
     tune_lr: float = 0.2
     tune_unplaced: float = 0.5
+    tune_object_weight: float = -1.0  # the tune stage's object_weight (-1: object_weight's)
     batch: int = 64
     unet_lr: float = 1e-3
     text_lr: float = 3e-4
@@ -96,7 +97,13 @@ class Recipe:
         return world.Mix(landscape=self.landscape_rate, two_objects=self.two_object_rate)
 
     def mix_at(self, step: int) -> world.Mix:
-        return replace(self.mix, unplaced=self.tune_unplaced) if step >= self.unet_steps else self.mix
+        if step < self.unet_steps:
+            return self.mix
+        # Only the wording changes: the scenes (and so the encoded pictures) are the main stage's.
+        return replace(self.mix, unplaced=self.tune_unplaced)
+
+    def object_weight_at(self, step: int) -> float:
+        return self.object_weight if step < self.unet_steps or self.tune_object_weight < 0 else self.tune_object_weight
 
     def lr_at(self, step: int) -> float:
         if step < self.unet_steps:
@@ -578,7 +585,7 @@ def train_unet(r: Recipe, work: Path, vae, data: dict, scale: float, stop_at: in
         xt = noise_sched.add_noise(x0, noise, t_device)
         with autocast():
             pred = unet(xt, t_device, text_encoder(ids.to(DEVICE))[0]).sample.float()
-        cell_weight = 1.0 + r.object_weight * cells[idx.to(DEVICE)].float()
+        cell_weight = 1.0 + r.object_weight_at(step) * cells[idx.to(DEVICE)].float()
         per_sample = (cell_weight * (pred - noise) ** 2).mean(dim=(1, 2, 3)) / cell_weight.mean(dim=(1, 2, 3))
         weight = (torch.clamp(snr[t], max=r.min_snr_gamma) / snr[t]).to(DEVICE)  # min-SNR: stop easy low-noise steps dominating
         loss = (weight * per_sample).mean()
