@@ -222,6 +222,26 @@ def test_warped_noise_follows_the_video_and_fresh_noise_is_the_seeds(tiny_sd, mo
     assert "hybrid_noise" in s.identity() and "hybrid_noise" not in off.identity()
 
 
+def test_img2img_starts_from_given_noise_and_refuses_noise_of_another_shape(tiny_sd):
+    from PIL import Image
+
+    from scumble.core.loading.device import make_runtime
+    from scumble.core.sampling.engine import Engine, ImageJob, Sampling
+    from scumble.core.sampling.strength import plan
+
+    engine = Engine.load(str(tiny_sd), make_runtime("cpu", "fp32"))
+    picture, job, sampling = [Image.fromarray(textured(64, 64, seed=2))], [ImageJob("a red circle", "", 5, 0)], Sampling(steps=4, width=64, height=64)
+    denoise = plan(4, 0.6, exact=False)
+    shape = (1, *engine.latent_shape(64, 64))
+    a, b = (np.random.default_rng(seed).standard_normal(shape).astype(np.float32) for seed in (0, 1))
+    made = {name: np.asarray(engine.img2img(job, picture, sampling, denoise, noise=noise)[0]) for name, noise in (("a", a), ("a again", a), ("b", b), ("seed", None))}
+    assert np.array_equal(made["a"], made["a again"])
+    assert not np.array_equal(made["a"], made["b"]) and not np.array_equal(made["a"], made["seed"])
+    with pytest.raises(ValueError, match="given noise of shape"):
+        engine.img2img(job, picture, sampling, denoise, noise=a[:, :, :2])
+    assert "add_noise" not in vars(engine.pipeline("img2img").scheduler)  # the scheduler's own again after each call
+
+
 def test_hybrid_settings_identity_and_plan_columns():
     plain = settings_of(frames=2)
     assert not {"animation_mode", "translation_z", "optical_flow_cadence", "hybrid_motion", "hybrid_comp_alpha", "depth_model"} & set(plain.identity())

@@ -42,7 +42,8 @@ def optical_flow(a: np.ndarray, b: np.ndarray, method: str = "dis", device="cpu"
     raise UsageError(f"unknown optical flow method {method!r}; choose from {', '.join(FLOW_METHODS)}")
 
 
-def _positions(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def flow_positions(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a backward flow (from a frame to the one before): where each pixel came from."""
     height, width = flow.shape[:2]
     xs = np.arange(width, dtype=np.float32)[None, :] + flow[..., 0]
     ys = np.arange(height, dtype=np.float32)[:, None] + flow[..., 1]
@@ -51,7 +52,7 @@ def _positions(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def warp(image: np.ndarray, flow: np.ndarray, border: str = "replicate") -> np.ndarray:
     """image(p + flow(p)) for every pixel p."""
-    xs, ys = _positions(flow)
+    xs, ys = flow_positions(flow)
     return cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=BORDERS[border])
 
 
@@ -60,11 +61,6 @@ def matrix_positions(matrix: np.ndarray, width: int, height: int) -> tuple[np.nd
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     source = np.linalg.inv(matrix) @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
     return (source[0] / source[2]).reshape(height, width).astype(np.float32), (source[1] / source[2]).reshape(height, width).astype(np.float32)
-
-
-def flow_positions(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For a backward flow (from a frame to the one before): where each pixel came from."""
-    return _positions(flow)
 
 
 def warp_noise(noise: np.ndarray, steps: list[tuple[np.ndarray, np.ndarray]], fresh: np.ndarray) -> np.ndarray:
@@ -76,7 +72,7 @@ def warp_noise(noise: np.ndarray, steps: list[tuple[np.ndarray, np.ndarray]], fr
     interpolated ones: a mix of Gaussian cells is no longer unit-variance noise, and the sampler would read the
     lost variance as a blurred picture.
     """
-    channels, h, w = noise.shape
+    h, w = noise.shape[1:]
     height, width = steps[0][0].shape
     scale_y, scale_x = height / h, width / w
     ys, xs = np.meshgrid((np.arange(h) + 0.5) * scale_y, (np.arange(w) + 0.5) * scale_x, indexing="ij")

@@ -252,11 +252,10 @@ class Engine:
         timesteps = sorted({int(round(t)) for t in planned.timesteps}, reverse=True)
         return {"timesteps": timesteps}
 
-    def _run(self, task: str, jobs: list[ImageJob], sampling: Sampling, steps: int, on_step: StepCallback | None, num_inference_steps: int, size: tuple[int, int], control: ControlCall | None = None, **task_args):
+    def _run(self, task: str, jobs: list[ImageJob], sampling: Sampling, steps: int, on_step: StepCallback | None, num_inference_steps: int, size: tuple[int, int], control: ControlCall | None = None, start_noise=None, **task_args):
         """Every task's call: one forward batch with per-image prompts and seeds, on the run's scheduler."""
         pipe = self.pipeline(task, control is not None)
         self.use_scheduler(sampling)
-        start_noise = task_args.pop("start_noise", None)
         width, height = size
         task_args |= self.schedule_args(sampling, num_inference_steps, width, height)
         if self.runtime.compile:
