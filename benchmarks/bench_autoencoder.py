@@ -9,6 +9,9 @@ Strength ladder: a grey pencil sketch of a circle on paper, img2img with "a red 
 at strengths 0.1 to 0.9; prints the mean change from the sketch at each strength beside the round trip's.
 
     python benchmarks/bench_autoencoder.py [--model scumble-mini] [--count 8] [--ladder docs/images/ladder.png]
+        [--sheet docs/images/round_trips.png]
+
+--sheet saves the first two pictures of each set at 128 px, originals over their round trips.
 """
 
 from __future__ import annotations
@@ -55,6 +58,21 @@ def round_trip(vae, images: list[np.ndarray]) -> np.ndarray:
     return ((y.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
 
 
+def round_trip_sheet(vae, sets: dict[str, list[np.ndarray]]):
+    from PIL import Image, ImageDraw
+
+    columns = [(name, image) for name, images in sets.items() for image in images[:2]]
+    size = columns[0][1].shape[0]
+    sheet = Image.new("RGB", (size * len(columns), 14 + 2 * size), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, image) in enumerate(columns):
+        sheet.paste(Image.fromarray(image), (i * size, 14))
+        sheet.paste(Image.fromarray(round_trip(vae, [image])[0]), (i * size, 14 + size))
+        if i % 2 == 0:
+            draw.text((i * size + 3, 1), name, fill="black")
+    return sheet
+
+
 def mae(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
 
@@ -92,14 +110,18 @@ def main() -> int:
     parser.add_argument("--model", default="scumble-mini")
     parser.add_argument("--count", type=int, default=8)
     parser.add_argument("--ladder", type=Path, default=None, help="also run the strength ladder and save it as a sheet here")
+    parser.add_argument("--sheet", type=Path, default=None, help="save originals over round trips (128 px) here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     folder = BUILTIN_MODELS.get(args.model, Path(args.model))
     vae = AutoencoderKL.from_pretrained(folder, subfolder="vae").float().eval()
     table: dict[str, dict[int, float]] = {}
     for size in (128, 256):
-        for name, images in picture_sets(size, args.count).items():
+        sets = picture_sets(size, args.count)
+        for name, images in sets.items():
             table.setdefault(name, {})[size] = float(np.mean([mae(a, b) for a, b in zip(images, round_trip(vae, images))]))
+        if args.sheet and size == 128:
+            round_trip_sheet(vae, sets).save(args.sheet)
     result = {"model": str(folder), "round_trip_mae": table}
     if args.ladder:
         from PIL import Image

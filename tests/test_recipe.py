@@ -38,6 +38,7 @@ def test_smoke_recipe_exports_a_loadable_model_and_resumes_exactly(tmp_path):
         assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4) for k in a), part  # fp16 export: 1 ulp
     # transformers 4 reads only `text_model.*` keys, and silently starts a random encoder otherwise; 5 reads both
     assert all(k.startswith("text_model.") for k in load_file(tmp_path / "a" / "text_encoder" / "model.safetensors"))
+    assert not any(str(tmp_path) in config.read_text() for config in tmp_path.glob("[ab]/*/*.json"))  # no machine's path ships
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "a", safety_checker=None)
     image = pipe("a red circle", num_inference_steps=2, height=64, width=64, output_type="np").images[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
@@ -49,7 +50,7 @@ def test_smoke_recipe_exports_a_loadable_model_and_resumes_exactly(tmp_path):
 
 
 def test_the_tune_stage_follows_the_main_schedule_with_its_own_rate_and_captions():
-    r = recipe_module.Recipe(unet_steps=100, warmup=10, tune_steps=100, tune_lr=0.2, tune_unplaced=1.0)
+    r = recipe_module.Recipe(unet_steps=100, warmup=10, tune_steps=100, tune_lr=0.2, tune_unplaced=1.0, tune_object_weight=-1.0)
     assert r.lr_at(99) == pytest.approx(0.1, abs=1e-3)  # the main schedule ends at a tenth
     assert r.lr_at(100) == pytest.approx(0.02) and r.lr_at(109) == pytest.approx(0.2) and r.lr_at(199) == pytest.approx(0.02, abs=1e-3)
     assert r.mix_at(99) == r.mix and r.mix.unplaced == 0.1 and r.mix_at(100).unplaced == 1.0
