@@ -216,9 +216,11 @@ def test_full_size_sd15_checkpoint_loads_offline_with_the_shipped_config(tmp_pat
     checkpoint = tmp_path / "sd15-random.safetensors"
     save_file({k: v.half() for k, v in pipeline_to_ldm(pipe).items()}, checkpoint)
     del pipe
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf")}
+    # Its own cache folder: --backend auto would otherwise convert this SD-sized UNet into the user's OpenVINO cache
+    # (3.4 GB a run, under a new key each time), which is how a CI run once filled the disk.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     run = subprocess.run(
-        [sys.executable, "-m", "scumble", "txt2img", "a photo", "--model", str(checkpoint), "-W", "64", "-H", "64", "--steps", "1", "--seed", "0", "-o", str(tmp_path / "out.png")],
+        [sys.executable, "-m", "scumble", "txt2img", "a photo", "--model", str(checkpoint), "-W", "64", "-H", "64", "--steps", "1", "--seed", "0", "--backend", "torch", "-o", str(tmp_path / "out.png")],
         env=env, capture_output=True, text=True,
     )
     assert run.returncode == 0, run.stderr
