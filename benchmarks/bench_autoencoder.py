@@ -58,16 +58,17 @@ def round_trip(vae, images: list[np.ndarray]) -> np.ndarray:
     return ((y.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
 
 
-def round_trip_sheet(vae, sets: dict[str, list[np.ndarray]]):
+def round_trip_sheet(pairs: dict[str, tuple[list[np.ndarray], np.ndarray]]):
+    """Each set's first two pictures over their round trips, the set named above them."""
     from PIL import Image, ImageDraw
 
-    columns = [(name, image) for name, images in sets.items() for image in images[:2]]
+    columns = [(name, images[i], trips[i]) for name, (images, trips) in pairs.items() for i in range(min(2, len(images)))]
     size = columns[0][1].shape[0]
     sheet = Image.new("RGB", (size * len(columns), 14 + 2 * size), "white")
     draw = ImageDraw.Draw(sheet)
-    for i, (name, image) in enumerate(columns):
+    for i, (name, image, trip) in enumerate(columns):
         sheet.paste(Image.fromarray(image), (i * size, 14))
-        sheet.paste(Image.fromarray(round_trip(vae, [image])[0]), (i * size, 14 + size))
+        sheet.paste(Image.fromarray(trip), (i * size, 14 + size))
         if i % 2 == 0:
             draw.text((i * size + 3, 1), name, fill="black")
     return sheet
@@ -117,11 +118,11 @@ def main() -> int:
     vae = AutoencoderKL.from_pretrained(folder, subfolder="vae").float().eval()
     table: dict[str, dict[int, float]] = {}
     for size in (128, 256):
-        sets = picture_sets(size, args.count)
-        for name, images in sets.items():
-            table.setdefault(name, {})[size] = float(np.mean([mae(a, b) for a, b in zip(images, round_trip(vae, images))]))
+        pairs = {name: (images, round_trip(vae, images)) for name, images in picture_sets(size, args.count).items()}
+        for name, (images, trips) in pairs.items():
+            table.setdefault(name, {})[size] = float(np.mean([mae(a, b) for a, b in zip(images, trips)]))
         if args.sheet and size == 128:
-            round_trip_sheet(vae, sets).save(args.sheet)
+            round_trip_sheet(pairs).save(args.sheet)
     result = {"model": str(folder), "round_trip_mae": table}
     if args.ladder:
         from PIL import Image
