@@ -39,6 +39,9 @@ def test_smoke_recipe_exports_a_loadable_model_and_resumes_exactly(tmp_path):
     # transformers 4 reads only `text_model.*` keys, and silently starts a random encoder otherwise; 5 reads both
     assert all(k.startswith("text_model.") for k in load_file(tmp_path / "a" / "text_encoder" / "model.safetensors"))
     assert not any(str(tmp_path) in config.read_text() for config in tmp_path.glob("[ab]/*/*.json"))  # no machine's path ships
+    # The third stage's foreign pictures are encoded once, at every training size, beside the world's latents
+    foreign = load_file(tmp_path / "straight" / "foreign.safetensors")
+    assert sorted(foreign) == ["latents_64x64", "latents_64x96"] and foreign["latents_64x96"].shape == (8, 4, 8, 12)
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "a", safety_checker=None)
     image = pipe("a red circle", num_inference_steps=2, height=64, width=64, output_type="np").images[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
@@ -64,6 +67,17 @@ def test_the_tune_stage_follows_the_main_schedule_with_its_own_rate_and_captions
     assert not any(p in recipe_module.caption_for(seed, 7, r.mix_at(100)) for seed in lone for p in phrases)
     placed = [recipe_module.caption_for(seed, 7, r.mix_at(0)) for seed in lone]
     assert 0.8 < np.mean([any(p in c for p in phrases) for c in placed]) < 1.0
+
+
+def test_the_foreign_stage_follows_the_tune_stage_with_foreign_pictures_in_every_batch():
+    r = recipe_module.Recipe(unet_steps=100, warmup=10, tune_steps=100, foreign_steps=50, foreign_lr=0.3, batch=64, foreign_share=0.25)
+    assert r.foreign_start == 200
+    assert [r.foreign_count(s) for s in (0, 199, 200, 249)] == [0, 0, 16, 16]
+    assert r.lr_at(199) == pytest.approx(0.02, abs=1e-3) and r.lr_at(200) == pytest.approx(0.06) and r.lr_at(204) == pytest.approx(0.3)
+    assert r.lr_at(249) == pytest.approx(0.03, abs=2e-3)
+    assert r.mix_at(220) == r.mix_at(150) and r.object_weight_at(220) == r.object_weight_at(150)  # the tune stage's wording and weights
+    assert (r.ema_decay_at(199), r.ema_decay_at(200)) == (r.ema_decay, r.foreign_ema_decay)
+    assert replace(r, foreign_steps=0).foreign_count(200) == 0 and replace(r, foreign_steps=0).ema_decay_at(200) == r.ema_decay
 
 
 def test_world_samples_are_deterministic_and_captions_vary():
