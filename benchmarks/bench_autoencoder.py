@@ -7,6 +7,8 @@ when scikit-learn is installed (centre crops resized to the size).
 
 Strength ladder: a grey pencil sketch of a circle on paper, img2img with "a red circle on a white background"
 at strengths 0.1 to 0.9; prints the mean change from the sketch at each strength beside the round trip's.
+--more-ladders does the same on three more foreign pictures (a held-out sketch, a held-out photo-like field and
+scikit-learn's first photo), each with a prompt that names something it does not show.
 
     python benchmarks/bench_autoencoder.py [--model scumble-mini] [--count 8] [--ladder docs/images/ladder.png]
         [--sheet docs/images/round_trips.png]
@@ -89,7 +91,17 @@ def ladder(model: str, size: int, seed: int = 3) -> tuple[np.ndarray, dict[float
     return sketch, {s: img2img(model, sketch, s) for s in (0.1, 0.3, 0.5, 0.6, 0.7, 0.9)}
 
 
-def img2img(model: str, sketch: np.ndarray, strength: float) -> np.ndarray:
+def more_ladders(model: str, vae) -> dict[str, dict[str, float]]:
+    """{picture: {"round_trip": mae, "0.1": mae, ...}} for the foreign pictures beyond the circle sketch."""
+    from scumble.training import pictures
+
+    items = {"sketch": (pictures.held_out("sketch", 0, 128), "a black star on a white background"), "photo-like": (pictures.held_out("photo-like", 0, 128), "a landscape of hills at sunset")}
+    if shots := photos(128):
+        items["photo"] = (shots[0], "a landscape of mountains by day")
+    return {name: {"round_trip": mae(img, round_trip(vae, [img])[0]), **{str(s): mae(img, img2img(model, img, s, prompt)) for s in (0.1, 0.3, 0.5, 0.7, 0.9)}} for name, (img, prompt) in items.items()}
+
+
+def img2img(model: str, sketch: np.ndarray, strength: float, prompt: str = "a red circle on a white background") -> np.ndarray:
     import subprocess
     import sys
     import tempfile
@@ -98,7 +110,7 @@ def img2img(model: str, sketch: np.ndarray, strength: float) -> np.ndarray:
 
     with tempfile.TemporaryDirectory() as tmp:
         Image.fromarray(sketch).save(f"{tmp}/s.png")
-        subprocess.run([sys.executable, "-m", "scumble", "img2img", f"{tmp}/s.png", "-p", "a red circle on a white background", "--strength", str(strength), "--seed", "1", "--model", model, "-o", f"{tmp}/o.png", "-q"], check=True)
+        subprocess.run([sys.executable, "-m", "scumble", "img2img", f"{tmp}/s.png", "-p", prompt, "--strength", str(strength), "--seed", "1", "--model", model, "-o", f"{tmp}/o.png", "-q"], check=True)
         return np.asarray(Image.open(f"{tmp}/o.png").convert("RGB"))
 
 
@@ -111,6 +123,7 @@ def main() -> int:
     parser.add_argument("--model", default="scumble-mini")
     parser.add_argument("--count", type=int, default=8)
     parser.add_argument("--ladder", type=Path, default=None, help="also run the strength ladder and save it as a sheet here")
+    parser.add_argument("--more-ladders", action="store_true", help="also ladders on a held-out sketch, a photo-like field and a photograph")
     parser.add_argument("--sheet", type=Path, default=None, help="save originals over round trips (128 px) here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -131,6 +144,8 @@ def main() -> int:
         base = mae(sketch, round_trip(vae, [sketch])[0])
         result["ladder"] = {"round_trip": base, **{str(s): mae(sketch, out) for s, out in outputs.items()}}
         Image.fromarray(np.concatenate([sketch, *outputs.values()], axis=1)).save(args.ladder)
+    if args.more_ladders:
+        result["more_ladders"] = more_ladders(args.model, vae)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -141,6 +156,8 @@ def main() -> int:
     if "ladder" in result:
         print("Strength ladder on a pencil sketch of a circle: mean change from the sketch")
         print("  " + "  ".join(f"{k}: {v:.1f}" for k, v in result["ladder"].items()))
+    for name, row in result.get("more_ladders", {}).items():
+        print(f"Strength ladder on a {name}: " + "  ".join(f"{k}: {v:.1f}" for k, v in row.items()))
     return 0
 
 
