@@ -13,6 +13,9 @@ scikit-learn's first photo), each with a prompt that names something it does not
     python benchmarks/bench_autoencoder.py [--model scumble-mini] [--count 8] [--ladder docs/images/ladder.png]
         [--sheet docs/images/round_trips.png]
 
+Shape ceiling: the adherence benchmark's 100 test prompts rendered by the world, read by its shape reader as drawn
+and after the autoencoder's round trip: what the UNet could score on shapes if it drew each one perfectly.
+
 --sheet saves the first two pictures of each set at 128 px, originals over their round trips.
 """
 
@@ -91,6 +94,18 @@ def ladder(model: str, size: int, seed: int = 3) -> tuple[np.ndarray, dict[float
     return sketch, {s: img2img(model, sketch, s) for s in (0.1, 0.3, 0.5, 0.6, 0.7, 0.9)}
 
 
+def shape_ceiling(vae, count: int = 100) -> dict[str, float]:
+    """Share of the test prompts' rendered pictures whose shape the reader gets, as drawn and after a round trip."""
+    from scumble.training import adherence, world
+
+    drawn, trips = [], []
+    for t in adherence.held_out_targets(count):
+        img = world.render_shapes(world.ShapeScene(t.background, (world.ShapeObject(t.color, t.shape, t.position, t.size),)))
+        drawn.append(adherence.read_picture(img).shape == t.shape)
+        trips.append(adherence.read_picture(round_trip(vae, [img])[0]).shape == t.shape)
+    return {"drawn": 100 * float(np.mean(drawn)), "round_trip": 100 * float(np.mean(trips))}
+
+
 def more_ladders(model: str, vae) -> dict[str, dict[str, float]]:
     """{picture: {"round_trip": mae, "0.1": mae, ...}} for the foreign pictures beyond the circle sketch."""
     from scumble.training import pictures
@@ -136,7 +151,7 @@ def main() -> int:
             table.setdefault(name, {})[size] = float(np.mean([mae(a, b) for a, b in zip(images, trips)]))
         if args.sheet and size == 128:
             round_trip_sheet(pairs).save(args.sheet)
-    result = {"model": str(folder), "round_trip_mae": table}
+    result = {"model": str(folder), "round_trip_mae": table, "shape_read": shape_ceiling(vae)}
     if args.ladder:
         from PIL import Image
 
@@ -153,6 +168,7 @@ def main() -> int:
     print(f"{'set':<24}{'128 px':>9}{'256 px':>9}")
     for name, row in table.items():
         print(f"{name:<24}{row.get(128, float('nan')):>9.1f}{row.get(256, float('nan')):>9.1f}")
+    print(f"Shape reader on the 100 test prompts drawn by the world: {result['shape_read']['drawn']:.0f}% as drawn, {result['shape_read']['round_trip']:.0f}% after the round trip")
     if "ladder" in result:
         print("Strength ladder on a pencil sketch of a circle: mean change from the sketch")
         print("  " + "  ".join(f"{k}: {v:.1f}" for k, v in result["ladder"].items()))
