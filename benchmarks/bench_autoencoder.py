@@ -100,7 +100,7 @@ def shape_ceiling(vae, count: int = 100) -> dict[str, float]:
 
     drawn, trips = [], []
     for t in adherence.held_out_targets(count):
-        img = world.render_shapes(world.ShapeScene(t.background, (world.ShapeObject(t.color, t.shape, t.position, t.size),)))
+        img = world.render_shapes(t.scene)
         drawn.append(adherence.read_picture(img).shape == t.shape)
         trips.append(adherence.read_picture(round_trip(vae, [img])[0]).shape == t.shape)
     return {"drawn": 100 * float(np.mean(drawn)), "round_trip": 100 * float(np.mean(trips))}

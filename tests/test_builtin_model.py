@@ -67,6 +67,7 @@ def test_low_strength_keeps_a_foreign_sketch_and_higher_strengths_change_it_more
 
     from scumble.core.loading.sources import BUILTIN_MODELS, DEFAULT_MODEL
     from scumble.training import pictures
+    from scumble.training.recipe import to_tensor
 
     mask = np.zeros((128, 128), np.uint8)
     cv2.circle(mask, (64, 64), 38, 1, -1)
@@ -74,8 +75,7 @@ def test_low_strength_keeps_a_foreign_sketch_and_higher_strengths_change_it_more
     Image.fromarray(sketch).save(tmp_path / "sketch.png")
     vae = AutoencoderKL.from_pretrained(BUILTIN_MODELS[DEFAULT_MODEL] / "vae")
     with torch.no_grad():
-        x = torch.from_numpy(sketch).permute(2, 0, 1)[None].float() / 127.5 - 1
-        back = vae.decode(vae.encode(x).latent_dist.mean).sample
+        back = vae.decode(vae.encode(to_tensor(sketch[None])).latent_dist.mean).sample
     round_trip = np.abs(((back[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().numpy() - sketch).mean()
     change = {}
     for strength in ("0.1", "0.3", "0.6"):

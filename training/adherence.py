@@ -38,9 +38,12 @@ class Target:
     size: str = "large"
 
     @property
+    def scene(self) -> world.ShapeScene:
+        return world.ShapeScene(self.background, (world.ShapeObject(self.color, self.shape, self.position, self.size),))
+
+    @property
     def prompt(self) -> str:
-        obj = world.ShapeObject(self.color, self.shape, self.position, self.size)
-        return world.caption_shapes(world.ShapeScene(self.background, (obj,)), random.Random(0), full=True)
+        return world.caption_shapes(self.scene, random.Random(0), full=True)
 
 
 def read_picture(image: np.ndarray) -> Reading:

@@ -127,19 +127,22 @@ class Recipe:
         if step < self.unet_steps:
             return lr_factor(step, self.unet_steps, self.warmup)
         if step < self.foreign_start:
-            return self.tune_lr * lr_factor(step - self.unet_steps, self.tune_steps, min(50, max(1, self.tune_steps // 10)))
-        return self.foreign_lr * lr_factor(step - self.foreign_start, self.foreign_steps, min(50, max(1, self.foreign_steps // 10)))
+            return self.tune_lr * stage_factor(step - self.unet_steps, self.tune_steps)
+        return self.foreign_lr * stage_factor(step - self.foreign_start, self.foreign_steps)
 
     @property
     def foreign_start(self) -> int:
         return self.unet_steps + self.tune_steps
 
+    def in_foreign_stage(self, step: int) -> bool:
+        return self.foreign_steps > 0 and step >= self.foreign_start
+
     def ema_decay_at(self, step: int) -> float:
-        return self.foreign_ema_decay if step >= self.foreign_start and self.foreign_steps > 0 else self.ema_decay
+        return self.foreign_ema_decay if self.in_foreign_stage(step) else self.ema_decay
 
     def foreign_count(self, step: int) -> int:
         """How many of the batch at `step` are foreign pictures (none before the third stage)."""
-        return round(self.batch * self.foreign_share) if step >= self.foreign_start and self.foreign_steps > 0 else 0
+        return round(self.batch * self.foreign_share) if self.in_foreign_stage(step) else 0
 
     @property
     def buckets(self) -> list[tuple[int, int]]:
@@ -281,6 +284,11 @@ def resume(model, opt, path: Path, phase: str) -> int:
     opt.load_state_dict(ckpt["opt"])
     log(f"{phase}: resumed at step {ckpt['step']}")
     return ckpt["step"]
+
+
+def stage_factor(step: int, total: int) -> float:
+    """A later stage's own schedule: a short warm-up (a tenth of it, at most 50 steps), then cosine decay."""
+    return lr_factor(step, total, min(50, max(1, total // 10)))
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -437,6 +445,18 @@ def object_cells(images: np.ndarray) -> torch.Tensor:
     return (F.avg_pool2d(differs, 8) > 0.1).to(torch.uint8)
 
 
+def encoded_batches(r: Recipe, vae, draw, plan: dict[tuple[int, int], list[int]], label: str):
+    """(size, pictures, posterior means) for each batch of 64 seeds in `plan`, drawn by draw(r, (size, seeds))."""
+    items = [(bucket, seeds[i : i + 64]) for bucket, seeds in plan.items() for i in range(0, len(seeds), 64)]
+    with torch.no_grad():
+        for n, ((bucket, _), images) in enumerate(zip(items, prefetched(draw, r, items, r.workers))):
+            with autocast():
+                encoded = vae.encode(to_tensor(images)).latent_dist.mean.float().cpu()
+            if n % 20 == 0:
+                log(f"{label} {n}/{len(items)} batches")
+            yield bucket, images, encoded
+
+
 def encode_dataset(r: Recipe, work: Path, vae) -> tuple[dict, float]:
     """{(h, w): (latents, object cells, seeds)} for every training size, and the latents' scaling factor."""
     from safetensors.torch import load_file, save_file
@@ -446,15 +466,10 @@ def encode_dataset(r: Recipe, work: Path, vae) -> tuple[dict, float]:
     if path.exists():
         data = load_file(path)
         return {b: (data[f"latents_{b[0]}x{b[1]}"], data[f"cells_{b[0]}x{b[1]}"], data[f"seeds_{b[0]}x{b[1]}"].tolist()) for b in plan}, float(data["scale"])
-    items = [(bucket, seeds[i : i + 64]) for bucket, seeds in plan.items() for i in range(0, len(seeds), 64)]
     latents, cells = {b: [] for b in plan}, {b: [] for b in plan}
-    with torch.no_grad():
-        for n, ((bucket, _), images) in enumerate(zip(items, prefetched(world_pictures, r, items, r.workers))):
-            with autocast():
-                latents[bucket].append(vae.encode(to_tensor(images)).latent_dist.mean.float().cpu())
-            cells[bucket].append(object_cells(images))
-            if n % 100 == 0:
-                log(f"latents {n}/{len(items)} batches")
+    for bucket, images, encoded in encoded_batches(r, vae, world_pictures, plan, "latents"):
+        latents[bucket].append(encoded)
+        cells[bucket].append(object_cells(images))
     data = {}
     for (h, w), seeds in plan.items():
         data[f"latents_{h}x{w}"] = torch.cat(latents[(h, w)]).contiguous()
@@ -484,14 +499,10 @@ def encode_foreign(r: Recipe, work: Path, vae) -> dict:
         return {b: data[f"latents_{b[0]}x{b[1]}"] for b in buckets}
     # Seeds of their own range, below pictures.HELD_OUT_BASE: never a benchmark's picture.
     base, count = 2_000_000_000 + r.seed * 10_000_000, max(1, r.foreign_set // len(buckets))
-    items = [(b, list(range(base + n * count + i, base + n * count + min(i + 64, count)))) for n, b in enumerate(buckets) for i in range(0, count, 64)]
+    plan = {b: list(range(base + n * count, base + (n + 1) * count)) for n, b in enumerate(buckets)}
     latents = {b: [] for b in buckets}
-    with torch.no_grad():
-        for n, ((bucket, _), images) in enumerate(zip(items, prefetched(foreign_pictures, r, items, r.workers))):
-            with autocast():
-                latents[bucket].append(vae.encode(to_tensor(images)).latent_dist.mean.float().cpu())
-            if n % 20 == 0:
-                log(f"foreign latents {n}/{len(items)} batches")
+    for bucket, _, encoded in encoded_batches(r, vae, foreign_pictures, plan, "foreign latents"):
+        latents[bucket].append(encoded)
     data = {f"latents_{h}x{w}": torch.cat(latents[(h, w)]).contiguous() for h, w in buckets}
     save_file(data, path.with_suffix(".tmp"))
     os.replace(path.with_suffix(".tmp"), path)
@@ -805,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no UNet checkpoint in {work} yet", file=sys.stderr)
             return 1
         r = replace(r, unet_stop=ckpt["step"])  # the loop has nothing left to do: load, then export
-    foreign = encode_foreign(r, work, vae) if r.foreign_steps > 0 else None
+    foreign = encode_foreign(r, work, vae) if r.foreign_steps > 0 and not args.export_now else None  # exporting trains no step
     pipe, history = train_unet(r, work, vae, data, scale, stop_at=args.stop_at_step, foreign=foreign)
     if pipe is None:
         return 0
