@@ -39,6 +39,11 @@ def test_smoke_recipe_exports_a_loadable_model_and_resumes_exactly(tmp_path):
     # transformers 4 reads only `text_model.*` keys, and silently starts a random encoder otherwise; 5 reads both
     assert all(k.startswith("text_model.") for k in load_file(tmp_path / "a" / "text_encoder" / "model.safetensors"))
     assert not any(str(tmp_path) in config.read_text() for config in tmp_path.glob("[ab]/*/*.json"))  # no machine's path ships
+    # The decoder stage trains the decoder alone: the encoder, and so every latent the UNet learned, is the autoencoder's
+    before, after = (load_file(tmp_path / "straight" / f / "diffusion_pytorch_model.safetensors") for f in ("vae", "vae_decoder"))
+    frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     # The third stage's foreign pictures are encoded once, at every training size, beside the world's latents
     foreign = load_file(tmp_path / "straight" / "foreign.safetensors")
     assert sorted(foreign) == ["latents_64x64", "latents_64x96"] and foreign["latents_64x96"].shape == (8, 4, 8, 12)
@@ -166,3 +171,29 @@ def test_a_run_goes_on_with_other_execution_settings_but_not_other_learning_sett
     cpu = replace(recipe_module.Recipe.smoke(), threads=1, workers=0, checkpoint_every=50)
     assert recipe_module.agreed_recipe(cpu, tmp_path) == cpu
     assert recipe_module.agreed_recipe(replace(cpu, batch=cpu.batch * 2), tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "field, value, says",
+    [("batch", 0, "batch: must be at least 1"), ("foreign_share", 1.5, "foreign_share: must be between 0 and 1"), ("decoder_lr", float("nan"), "decoder_lr: must be above 0"),
+     ("vae_channels", "64,64", "vae_channels: must be 4 comma-separated multiples of 32"), ("sizes", "128x100", "'128x100' must be HxW"),
+     ("tune_object_weight", -0.5, "tune_object_weight: must be -1"), ("unet_steps", 7000.0, "unet_steps: expected int")],
+)
+def test_a_recipe_outside_its_limits_is_refused_at_every_door(field, value, says):
+    with pytest.raises(ValueError, match=says.replace("(", r"\(")):
+        replace(recipe_module.Recipe(), **{field: value})
+
+
+def test_recipe_doors_refuse_bad_values_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        recipe_module.main(["--smoke", "--work", str(tmp_path / "w"), "--set", "foreign_share=2"])
+    assert stop.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith("--set foreign_share: must be between 0 and 1, got 2.0")
+    with pytest.raises(SystemExit):
+        recipe_module.main(["--smoke", "--work", str(tmp_path / "w"), "--set", "batch=many"])
+    assert "--set batch: 'many' is not an int" in capsys.readouterr().err
+    (tmp_path / "w").mkdir()
+    for recorded, says in (("[1, 2]", "not a recipe"), ('{"unet_steps": -5, "unet_seconds": 10}', "unet_steps: must be at least 1"), ('{"batch": ', "Expecting value")):
+        (tmp_path / "w" / "recipe.json").write_text(recorded)
+        assert recipe_module.main(["--smoke", "--work", str(tmp_path / "w"), "--set", "unet_seconds=10"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err

@@ -53,6 +53,11 @@ class Recipe:
     vae_crop: int = 64
     vae_lr: float = 1e-3
     foreign_rate: float = 0.6  # share of autoencoder crops drawn from training/pictures.py
+    # A decoder-only stage after the autoencoder (as Stability's sd-vae-ft-mse): the encoder is frozen, so
+    # the latents (and so the UNet) are the same with or without it, and the decoder goes on learning detail.
+    decoder_steps: int = 0
+    decoder_batch: int = 64
+    decoder_lr: float = 2e-4
     dataset: int = 30000  # encoding takes ~20 s per 1,000 pictures on 2 cores
     sizes: str = ",".join(f"{h}x{w}" for h, w in world.BUCKETS)  # training sizes; the first gets a third of the set
     landscape_rate: float = 0.25
@@ -103,12 +108,50 @@ class Recipe:
     # Seconds each phase may take (0: no limit). After its first steps a phase measures its speed and
     # shortens its own schedule to fit; the steps it chose are recorded, so the run can be repeated exactly.
     vae_seconds: float = 0.0
+    decoder_seconds: float = 0.0
     unet_seconds: float = 0.0
     tiny_seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        """Every door to a recipe (the defaults, --set, a work folder's recipe.json) meets the same limits."""
+        for name, value in asdict(self).items():
+            expected = type(getattr(Recipe, name))
+            if not isinstance(value, expected) or isinstance(value, bool):
+                if not (expected is float and isinstance(value, int) and not isinstance(value, bool)):
+                    raise ValueError(f"recipe field {name}: expected {expected.__name__}, got {value!r}")
+                setattr(self, name, float(value))
+        ranges = {
+            "at least 1": ["size", "vae_steps", "vae_batch", "vae_crop", "decoder_batch", "dataset", "unet_steps", "batch", "tiny_batch", "eval_every", "checkpoint_every", "foreign_set", "foreign_max_t"],
+            "at least 0": ["seed", "decoder_steps", "unet_stop", "tune_steps", "foreign_steps", "warmup", "tiny_steps", "eval_prompts", "threads", "workers", "object_weight", "min_snr_gamma", "vae_seconds", "decoder_seconds", "unet_seconds", "tiny_seconds"],
+            "between 0 and 1": ["foreign_rate", "landscape_rate", "two_object_rate", "tune_unplaced", "foreign_share", "uncond_rate", "ema_decay", "foreign_ema_decay"],
+            "above 0": ["vae_lr", "decoder_lr", "unet_lr", "text_lr", "tune_lr", "foreign_lr", "input_scale"],
+        }
+        test = {"at least 1": lambda v: v >= 1, "at least 0": lambda v: v >= 0, "between 0 and 1": lambda v: 0 <= v <= 1, "above 0": lambda v: v > 0 and math.isfinite(v)}
+        for rule, names in ranges.items():
+            for name in names:
+                value = getattr(self, name)
+                if not (test[rule](value) and math.isfinite(value)):
+                    raise ValueError(f"recipe field {name}: must be {rule}, got {value!r}")
+        if not (self.tune_object_weight == -1 or self.tune_object_weight >= 0):
+            raise ValueError(f"recipe field tune_object_weight: must be -1 (object_weight's) or at least 0, got {self.tune_object_weight!r}")
+        if self.foreign_max_t > TRAIN_TIMESTEPS:
+            raise ValueError(f"recipe field foreign_max_t: must be at most {TRAIN_TIMESTEPS}, got {self.foreign_max_t}")
+        if self.vae_crop % 8:
+            raise ValueError(f"recipe field vae_crop: must be a multiple of 8, got {self.vae_crop}")
+        for name, levels in (("vae_channels", (4,)), ("unet_channels", (1, 2, 3, 4))):
+            widths = getattr(self, name).split(",")
+            if not all(w.strip().isdigit() and int(w) > 0 and int(w) % 32 == 0 for w in widths) or len(widths) not in levels:
+                raise ValueError(f"recipe field {name}: must be {' or '.join(map(str, levels))} comma-separated multiples of 32, got {getattr(self, name)!r}")
+        # The UNet halves the latents at each level but the last: every side must divide evenly down to it.
+        step = 8 * 2 ** (len(self.unet_channels.split(",")) - 1)
+        for item in [f"{self.size}x{self.size}", *self.sizes.split(",")]:
+            h, _, w = item.partition("x")
+            if not (h.isdigit() and w.isdigit() and all(32 <= int(v) <= 1024 and int(v) % step == 0 for v in (h, w))):
+                raise ValueError(f"recipe field sizes/size: {item!r} must be HxW, each side 32 to 1024 and a multiple of {step}")
+
     @classmethod
     def smoke(cls) -> "Recipe":
-        return cls(size=64, vae_channels="32,32,32,32", vae_steps=4, vae_batch=4, vae_crop=32, dataset=64, sizes="64x64,64x96", unet_channels="32,64,64", unet_steps=4, unet_stop=0, tune_steps=2, foreign_steps=2, foreign_set=16, batch=8, warmup=2, tiny_steps=2, tiny_batch=4, eval_every=4, eval_prompts=2, checkpoint_every=2)
+        return cls(size=64, vae_channels="32,32,32,32", vae_steps=4, vae_batch=4, vae_crop=32, decoder_steps=2, decoder_batch=4, dataset=64, sizes="64x64,64x96", unet_channels="32,64,64", unet_steps=4, unet_stop=0, tune_steps=2, foreign_steps=2, foreign_set=16, batch=8, warmup=2, tiny_steps=2, tiny_batch=4, eval_every=4, eval_prompts=2, checkpoint_every=2)
 
     @property
     def mix(self) -> world.Mix:
@@ -306,12 +349,12 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 # how many workers there are.
 
 
-def vae_crops(r: Recipe, step: int, salt: int = 1) -> np.ndarray:
+def vae_crops(r: Recipe, step: int, salt: int = 1, batch: int = 0) -> np.ndarray:
     """A batch of crops for the autoencoders: foreign pictures at `foreign_rate`, else the world at its sizes."""
     rng = np.random.default_rng([r.seed, salt, step])
     crop, crops = r.vae_crop, []
     sizes = [b for b in r.buckets if min(b) >= crop] or [(crop, crop)]
-    for _ in range(r.vae_batch if salt == 1 else r.tiny_batch):
+    for _ in range(batch or r.vae_batch):
         seed = int(rng.integers(1 << 40))
         if rng.random() < r.foreign_rate:
             side = int(rng.integers(crop, 2 * crop + 1))
@@ -421,6 +464,50 @@ def train_vae(r: Recipe, work: Path):
             log(f"vae step {step}/{total} l1 {l1.item():.4f} edge {edge.item():.4f} kl {kl.item():.3f} ({(time.time() - t0) / (step - start + 1):.3f}s/step)")
         if (step + 1) % r.checkpoint_every == 0:
             save_checkpoint(vae, opt, step + 1, ckpt_path)
+    save_model_atomic(vae.eval(), final)
+    return vae
+
+
+def tune_decoder(r: Recipe, work: Path, vae):
+    """The decoder-only stage: the autoencoder's loss on fresh crops, with the encoder (and so every
+    latent the later phases see) frozen. Returns the autoencoder with the tuned decoder."""
+    from diffusers import AutoencoderKL
+
+    final = work / "vae_decoder"
+    if r.decoder_steps <= 0:
+        return vae
+    if (final / "config.json").exists():
+        return AutoencoderKL.from_pretrained(final).to(DEVICE)
+    frozen = [vae.encoder, vae.quant_conv]
+    for module in frozen:
+        module.requires_grad_(False)
+    trained = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=r.decoder_lr, weight_decay=0.0)
+    ckpt_path = work / "vae_decoder.ckpt"
+    start = resume(vae, opt, ckpt_path, "vae_decoder")
+    budget = Budget(r, "decoder_steps", start)
+    vae.train()
+    t0 = time.time()
+    for step, crops in zip(range(start, 1 << 62), prefetched(decoder_crops, r, range(start, 1 << 62), r.workers)):
+        total = budget.total(step, work)
+        if step >= total:
+            break
+        x = to_tensor(crops)
+        for g in opt.param_groups:
+            g["lr"] = r.decoder_lr * stage_factor(step, total)
+        with autocast():
+            with torch.no_grad():
+                z = vae.encode(x).latent_dist.sample(generator=torch.Generator(DEVICE).manual_seed(r.seed * 1_000_033 + step))
+            recon = vae.decode(z).sample.float()
+        l1 = object_weighted_l1(recon, x)
+        edge = edge_loss(recon, x)
+        descend(opt, l1 + edge, trained)
+        if step % 100 == 0 or step == total - 1:
+            log(f"vae_decoder step {step}/{total} l1 {l1.item():.4f} edge {edge.item():.4f} ({(time.time() - t0) / (step - start + 1):.3f}s/step)")
+        if (step + 1) % r.checkpoint_every == 0:
+            save_checkpoint(vae, opt, step + 1, ckpt_path)
+    for module in frozen:
+        module.requires_grad_(True)
     save_model_atomic(vae.eval(), final)
     return vae
 
@@ -554,7 +641,11 @@ def train_tiny_vae(r: Recipe, work: Path, vae, scale: float):
 
 
 def partial_tiny_crops(r: Recipe, step: int) -> np.ndarray:
-    return vae_crops(r, step, salt=3)
+    return vae_crops(r, step, salt=3, batch=r.tiny_batch)
+
+
+def decoder_crops(r: Recipe, step: int) -> np.ndarray:
+    return vae_crops(r, step, salt=4, batch=r.decoder_batch)
 
 
 def caption_for(seed: int, variant: int, mix: world.Mix = world.Mix()) -> str:
@@ -751,7 +842,7 @@ def export(pipe, r: Recipe, out: Path, history: list, work: Path, tiny=None) -> 
     log(f"exported to {out}")
 
 
-BUDGETED = {"vae_steps": "vae_seconds", "unet_steps": "unet_seconds", "tiny_steps": "tiny_seconds"}
+BUDGETED = {"vae_steps": "vae_seconds", "decoder_steps": "decoder_seconds", "unet_steps": "unet_seconds", "tiny_steps": "tiny_seconds"}
 # How a run executes, not what it learns: a phase trained on one machine goes on on another with its own.
 EXECUTION = ("threads", "workers", "checkpoint_every", "eval_every", "eval_prompts")
 
@@ -761,7 +852,10 @@ def agreed_recipe(r: Recipe, work: Path) -> Recipe | None:
     recorded_path = work / "recipe.json"
     if not recorded_path.exists():
         return r
-    recorded = {k: v for k, v in json.loads(recorded_path.read_text()).items() if k not in EXECUTION}
+    recorded = json.loads(recorded_path.read_text())
+    if not isinstance(recorded, dict):
+        raise ValueError("not a recipe (a JSON object of recipe fields)")
+    recorded = {k: v for k, v in recorded.items() if k not in EXECUTION}
     fitted = {k: recorded[k] for k, budget in BUDGETED.items() if k in recorded and recorded.get(budget) and getattr(r, budget)}
     r = replace(r, **fitted)
     # Fields added to the recipe after a run started take their current values: only recorded ones must agree.
@@ -787,14 +881,23 @@ def main(argv: list[str] | None = None) -> int:
     r = replace(Recipe.smoke() if args.smoke else Recipe(), seed=args.seed)
     for item in args.set:
         key, _, value = item.partition("=")
-        if not hasattr(r, key):
+        if key not in asdict(r):
             parser.error(f"--set: unknown recipe field {key!r}")
-        r = replace(r, **{key: type(getattr(r, key))(value)})
+        kind = type(getattr(r, key))
+        try:
+            r = replace(r, **{key: kind(value)})
+        except ValueError as exc:
+            why = str(exc).split(": ", 1)[1] if str(exc).startswith("recipe field") else f"{value!r} is not {'an' if kind is int else 'a'} {kind.__name__}"
+            parser.error(f"--set {key}: {why}")
     if r.threads:
         torch.set_num_threads(r.threads)
     work = args.work or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scumble" / "recipe" / (f"seed-{r.seed}" + ("-smoke" if args.smoke else ""))
     work.mkdir(parents=True, exist_ok=True)
-    agreed = agreed_recipe(r, work)
+    try:
+        agreed = agreed_recipe(r, work)
+    except (ValueError, TypeError) as exc:  # a recipe.json edited by hand, or from an older recipe
+        print(f"error: {work / 'recipe.json'}: {exc}", file=sys.stderr)
+        return 2
     if agreed is None and not args.export_now:
         print(f"error: {work} holds a run with other settings; pass another --work or delete it", file=sys.stderr)
         return 2
@@ -804,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"recipe {asdict(r)} in {work} on {DEVICE}")
     if not (work / "tokenizer" / "vocab.json").exists():
         log(f"tokenizer: {write_tokenizer(work / 'tokenizer', world.caption_corpus(20000, seed=r.seed))} tokens")
-    vae = train_vae(r, work)
+    vae = tune_decoder(r, work, train_vae(r, work))
     if args.until == "vae":
         return 0
     data, scale = encode_dataset(r, work, vae)
