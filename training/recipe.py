@@ -3,7 +3,8 @@
 Phases, each checkpointed under --work so a killed run resumes where it stopped:
   1. tokenizer  a CLIP-format BPE vocabulary learned from the world's captions
   2. vae        AutoencoderKL (8x downsampling) on random crops of the shapes world and of foreign
-                pictures (training/pictures.py: sketches, gradients, textures, text, photo-like), L1 + edge loss
+                pictures (training/pictures.py: sketches, gradients, textures, text, photo-like), L1 + edge loss;
+                then a decoder-only stage with the encoder frozen (its latents, and so every later phase, unchanged)
   3. latents    the training set encoded once (posterior means), at every training size (world.BUCKETS)
   4. unet       UNet2DConditionModel and CLIPTextModel trained jointly, with EMA, in three stages: the
                 main schedule, a tune stage, and a stage that mixes in foreign pictures (encoded once
