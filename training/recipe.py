@@ -428,6 +428,29 @@ def autocast():
 # ---------------------------------------------------------------- phases
 
 
+PHASE_STEPS = {"vae": "vae_steps", "vae_decoder": "decoder_steps", "vae_tiny": "tiny_steps"}
+
+
+def autoencoder_steps(r: Recipe, work: Path, phase: str, draw, model, opt, metrics: dict):
+    """(step, steps in all, batch) for an autoencoder phase, resumed from its checkpoint: the loop every
+    autoencoder phase shares. The body leaves its losses in `metrics` for the log."""
+    ckpt_path = work / f"{phase}.ckpt"
+    start = resume(model, opt, ckpt_path, phase)
+    budget = Budget(r, PHASE_STEPS[phase], start)
+    model.train()
+    t0 = time.time()
+    for step, crops in zip(range(start, 1 << 62), prefetched(draw, r, range(start, 1 << 62), r.workers)):
+        total = budget.total(step, work)
+        if step >= total:
+            break
+        yield step, total, to_tensor(crops)
+        if step % 100 == 0 or step == total - 1:
+            losses = " ".join(f"{k} {v.item():.4f}" for k, v in metrics.items())
+            log(f"{phase} step {step}/{total} {losses} ({(time.time() - t0) / (step - start + 1):.3f}s/step)")
+        if (step + 1) % r.checkpoint_every == 0:
+            save_checkpoint(model, opt, step + 1, ckpt_path)
+
+
 def train_vae(r: Recipe, work: Path):
     from diffusers import AutoencoderKL
 
@@ -441,30 +464,15 @@ def train_vae(r: Recipe, work: Path):
         # noise swamped the young encoder's means and reconstructions stalled at the wrong colours.
         vae.encoder.conv_out.bias[vae.config.latent_channels :] = -10.0
     opt = torch.optim.AdamW(vae.parameters(), lr=r.vae_lr, weight_decay=0.0)
-    ckpt_path = work / "vae.ckpt"
-    start = resume(vae, opt, ckpt_path, "vae")
-    budget = Budget(r, "vae_steps", start)
-    vae.train()
-    t0 = time.time()
-    for step, crops in zip(range(start, 1 << 62), prefetched(vae_crops, r, range(start, 1 << 62), r.workers)):
-        total = budget.total(step, work)
-        if step >= total:
-            break
-        x = to_tensor(crops)
+    metrics: dict = {}
+    for step, total, x in autoencoder_steps(r, work, "vae", vae_crops, vae, opt, metrics):
         for g in opt.param_groups:
             g["lr"] = r.vae_lr * lr_factor(step, total, 100)
         with autocast():
             posterior = vae.encode(x).latent_dist
             recon = vae.decode(posterior.sample(generator=torch.Generator(DEVICE).manual_seed(step))).sample.float()
-        l1 = object_weighted_l1(recon, x)
-        edge = edge_loss(recon, x)
-        kl = posterior.kl().float().mean() / x[0].numel()
-        loss = l1 + edge + 1e-4 * kl
-        descend(opt, loss, vae.parameters())
-        if step % 100 == 0 or step == total - 1:
-            log(f"vae step {step}/{total} l1 {l1.item():.4f} edge {edge.item():.4f} kl {kl.item():.3f} ({(time.time() - t0) / (step - start + 1):.3f}s/step)")
-        if (step + 1) % r.checkpoint_every == 0:
-            save_checkpoint(vae, opt, step + 1, ckpt_path)
+        metrics.update(l1=object_weighted_l1(recon, x), edge=edge_loss(recon, x), kl=posterior.kl().float().mean() / x[0].numel())
+        descend(opt, metrics["l1"] + metrics["edge"] + 1e-4 * metrics["kl"], vae.parameters())
     save_model_atomic(vae.eval(), final)
     return vae
 
@@ -484,29 +492,16 @@ def tune_decoder(r: Recipe, work: Path, vae):
         module.requires_grad_(False)
     trained = [p for p in vae.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trained, lr=r.decoder_lr, weight_decay=0.0)
-    ckpt_path = work / "vae_decoder.ckpt"
-    start = resume(vae, opt, ckpt_path, "vae_decoder")
-    budget = Budget(r, "decoder_steps", start)
-    vae.train()
-    t0 = time.time()
-    for step, crops in zip(range(start, 1 << 62), prefetched(decoder_crops, r, range(start, 1 << 62), r.workers)):
-        total = budget.total(step, work)
-        if step >= total:
-            break
-        x = to_tensor(crops)
+    metrics: dict = {}
+    for step, total, x in autoencoder_steps(r, work, "vae_decoder", decoder_crops, vae, opt, metrics):
         for g in opt.param_groups:
             g["lr"] = r.decoder_lr * stage_factor(step, total)
         with autocast():
             with torch.no_grad():
                 z = vae.encode(x).latent_dist.sample(generator=torch.Generator(DEVICE).manual_seed(r.seed * 1_000_033 + step))
             recon = vae.decode(z).sample.float()
-        l1 = object_weighted_l1(recon, x)
-        edge = edge_loss(recon, x)
-        descend(opt, l1 + edge, trained)
-        if step % 100 == 0 or step == total - 1:
-            log(f"vae_decoder step {step}/{total} l1 {l1.item():.4f} edge {edge.item():.4f} ({(time.time() - t0) / (step - start + 1):.3f}s/step)")
-        if (step + 1) % r.checkpoint_every == 0:
-            save_checkpoint(vae, opt, step + 1, ckpt_path)
+        metrics.update(l1=object_weighted_l1(recon, x), edge=edge_loss(recon, x))
+        descend(opt, metrics["l1"] + metrics["edge"], trained)
     for module in frozen:
         module.requires_grad_(True)
     save_model_atomic(vae.eval(), final)
@@ -608,35 +603,20 @@ def train_tiny_vae(r: Recipe, work: Path, vae, scale: float):
     torch.manual_seed(r.seed + 2)
     tiny = AutoencoderTiny(**tiny_vae_config()).to(DEVICE)
     opt = torch.optim.AdamW(tiny.parameters(), lr=1e-3, weight_decay=0.0)
-    ckpt_path = work / "vae_tiny.ckpt"
-    start = resume(tiny, opt, ckpt_path, "vae_tiny")
-    budget = Budget(r, "tiny_steps", start)
-    tiny.train()
     vae.eval()
-    t0 = time.time()
-    for step, crops in zip(range(start, 1 << 62), prefetched(partial_tiny_crops, r, range(start, 1 << 62), r.workers)):
-        total = budget.total(step, work)
-        if step >= total:
-            break
+    metrics: dict = {}
+    for step, total, x in autoencoder_steps(r, work, "vae_tiny", partial_tiny_crops, tiny, opt, metrics):
         gen = torch.Generator().manual_seed(r.seed * 1_000_033 + step)
-        x = to_tensor(crops)
         with torch.no_grad(), autocast():
             z = vae.encode(x).latent_dist.mean.float() * scale
         with autocast():
             # The decoder will see the UNet's slightly-off latents, not encoder means: train it on jittered ones.
             recon = tiny.decoder(z + 0.03 * torch.randn(z.shape, generator=gen).to(DEVICE)).float()
             encoded = tiny.encoder(x).float()
-        l1 = object_weighted_l1(recon, x)
-        edge = edge_loss(recon, x)
-        encode = F.mse_loss(encoded, z) / (r.input_scale**2)
-        loss = l1 + edge + encode
+        metrics.update(l1=object_weighted_l1(recon, x), edge=edge_loss(recon, x), encode=F.mse_loss(encoded, z) / (r.input_scale**2))
         for g in opt.param_groups:
             g["lr"] = 1e-3 * lr_factor(step, total, 50)
-        descend(opt, loss, tiny.parameters())
-        if step % 100 == 0 or step == total - 1:
-            log(f"vae_tiny step {step}/{total} l1 {l1.item():.4f} edge {edge.item():.4f} encode {encode.item():.4f} ({(time.time() - t0) / (step - start + 1):.3f}s/step)")
-        if (step + 1) % r.checkpoint_every == 0:
-            save_checkpoint(tiny, opt, step + 1, ckpt_path)
+        descend(opt, sum(metrics.values()), tiny.parameters())
     save_model_atomic(tiny.eval(), final)
     return tiny
 
