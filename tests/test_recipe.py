@@ -197,3 +197,14 @@ def test_recipe_doors_refuse_bad_values_in_one_line(tmp_path, capsys):
         assert recipe_module.main(["--smoke", "--work", str(tmp_path / "w"), "--set", "unet_seconds=10"]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and says in err and "Traceback" not in err
+
+
+def test_the_recipe_defaults_rebuild_the_shipped_model():
+    import json
+    from dataclasses import asdict
+
+    from scumble.core.loading.sources import BUILTIN_MODELS
+
+    shipped = json.loads((BUILTIN_MODELS["scumble-mini"] / "recipe.json").read_text())["recipe"]
+    how = set(recipe_module.EXECUTION) | set(recipe_module.BUDGETED.values())  # how it ran, not what it learned
+    assert {k: v for k, v in shipped.items() if k not in how} == {k: v for k, v in asdict(recipe_module.Recipe()).items() if k not in how}
