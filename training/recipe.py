@@ -43,6 +43,15 @@ BETA_START, BETA_END, TRAIN_TIMESTEPS = 0.00085, 0.012, 1000
 DEVICE = torch.device("cpu")
 
 
+# (what the rule says, whether a value keeps it, the numeric fields it holds for); Recipe checks each on creation
+RECIPE_LIMITS = (
+    ("at least 1", lambda v: v >= 1, ["size", "vae_steps", "vae_batch", "vae_crop", "decoder_batch", "dataset", "unet_steps", "batch", "tiny_batch", "eval_every", "checkpoint_every", "foreign_set", "foreign_max_t"]),
+    ("at least 0", lambda v: v >= 0, ["seed", "decoder_steps", "unet_stop", "tune_steps", "foreign_steps", "warmup", "tiny_steps", "eval_prompts", "threads", "workers", "object_weight", "min_snr_gamma", "vae_seconds", "decoder_seconds", "unet_seconds", "tiny_seconds"]),
+    ("between 0 and 1", lambda v: 0 <= v <= 1, ["foreign_rate", "landscape_rate", "two_object_rate", "tune_unplaced", "foreign_share", "uncond_rate", "ema_decay", "foreign_ema_decay"]),
+    ("above 0", lambda v: v > 0, ["vae_lr", "decoder_lr", "unet_lr", "text_lr", "tune_lr", "foreign_lr", "input_scale"]),
+)
+
+
 @dataclass
 class Recipe:
     seed: int = 0
@@ -117,21 +126,14 @@ class Recipe:
         """Every door to a recipe (the defaults, --set, a work folder's recipe.json) meets the same limits."""
         for name, value in asdict(self).items():
             expected = type(getattr(Recipe, name))
-            if not isinstance(value, expected) or isinstance(value, bool):
-                if not (expected is float and isinstance(value, int) and not isinstance(value, bool)):
-                    raise ValueError(f"recipe field {name}: expected {expected.__name__}, got {value!r}")
-                setattr(self, name, float(value))
-        ranges = {
-            "at least 1": ["size", "vae_steps", "vae_batch", "vae_crop", "decoder_batch", "dataset", "unet_steps", "batch", "tiny_batch", "eval_every", "checkpoint_every", "foreign_set", "foreign_max_t"],
-            "at least 0": ["seed", "decoder_steps", "unet_stop", "tune_steps", "foreign_steps", "warmup", "tiny_steps", "eval_prompts", "threads", "workers", "object_weight", "min_snr_gamma", "vae_seconds", "decoder_seconds", "unet_seconds", "tiny_seconds"],
-            "between 0 and 1": ["foreign_rate", "landscape_rate", "two_object_rate", "tune_unplaced", "foreign_share", "uncond_rate", "ema_decay", "foreign_ema_decay"],
-            "above 0": ["vae_lr", "decoder_lr", "unet_lr", "text_lr", "tune_lr", "foreign_lr", "input_scale"],
-        }
-        test = {"at least 1": lambda v: v >= 1, "at least 0": lambda v: v >= 0, "between 0 and 1": lambda v: 0 <= v <= 1, "above 0": lambda v: v > 0 and math.isfinite(v)}
-        for rule, names in ranges.items():
+            if expected is float and type(value) is int:  # JSON and --set write 5 for 5.0
+                setattr(self, name, value := float(value))
+            if type(value) is not expected:
+                raise ValueError(f"recipe field {name}: expected {expected.__name__}, got {value!r}")
+        for rule, holds, names in RECIPE_LIMITS:
             for name in names:
                 value = getattr(self, name)
-                if not (test[rule](value) and math.isfinite(value)):
+                if not (math.isfinite(value) and holds(value)):
                     raise ValueError(f"recipe field {name}: must be {rule}, got {value!r}")
         if not (self.tune_object_weight == -1 or self.tune_object_weight >= 0):
             raise ValueError(f"recipe field tune_object_weight: must be -1 (object_weight's) or at least 0, got {self.tune_object_weight!r}")
@@ -482,9 +484,9 @@ def tune_decoder(r: Recipe, work: Path, vae):
     latent the later phases see) frozen. Returns the autoencoder with the tuned decoder."""
     from diffusers import AutoencoderKL
 
-    final = work / "vae_decoder"
     if r.decoder_steps <= 0:
         return vae
+    final = work / "vae_decoder"
     if (final / "config.json").exists():
         return AutoencoderKL.from_pretrained(final).to(DEVICE)
     frozen = [vae.encoder, vae.quant_conv]
@@ -496,9 +498,9 @@ def tune_decoder(r: Recipe, work: Path, vae):
     for step, total, x in autoencoder_steps(r, work, "vae_decoder", decoder_crops, vae, opt, metrics):
         for g in opt.param_groups:
             g["lr"] = r.decoder_lr * stage_factor(step, total)
+        with torch.no_grad(), autocast():
+            z = vae.encode(x).latent_dist.sample(generator=torch.Generator(DEVICE).manual_seed(r.seed * 1_000_033 + step))
         with autocast():
-            with torch.no_grad():
-                z = vae.encode(x).latent_dist.sample(generator=torch.Generator(DEVICE).manual_seed(r.seed * 1_000_033 + step))
             recon = vae.decode(z).sample.float()
         metrics.update(l1=object_weighted_l1(recon, x), edge=edge_loss(recon, x))
         descend(opt, metrics["l1"] + metrics["edge"], trained)
