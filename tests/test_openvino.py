@@ -60,6 +60,7 @@ for model in sys.argv[1:]:
 """
 
 
+@pytest.mark.slow
 def test_wrapper_matches_the_torch_unet_for_sd_and_sdxl(tiny_sd, tiny_sdxl, tmp_path):
     done = subprocess.run([sys.executable, "-c", WRAPPER_CHECK, str(tiny_sd), str(tiny_sdxl)], capture_output=True, text=True, env=os.environ | {"XDG_CACHE_HOME": str(tmp_path / ".cache")}, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -67,6 +68,7 @@ def test_wrapper_matches_the_torch_unet_for_sd_and_sdxl(tiny_sd, tiny_sdxl, tmp_
     assert len(rows) == 4 and all(same == "True" and float(diff) < 1e-4 for same, diff in rows), done.stdout
 
 
+@pytest.mark.slow
 def test_txt2img_gives_torchs_picture_and_converts_once(run_cli, tiny_sd, tmp_path):
     assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "-o", "torch.png").exit_code == 0
     result = run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "ov.png")
@@ -85,6 +87,7 @@ def test_txt2img_gives_torchs_picture_and_converts_once(run_cli, tiny_sd, tmp_pa
     assert Image.open(tmp_path / "ov.png").text["parameters"] == Image.open(tmp_path / "torch.png").text["parameters"]
 
 
+@pytest.mark.slow
 def test_img2img_and_inpaint_run_on_openvino_like_torch(run_cli, tiny_sd, tmp_path):
     from PIL import Image
 
@@ -102,6 +105,7 @@ def test_img2img_and_inpaint_run_on_openvino_like_torch(run_cli, tiny_sd, tmp_pa
         assert diff.max() <= 2, task
 
 
+@pytest.mark.slow
 def test_a_lora_is_converted_with_the_unet_and_gets_its_own_cache_entry(run_cli, tiny_sd, tmp_path):
     import torch
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
@@ -149,6 +153,7 @@ def test_controlnet_with_openvino_is_refused(run_cli, tiny_sd, tmp_path):
     assert "--controlnet and --backend openvino: choose one" in result.stderr
 
 
+@pytest.mark.slow
 def test_tiling_is_converted_into_its_own_model(run_cli, tiny_sd, tmp_path):
     assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "plain.png").exit_code == 0
     assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--tiling", "-o", "tiled-torch.png").exit_code == 0
@@ -158,6 +163,7 @@ def test_tiling_is_converted_into_its_own_model(run_cli, tiny_sd, tmp_path):
     assert np.abs(pixels(tmp_path / "tiled-ov.png").astype(int) - pixels(tmp_path / "tiled-torch.png").astype(int)).max() <= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [(), ("--cfg-cutoff", 0.5), ("--scheduler", "heun")])
 def test_the_step_cache_runs_in_openvino_as_in_torch(run_cli, tiny_sd, tmp_path, extra):
     common = ("txt2img", "a red circle", "--model", tiny_sd, "--steps", 6, "-W", 32, "-H", 32, "--seed", 3, "--dtype", "fp32", *extra)
@@ -171,6 +177,7 @@ def test_the_step_cache_runs_in_openvino_as_in_torch(run_cli, tiny_sd, tmp_path,
     assert len(converted(tmp_path)) == 2  # the whole graph and the shallow one
 
 
+@pytest.mark.slow
 def test_openvino_takes_the_default_step_cache(run_cli, tiny_sd, tmp_path):
     from PIL import Image
 
@@ -194,6 +201,7 @@ def test_the_cache_keeps_under_its_size_dropping_what_was_used_longest_ago(tmp_p
     assert sorted(p.name for p in root.iterdir()) == ["half.partial", "in-use", "newest"]
 
 
+@pytest.mark.slow
 def test_a_new_conversion_makes_room_by_dropping_the_entry_used_longest_ago(run_cli, tiny_sd, tmp_path):
     small = {"SCUMBLE_OPENVINO_CACHE_GB": "0.000001"}  # a kilobyte: room for none but the entries in use
     assert run_cli("txt2img", "a red circle", "--model", tiny_sd, *ARGS, "--backend", "openvino", "-o", "a.png", env=small).exit_code == 0
@@ -216,6 +224,7 @@ app()
 """
 
 
+@pytest.mark.slow
 def test_backend_auto_runs_an_sd_sized_unet_in_openvino_and_keeps_a_small_one_in_torch(run_cli, tiny_sd, tmp_path):
     def auto(threshold: int, peak: float, *args):
         """--backend auto (the default) with the size that counts as SD-sized, and the memory a conversion needs, set."""

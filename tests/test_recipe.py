@@ -7,6 +7,7 @@ from dataclasses import replace
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -101,15 +102,28 @@ def test_held_out_combinations_never_appear_in_training():
         assert (obj.color, obj.shape, obj.position, scene.background) not in held
 
 
-def test_adherence_reader_scores_rendered_targets_perfectly():
+@pytest.mark.parametrize("size", [(128, 128), (96, 160)])
+def test_adherence_reader_scores_rendered_targets_perfectly(size):
     results = []
     for i, target in enumerate(adherence.held_out_targets(60)):
-        obj = world.ShapeObject(target.color, target.shape, target.position, target.size)
-        image = world.render_shapes(world.ShapeScene(target.background, (obj,)), np.random.default_rng(i))
-        results.append(adherence.score(target, adherence.read_picture(image)))
-    summary = adherence.summarize(results)
-    assert summary.pop("shape") >= 95.0  # a small hexagon is within a pixel of a circle: the reader may confuse them
-    assert summary == {"object_color": 100.0, "background": 100.0, "position": 100.0, "one_object": 100.0}
+        for scale in ("small", "large"):  # a small hexagon is within a pixel of a circle: the reader must still see it
+            obj = world.ShapeObject(target.color, target.shape, target.position, scale)
+            image = world.render_shapes(world.ShapeScene(target.background, (obj,)), np.random.default_rng(i), size=size)
+            results.append(adherence.score(replace(target, size=scale), adherence.read_picture(image)))
+    assert adherence.summarize(results) == {"object_color": 100.0, "background": 100.0, "position": 100.0, "one_object": 100.0, "shape": 100.0}
+
+
+def test_the_shape_reader_weighs_anti_aliased_edges_and_tells_blurred_shapes_apart():
+    canvas = np.zeros((128, 128, 3), np.uint8)
+    world.draw_object(canvas, world.ShapeObject("white", "hexagon", "center", "small"))
+    cover = adherence.coverage(canvas, canvas[..., 0] > 127)
+    assert np.any((cover > 0.05) & (cover < 0.95))  # edge pixels keep their fractions
+    overlaps = adherence.shape_overlaps(cover)
+    assert max(overlaps, key=overlaps.get) == "hexagon" and overlaps["hexagon"] > 0.99 > overlaps["circle"] + 0.05
+    for shape in world.SHAPES:  # a slight blur, as an autoencoder's, leaves each shape itself
+        canvas = np.full((128, 128, 3), 245, np.uint8)
+        world.draw_object(canvas, world.ShapeObject("blue", shape, "left", "large"))
+        assert adherence.read_picture(cv2.GaussianBlur(canvas, (0, 0), 1.0)).shape == shape
 
 
 def test_adherence_reader_catches_wrong_pictures():

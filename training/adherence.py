@@ -46,50 +46,82 @@ class Target:
         return world.caption_shapes(self.scene, random.Random(0), full=True)
 
 
-def read_picture(image: np.ndarray) -> Reading:
+def segment(image: np.ndarray) -> tuple[int, np.ndarray, list[int], np.ndarray]:
+    """(background label, component map, the objects' component numbers largest first, their centroids)."""
     h, w = image.shape[:2]
     pixels = image.reshape(-1, 3).astype(np.float32)
     distances = ((pixels[:, None, :] - _PALETTE[None]) ** 2).sum(-1)
     labels = distances.argmin(1).reshape(h, w)
-    ring = max(2, h // 20)
-    border = np.concatenate([labels[:ring].ravel(), labels[-ring:].ravel(), labels[:, :ring].ravel(), labels[:, -ring:].ravel()])
+    border = np.concatenate([b.reshape(-1) for b in _border(labels, h)])
     bg_label = int(np.bincount(border, minlength=len(_NAMES)).argmax())
     mask = (labels != bg_label).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, components, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
     min_area = MIN_OBJECT_AREA_FRACTION * h * w
-    objects = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    objects = sorted((i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= min_area), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    return bg_label, components, objects, centroids
+
+
+def _border(a: np.ndarray, h: int) -> list[np.ndarray]:
+    ring = max(2, h // 20)
+    return [a[:ring], a[-ring:], a[:, :ring], a[:, -ring:]]
+
+
+def read_picture(image: np.ndarray) -> Reading:
+    h, w = image.shape[:2]
+    bg_label, components, objects, centroids = segment(image)
     if not objects:
         return Reading(_NAMES[bg_label], None, None, 0)
-    largest = max(objects, key=lambda i: stats[i, cv2.CC_STAT_AREA])
-    color_label = int(np.bincount(labels[components == largest], minlength=len(_NAMES)).argmax())
-    cx, cy = centroids[largest][0] / w, centroids[largest][1] / h
+    largest = components == objects[0]
+    labels = ((image[largest].astype(np.float32)[:, None, :] - _PALETTE[None]) ** 2).sum(-1).argmin(1)
+    color_label = int(np.bincount(labels, minlength=len(_NAMES)).argmax())
+    cx, cy = centroids[objects[0]][0] / w, centroids[objects[0]][1] / h
     position = min(world.POSITION_CENTERS, key=lambda p: (world.POSITION_CENTERS[p][0] - cx) ** 2 + (world.POSITION_CENTERS[p][1] - cy) ** 2)
-    return Reading(_NAMES[bg_label], _NAMES[color_label], position, len(objects), read_shape(components == largest))
+    return Reading(_NAMES[bg_label], _NAMES[color_label], position, len(objects), read_shape(coverage(image, largest)))
 
 
-def _shape_mask(shape: str, cx: float, cy: float, r: float, h: int, w: int) -> np.ndarray:
+def coverage(image: np.ndarray, component: np.ndarray) -> np.ndarray:
+    """How much of each pixel near `component` is the object: where its colour lies between the background's
+    (the border's median) and the object's (the component's median), 0 to 1. Anti-aliased edges keep their
+    fractions, which a thresholded mask loses: a small hexagon and a circle differ by about a pixel."""
+    px = image.astype(np.float32)
+    background = np.median(np.concatenate([b.reshape(-1, 3) for b in _border(px, image.shape[0])]), axis=0)
+    toward = np.median(px[component], axis=0) - background
+    share = ((px - background) @ toward) / max(float(toward @ toward), 1.0)
+    near = cv2.dilate(component.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    cover = np.where(near, np.clip(share, 0, 1), 0).astype(np.float32)
+    return cover if cover.sum() > 0 else component.astype(np.float32)  # an object of the background's own colour
+
+
+def _drawn(draw, shape: str, cx: float, cy: float, r: float, h: int, w: int) -> np.ndarray:
     canvas = np.zeros((h, w, 3), np.uint8)
-    world.draw_object(canvas, world.ShapeObject("white", shape, "center", "large"), jitter=(cx / w - 0.5, cy / h - 0.5), scale=r / (world.SIZE_RADII["large"] * min(h, w)))
-    return canvas[..., 0] > 127
+    draw(canvas, world.ShapeObject("white", shape, "center", "large"), (cx / w - 0.5, cy / h - 0.5), r / (world.SIZE_RADII["large"] * min(h, w)))
+    return canvas[..., 0].astype(np.float32) / world.COLORS["white"][0]
 
 
-def read_shape(mask: np.ndarray) -> str:
-    """The world's shape that best overlaps `mask` (intersection over union), at the same area and centroid."""
-    h, w = mask.shape
-    ys, xs = np.nonzero(mask)
-    best, best_iou = world.SHAPES[0], -1.0
-    for shape in world.SHAPES:
-        probe = _shape_mask(shape, w / 2, h / 2, 0.3 * min(h, w), h, w)
-        r = 0.3 * min(h, w) * math.sqrt(len(ys) / max(probe.sum(), 1))
-        template = _shape_mask(shape, w / 2, h / 2, r, h, w)
-        ty, tx = np.nonzero(template)
-        # Place the template's own centroid on the object's (a triangle's centroid is not its centre).
-        template = _shape_mask(shape, w / 2 + xs.mean() - tx.mean(), h / 2 + ys.mean() - ty.mean(), r, h, w)
-        iou = (template & mask).sum() / max((template | mask).sum(), 1)
-        if iou > best_iou:
-            best, best_iou = shape, iou
-    return best
+def shape_overlaps(cover: np.ndarray, shapes=world.SHAPES, draw=world.draw_object) -> dict[str, float]:
+    """Soft intersection over union of a coverage map with each shape drawn (by `draw`) at its area and centroid."""
+    h, w = cover.shape
+    area = float(cover.sum())
+    ys, xs = np.mgrid[:h, :w]
+    my, mx = float((cover * ys).sum()) / area, float((cover * xs).sum()) / area
+    out = {}
+    for shape in shapes:
+        r = 0.3 * min(h, w)
+        for _ in range(4):  # an anti-aliased edge is a band of fixed width, so the area is not in proportion to r**2
+            r *= math.sqrt(area / max(float(_drawn(draw, shape, w / 2, h / 2, r, h, w).sum()), 1e-6))
+        probe = _drawn(draw, shape, w / 2, h / 2, r, h, w)
+        # Place the drawing's own centroid on the object's (a triangle's centroid is not its centre).
+        ty, tx = float((probe * ys).sum() / probe.sum()), float((probe * xs).sum() / probe.sum())
+        template = _drawn(draw, shape, w / 2 + mx - tx, h / 2 + my - ty, r, h, w)
+        out[shape] = float(np.minimum(template, cover).sum() / max(float(np.maximum(template, cover).sum()), 1e-6))
+    return out
+
+
+def read_shape(cover: np.ndarray) -> str:
+    """The world's shape that best overlaps the coverage map `cover` (see shape_overlaps)."""
+    overlaps = shape_overlaps(cover)
+    return max(overlaps, key=overlaps.get)
 
 
 def score(target: Target, reading: Reading) -> dict[str, bool]:

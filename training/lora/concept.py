@@ -13,7 +13,6 @@ no LoRA on the UNet can make a new colour appear. A large cross survives the aut
 
 from __future__ import annotations
 
-import math
 import random
 
 import cv2
@@ -100,36 +99,13 @@ def held_out_targets(count: int, exclude=(), offset: int = 0) -> list[adherence.
 
 def largest_object(image: np.ndarray) -> np.ndarray | None:
     """The mask of the main object, found as adherence.read_picture finds it (None when there is none)."""
-    reading = adherence.read_picture(image)
-    if reading.object_count == 0:
-        return None
-    palette = np.array(list(world.COLORS.values()), np.float32)
-    labels = ((image.reshape(-1, 3).astype(np.float32)[:, None] - palette[None]) ** 2).sum(-1).argmin(1).reshape(image.shape[:2])
-    mask = (labels != list(world.COLORS).index(reading.background)).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    _, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    return components == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    _, components, objects, _ = adherence.segment(image)
+    return components == objects[0] if objects else None
 
 
-def _template(shape: str, cx: float, cy: float, r: float, hw: tuple[int, int]) -> np.ndarray:
-    h, w = hw
-    canvas = np.zeros((h, w, 3), np.uint8)
-    draw(canvas, world.ShapeObject("white", shape, "center", "large"), (cx / w - 0.5, cy / h - 0.5), r / (world.SIZE_RADII["large"] * min(h, w)))
-    return canvas[..., 0] > 127
-
-
-def overlaps(mask: np.ndarray) -> dict[str, float]:
-    """Intersection over union of `mask` with each shape placed at the mask's area and centroid."""
-    hw = mask.shape
-    ys, xs = np.nonzero(mask)
-    out = {}
-    for shape in SHAPES:
-        probe = _template(shape, hw[1] / 2, hw[0] / 2, 0.3 * min(hw), hw)
-        r = 0.3 * min(hw) * math.sqrt(len(ys) / max(probe.sum(), 1))
-        ty, tx = np.nonzero(_template(shape, hw[1] / 2, hw[0] / 2, r, hw))
-        template = _template(shape, hw[1] / 2 + xs.mean() - tx.mean(), hw[0] / 2 + ys.mean() - ty.mean(), r, hw)
-        out[shape] = float((template & mask).sum() / max((template | mask).sum(), 1))
-    return out
+def overlaps(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """adherence.shape_overlaps of the object under `mask`, with the cross among the shapes."""
+    return adherence.shape_overlaps(adherence.coverage(image, mask), SHAPES, draw)
 
 
 def read_shape(image: np.ndarray) -> str | None:
@@ -137,7 +113,7 @@ def read_shape(image: np.ndarray) -> str | None:
     mask = largest_object(image)
     if mask is None:
         return None
-    scores = overlaps(mask)
+    scores = overlaps(image, mask)
     return max(scores, key=scores.get)
 
 
