@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import replace
 import subprocess
 import sys
+from dataclasses import asdict, replace
 
 import cv2
 import numpy as np
@@ -177,9 +178,6 @@ def test_tokenizer_merges_cover_the_vocabulary():
 
 
 def test_a_run_goes_on_with_other_execution_settings_but_not_other_learning_settings(tmp_path):
-    import json
-    from dataclasses import asdict
-
     gpu = replace(recipe_module.Recipe.smoke(), threads=4, workers=12, checkpoint_every=1_000_000)
     (tmp_path / "recipe.json").write_text(json.dumps(asdict(gpu)))
     cpu = replace(recipe_module.Recipe.smoke(), threads=1, workers=0, checkpoint_every=50)
@@ -214,9 +212,6 @@ def test_recipe_doors_refuse_bad_values_in_one_line(tmp_path, capsys):
 
 
 def test_the_recipe_defaults_rebuild_the_shipped_model():
-    import json
-    from dataclasses import asdict
-
     from scumble.core.loading.sources import BUILTIN_MODELS
 
     shipped = json.loads((BUILTIN_MODELS["scumble-mini"] / "recipe.json").read_text())["recipe"]

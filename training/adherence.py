@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -46,38 +47,44 @@ class Target:
         return world.caption_shapes(self.scene, random.Random(0), full=True)
 
 
-def segment(image: np.ndarray) -> tuple[int, np.ndarray, list[int], np.ndarray]:
-    """(background label, component map, the objects' component numbers largest first, their centroids)."""
+class Segments(NamedTuple):
+    labels: np.ndarray  # each pixel's nearest named colour
+    background: int  # the label most of the border has
+    components: np.ndarray  # connected components of everything else
+    objects: list[int]  # the components big enough to be objects, largest first
+    centroids: np.ndarray  # of every component, (x, y)
+
+
+def segment(image: np.ndarray) -> Segments:
     h, w = image.shape[:2]
     pixels = image.reshape(-1, 3).astype(np.float32)
     distances = ((pixels[:, None, :] - _PALETTE[None]) ** 2).sum(-1)
     labels = distances.argmin(1).reshape(h, w)
-    border = np.concatenate([b.reshape(-1) for b in _border(labels, h)])
+    border = np.concatenate([b.reshape(-1) for b in _border(labels)])
     bg_label = int(np.bincount(border, minlength=len(_NAMES)).argmax())
     mask = (labels != bg_label).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, components, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
     min_area = MIN_OBJECT_AREA_FRACTION * h * w
     objects = sorted((i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= min_area), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
-    return bg_label, components, objects, centroids
+    return Segments(labels, bg_label, components, objects, centroids)
 
 
-def _border(a: np.ndarray, h: int) -> list[np.ndarray]:
-    ring = max(2, h // 20)
+def _border(a: np.ndarray) -> list[np.ndarray]:
+    ring = max(2, a.shape[0] // 20)
     return [a[:ring], a[-ring:], a[:, :ring], a[:, -ring:]]
 
 
 def read_picture(image: np.ndarray) -> Reading:
     h, w = image.shape[:2]
-    bg_label, components, objects, centroids = segment(image)
-    if not objects:
-        return Reading(_NAMES[bg_label], None, None, 0)
-    largest = components == objects[0]
-    labels = ((image[largest].astype(np.float32)[:, None, :] - _PALETTE[None]) ** 2).sum(-1).argmin(1)
-    color_label = int(np.bincount(labels, minlength=len(_NAMES)).argmax())
-    cx, cy = centroids[objects[0]][0] / w, centroids[objects[0]][1] / h
+    seg = segment(image)
+    if not seg.objects:
+        return Reading(_NAMES[seg.background], None, None, 0)
+    largest = seg.components == seg.objects[0]
+    color_label = int(np.bincount(seg.labels[largest], minlength=len(_NAMES)).argmax())
+    cx, cy = seg.centroids[seg.objects[0]][0] / w, seg.centroids[seg.objects[0]][1] / h
     position = min(world.POSITION_CENTERS, key=lambda p: (world.POSITION_CENTERS[p][0] - cx) ** 2 + (world.POSITION_CENTERS[p][1] - cy) ** 2)
-    return Reading(_NAMES[bg_label], _NAMES[color_label], position, len(objects), read_shape(coverage(image, largest)))
+    return Reading(_NAMES[seg.background], _NAMES[color_label], position, len(seg.objects), read_shape(coverage(image, largest)))
 
 
 def coverage(image: np.ndarray, component: np.ndarray) -> np.ndarray:
@@ -85,7 +92,7 @@ def coverage(image: np.ndarray, component: np.ndarray) -> np.ndarray:
     (the border's median) and the object's (the component's median), 0 to 1. Anti-aliased edges keep their
     fractions, which a thresholded mask loses: a small hexagon and a circle differ by about a pixel."""
     px = image.astype(np.float32)
-    background = np.median(np.concatenate([b.reshape(-1, 3) for b in _border(px, image.shape[0])]), axis=0)
+    background = np.median(np.concatenate([b.reshape(-1, 3) for b in _border(px)]), axis=0)
     toward = np.median(px[component], axis=0) - background
     share = ((px - background) @ toward) / max(float(toward @ toward), 1.0)
     near = cv2.dilate(component.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0

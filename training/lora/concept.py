@@ -99,8 +99,8 @@ def held_out_targets(count: int, exclude=(), offset: int = 0) -> list[adherence.
 
 def largest_object(image: np.ndarray) -> np.ndarray | None:
     """The mask of the main object, found as adherence.read_picture finds it (None when there is none)."""
-    _, components, objects, _ = adherence.segment(image)
-    return components == objects[0] if objects else None
+    seg = adherence.segment(image)
+    return seg.components == seg.objects[0] if seg.objects else None
 
 
 def overlaps(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
